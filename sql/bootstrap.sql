@@ -1,0 +1,59 @@
+-- multitenant bootstrap: roles and the extension's own tables.
+-- Runs first in CREATE EXTENSION; the schema "tenant" is created by the control file.
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_service') THEN
+        CREATE ROLE tenant_service NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_user') THEN
+        CREATE ROLE tenant_user NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_admin') THEN
+        CREATE ROLE tenant_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+
+CREATE TABLE tenant.tenants (
+    id            uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    slug          text NOT NULL UNIQUE
+                  CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+    name          text NOT NULL CHECK (length(btrim(name)) > 0),
+    plan          text NOT NULL DEFAULT 'free',
+    status        text NOT NULL DEFAULT 'active'
+                  CHECK (status IN ('provisioning', 'trial', 'active', 'suspended', 'deleted', 'purged')),
+    region        text,
+    settings      jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(settings) = 'object'),
+    trial_ends_at timestamptz,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tenant.tenants IS 'One row per tenant; created with tenant.create(), status changed with tenant.set_status().';
+
+-- The per-database key that signs context tokens. Readable only by the extension owner.
+CREATE TABLE tenant.secret (
+    id         int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    key        bytea NOT NULL CHECK (length(key) >= 32),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+-- 2 x 122 random bits from pg_strong_random (gen_random_uuid)
+INSERT INTO tenant.secret (key)
+SELECT decode(replace(pg_catalog.gen_random_uuid()::text, '-', '')
+           || replace(pg_catalog.gen_random_uuid()::text, '-', ''), 'hex');
+REVOKE ALL ON tenant.secret FROM PUBLIC;
+
+CREATE TABLE tenant.isolated_tables (
+    relid            regclass PRIMARY KEY,
+    tenant_column    name NOT NULL,
+    created_index    regclass,
+    previous_default text,
+    rls_was_enabled  boolean NOT NULL DEFAULT false,
+    rls_was_forced   boolean NOT NULL DEFAULT false,
+    isolated_at      timestamptz NOT NULL DEFAULT now(),
+    isolated_by      name NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE tenant.isolated_tables IS 'Tables isolated with tenant.isolate(); rows kept by pg_dump.';
+
+SELECT pg_catalog.pg_extension_config_dump('tenant.tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');

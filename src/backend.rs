@@ -1,0 +1,199 @@
+//! Per-backend state and the few Postgres internals the extension leans on:
+//! running a query as the extension owner, role checks, the secret, the tenant lookup cache
+//! and its cross-backend invalidation.
+
+use crate::error::{MtError, MtResult};
+use crate::lifecycle::Status;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CStr;
+
+#[derive(Clone, Debug)]
+pub struct TenantRow {
+    pub id: uuid::Uuid,
+    pub status: Status,
+}
+
+#[derive(Default)]
+struct State {
+    ext_owner: Option<pg_sys::Oid>,
+    secret: Option<Vec<u8>>,
+    /// relids whose relcache invalidation flushes our caches
+    watched: Vec<pg_sys::Oid>,
+    tenants: HashMap<String, TenantRow>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+/// Relcache invalidation callback (registered in `_PG_init`). A statement trigger on our
+/// tables calls `CacheInvalidateRelcacheByRelid`, which every backend receives at its next
+/// command, so a suspended tenant or a rotated secret is seen everywhere at once.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    STATE.with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
+                s.tenants.clear();
+                s.secret = None;
+                s.ext_owner = None;
+                s.watched.clear();
+                crate::context::forget_verified();
+            }
+        }
+    });
+}
+
+pub fn register_callbacks() {
+    unsafe {
+        pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0usize));
+    }
+}
+
+/// Send a relcache invalidation for `relid` to every backend (at commit).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _invalidate(relid: pg_sys::Oid) {
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
+}
+
+fn ensure_watched() -> MtResult<()> {
+    let empty = STATE.with(|s| s.borrow().watched.is_empty());
+    if empty {
+        let (a, b) = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
+            "SELECT 'tenant.tenants'::regclass::oid, 'tenant.secret'::regclass::oid",
+        )?;
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.watched = [a, b].into_iter().flatten().collect();
+        });
+    }
+    Ok(())
+}
+
+fn ext_owner() -> MtResult<pg_sys::Oid> {
+    if let Some(o) = STATE.with(|s| s.borrow().ext_owner) {
+        return Ok(o);
+    }
+    let owner = Spi::get_one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'multitenant'",
+    )?
+    .ok_or_else(|| MtError::invalid("extension multitenant is not installed in this database"))?;
+    STATE.with(|s| s.borrow_mut().ext_owner = Some(owner));
+    Ok(owner)
+}
+
+struct RestoreUser(pg_sys::Oid, i32);
+impl Drop for RestoreUser {
+    fn drop(&mut self) {
+        unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+    }
+}
+
+/// Run `f` as the extension owner, the way a SECURITY DEFINER function would, but without
+/// a function boundary (which would roll back a `SET LOCAL` made inside it). On error the
+/// (sub)transaction abort restores the user too.
+pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let owner = ext_owner()?;
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            prev_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = RestoreUser(prev_user, prev_ctx);
+    f()
+}
+
+/// Does the current user have the privileges of `role` (superusers always do)?
+pub fn has_role(role: &CStr) -> bool {
+    unsafe {
+        let oid = pg_sys::get_role_oid(role.as_ptr(), true);
+        oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
+    }
+}
+
+pub fn require_any_role(roles: &[&CStr], what: &str) -> MtResult<()> {
+    if roles.iter().any(|r| has_role(r)) {
+        return Ok(());
+    }
+    let names: Vec<_> = roles
+        .iter()
+        .map(|r| r.to_string_lossy().into_owned())
+        .collect();
+    Err(
+        MtError::denied(format!("permission denied to {what}")).hint(format!(
+            "Grant one of the roles {} to the calling role.",
+            names.join(", ")
+        )),
+    )
+}
+
+/// The per-database context secret, loaded once per backend as the extension owner.
+pub fn with_secret<R>(f: impl FnOnce(&[u8]) -> R) -> MtResult<R> {
+    let cached = STATE.with(|s| s.borrow().secret.is_some());
+    if !cached {
+        ensure_watched()?;
+        let key = as_owner(|| Ok(Spi::get_one::<Vec<u8>>("SELECT key FROM tenant.secret")?))?
+            .ok_or_else(|| {
+                MtError::invalid("the context secret is missing").hint("Reinstall the extension.")
+            })?;
+        STATE.with(|s| s.borrow_mut().secret = Some(key));
+    }
+    Ok(STATE.with(|s| f(s.borrow().secret.as_deref().unwrap_or_default())))
+}
+
+/// Find a tenant by uuid or slug, cached per backend until `tenant.tenants` changes.
+pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
+    if let Some(row) = STATE.with(|s| s.borrow().tenants.get(key).cloned()) {
+        return Ok(row);
+    }
+    ensure_watched()?;
+    let by_id = uuid::Uuid::parse_str(key).ok();
+    let found = as_owner(|| {
+        let r = match by_id {
+            Some(id) => Spi::get_two_with_args::<pgrx::Uuid, String>(
+                "SELECT id, status FROM tenant.tenants WHERE id = $1",
+                &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
+            ),
+            None => Spi::get_two_with_args::<pgrx::Uuid, String>(
+                "SELECT id, status FROM tenant.tenants WHERE slug = $1",
+                &[key.into()],
+            ),
+        };
+        match r {
+            Ok(v) => Ok(v),
+            Err(pgrx::spi::Error::InvalidPosition) => Ok((None, None)),
+            Err(e) => Err(e.into()),
+        }
+    })?;
+    match found {
+        (Some(id), Some(status)) => {
+            let row = TenantRow {
+                id: uuid::Uuid::from_bytes(*id.as_bytes()),
+                status: Status::parse(&status)?,
+            };
+            STATE.with(|s| s.borrow_mut().tenants.insert(key.to_string(), row.clone()));
+            Ok(row)
+        }
+        _ => Err(MtError::tenant_not_found(key)),
+    }
+}
+
+/// Seconds since the Unix epoch, from Postgres' clock.
+pub fn now_unix() -> i64 {
+    const PG_EPOCH_OFFSET_SECS: i64 = 946_684_800;
+    let ts = unsafe { pg_sys::GetCurrentTimestamp() };
+    ts.div_euclid(1_000_000) + PG_EPOCH_OFFSET_SECS
+}
+
+pub fn database_oid() -> u32 {
+    unsafe { pg_sys::MyDatabaseId.to_u32() }
+}

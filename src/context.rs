@@ -1,0 +1,283 @@
+//! Tenant context: the signed token in the `multitenant.context` GUC, minted by
+//! `set_context`, verified (once per distinct value per backend) by every reader.
+
+use crate::backend::{self, TenantRow};
+use crate::error::{Code, MtError, MtResult, OrRaise};
+use crate::lifecycle::{access_for, Access};
+use crate::token::{self, Claims, TokenError};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+
+pub const GUC_NAME: &CStr = c"multitenant.context";
+
+pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SuspendedAccess {
+    #[name = c"none"]
+    None,
+    #[name = c"read"]
+    Read,
+}
+pub static SUSPENDED_ACCESS: GucSetting<SuspendedAccess> =
+    GucSetting::<SuspendedAccess>::new(SuspendedAccess::None);
+
+pub fn register_gucs() {
+    GucRegistry::define_string_guc(
+        GUC_NAME,
+        c"Signed tenant context token (minted by tenant.set_context / tenant.authenticate).",
+        c"Any role may set it so that poolers and Citus can carry it; only the extension can mint a value that verifies.",
+        &CONTEXT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.context_ttl",
+        c"Lifetime in seconds of a context token minted by tenant.set_context.",
+        c"",
+        &CONTEXT_TTL,
+        1,
+        7 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_enum_guc(
+        c"multitenant.suspended_access",
+        c"What a context for a suspended tenant may do: none (refused) or read (reads only).",
+        c"",
+        &SUSPENDED_ACCESS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// The last verified token of this backend and its claims.
+struct Verified {
+    raw: Vec<u8>,
+    claims: Claims,
+}
+
+thread_local! {
+    static VERIFIED: RefCell<Option<Verified>> = const { RefCell::new(None) };
+}
+
+pub fn forget_verified() {
+    VERIFIED.with(|v| {
+        if let Ok(mut v) = v.try_borrow_mut() {
+            *v = None;
+        }
+    });
+}
+
+/// The raw GUC value without copying it.
+fn raw_context() -> &'static [u8] {
+    let p = unsafe { *CONTEXT.as_ptr() };
+    if p.is_null() {
+        return b"";
+    }
+    unsafe { CStr::from_ptr(p).to_bytes() }
+}
+
+/// Verify the current context, reusing the cached result when the GUC holds the same value.
+pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
+    let raw = raw_context();
+    if raw.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    let now = backend::now_unix();
+    let hit = VERIFIED.with(|v| match &*v.borrow() {
+        Some(c) if c.raw == raw => Some(if now < c.claims.exp {
+            Ok(())
+        } else {
+            Err(TokenError::Expired)
+        }),
+        _ => None,
+    });
+    match hit {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Err(e),
+        None => {
+            let text = std::str::from_utf8(raw).map_err(|_| TokenError::Malformed)?;
+            let claims = backend::with_secret(|secret| {
+                token::verify(secret, text, now, backend::database_oid())
+            })
+            .map_err(|_| TokenError::BadSignature)??;
+            VERIFIED.with(|v| {
+                *v.borrow_mut() = Some(Verified {
+                    raw: raw.to_vec(),
+                    claims,
+                })
+            });
+        }
+    }
+    Ok(VERIFIED.with(|v| f(&v.borrow().as_ref().expect("just verified").claims)))
+}
+
+fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*u.as_bytes())
+}
+
+/// Put a freshly minted token into the GUC. Transaction-local unless `local` is false.
+/// When Citus is loaded the value is set with a `SET [LOCAL]` statement through SPI, which
+/// Citus propagates to worker nodes; otherwise `set_config_option` is called directly.
+fn store_token(token: &str, local: bool) -> MtResult<()> {
+    let citus = unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    };
+    if citus {
+        let lit = token.replace('\'', "''");
+        let scope = if local { "LOCAL " } else { "" };
+        Spi::run(&format!("SET {scope}multitenant.context = '{lit}'"))?;
+        return Ok(());
+    }
+    let value = CString::new(token).map_err(|_| MtError::invalid("token contains NUL"))?;
+    let action = if local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
+    unsafe {
+        pg_sys::set_config_option(
+            GUC_NAME.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+    Ok(())
+}
+
+/// Claims that a context for `tenant` would carry, or why it is refused.
+pub fn mint_claims(
+    tenant: &TenantRow,
+    user: Option<String>,
+    ttl_cap: Option<i64>,
+) -> MtResult<Claims> {
+    let ro = match access_for(tenant.status, SUSPENDED_ACCESS.get() == SuspendedAccess::Read) {
+        Access::ReadWrite => false,
+        Access::ReadOnly => true,
+        Access::None => {
+            return Err(MtError::new(
+                Code::TenantNotActive,
+                format!("tenant is {}", tenant.status.as_str()),
+            )
+            .detail(format!("tenant id {}", tenant.id))
+            .hint("Only trial and active tenants (and suspended ones when multitenant.suspended_access = read) can be entered."))
+        }
+    };
+    let now = backend::now_unix();
+    let mut exp = now + CONTEXT_TTL.get() as i64;
+    if let Some(cap) = ttl_cap {
+        exp = exp.min(cap);
+    }
+    Ok(Claims {
+        t: tenant.id,
+        u: user,
+        iat: now,
+        exp,
+        db: backend::database_oid(),
+        ro,
+        r: vec![],
+        c: None,
+    })
+}
+
+/// Sign `claims`, store them in the GUC and prime this backend's verification cache.
+pub fn enter(claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
+    let token = backend::with_secret(|secret| token::encode(secret, &claims))?;
+    store_token(&token, local)?;
+    let id = claims.t;
+    VERIFIED.with(|v| {
+        *v.borrow_mut() = Some(Verified {
+            raw: token.into_bytes(),
+            claims,
+        })
+    });
+    Ok(id)
+}
+
+fn validate_user(user: Option<&str>) -> MtResult<Option<String>> {
+    match user {
+        None => Ok(None),
+        Some(u) if u.is_empty() || u.len() > 256 || u.contains('\0') => {
+            Err(MtError::invalid("user_id must be 1-256 characters"))
+        }
+        Some(u) => Ok(Some(u.to_string())),
+    }
+}
+
+fn set_context_impl(tenant: &str, user_id: Option<&str>, local: bool) -> MtResult<uuid::Uuid> {
+    backend::require_any_role(&[c"tenant_service"], "set the tenant context")?;
+    let user = validate_user(user_id)?;
+    let row = backend::lookup_tenant(tenant)?;
+    let claims = mint_claims(&row, user, None)?;
+    enter(claims, local)
+}
+
+/// Enter `tenant` (uuid or slug) for the rest of the transaction (or the session when
+/// `is_local => false`). Only for members of `tenant_service`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_context(
+    tenant: &str,
+    user_id: default!(Option<&str>, "NULL"),
+    is_local: default!(bool, true),
+) -> pgrx::Uuid {
+    pg_uuid(set_context_impl(tenant, user_id, is_local).or_raise())
+}
+
+/// Leave the tenant context (for the session, not just the transaction).
+#[pg_extern(volatile, parallel_unsafe)]
+fn clear_context() {
+    forget_verified();
+    store_token("", false).or_raise()
+}
+
+/// The verified context's tenant id, or NULL when there is no valid context.
+#[pg_extern(stable, parallel_safe)]
+fn current_tenant() -> Option<pgrx::Uuid> {
+    verified(|c| pg_uuid(c.t)).ok()
+}
+
+/// Like `current_tenant()` but raises MT001 without a valid context, and MT003 when the
+/// context is read-only. Used in WITH CHECK and column defaults of isolated tables.
+#[pg_extern(stable, parallel_safe)]
+fn require_tenant() -> pgrx::Uuid {
+    let r = verified(|c| (c.t, c.ro));
+    match r {
+        Ok((t, false)) => pg_uuid(t),
+        Ok((t, true)) => MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
+            .detail(format!("tenant id {t}"))
+            .hint("Reactivate the tenant with tenant.set_status(..., 'active').")
+            .raise(),
+        Err(TokenError::Empty) => MtError::no_context().raise(),
+        Err(e) => MtError::no_context().detail(e.describe()).raise(),
+    }
+}
+
+/// The verified context's user id, or NULL.
+#[pg_extern(stable, parallel_safe)]
+fn current_user_id() -> Option<String> {
+    verified(|c| c.u.clone()).ok().flatten()
+}
+
+/// What the current context is, or why it does not verify (for debugging; reveals nothing
+/// that the caller could not already see).
+#[pg_extern(stable, parallel_safe)]
+fn context_status() -> pgrx::JsonB {
+    let v = match verified(|c| c.clone()) {
+        Ok(c) => serde_json::json!({
+            "valid": true, "tenant_id": c.t, "user_id": c.u, "issued_at": c.iat,
+            "expires_at": c.exp, "read_only": c.ro,
+        }),
+        Err(e) => serde_json::json!({"valid": false, "reason": e.describe()}),
+    };
+    pgrx::JsonB(v)
+}

@@ -1,0 +1,213 @@
+//! DDL that `tenant.isolate` and `tenant.unisolate` run: pure Rust, no Postgres.
+//!
+//! Every identifier goes through [`quote_ident`] (always quoted, embedded quotes doubled);
+//! no value is ever pasted into SQL here: the policies read the context through functions.
+
+/// Quote an identifier the way Postgres' `quote_ident` would when quoting is needed;
+/// we always quote, which is never wrong.
+pub fn quote_ident(ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push('"');
+    for ch in ident.chars() {
+        if ch == '"' {
+            out.push('"');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+    out
+}
+
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// Names of the policies `isolate` creates. Restrictive policies AND with every other policy,
+/// so a permissive policy a DBA adds later can narrow access within the tenant but can never
+/// widen it to another tenant's rows.
+pub const POLICY_ISOLATION: &str = "tenant_isolation";
+pub const POLICY_DELETE: &str = "tenant_isolation_delete";
+pub const POLICY_ACCESS: &str = "tenant_isolation_access";
+pub const ALL_POLICIES: [&str; 3] = [POLICY_ISOLATION, POLICY_DELETE, POLICY_ACCESS];
+
+/// The table to isolate and its tenant column (unquoted names as in the catalog).
+pub struct Target<'a> {
+    pub schema: &'a str,
+    pub table: &'a str,
+    pub column: &'a str,
+}
+
+impl Target<'_> {
+    fn table(&self) -> String {
+        qualified(self.schema, self.table)
+    }
+    fn column(&self) -> String {
+        quote_ident(self.column)
+    }
+}
+
+/// Statements that make a table tenant-isolated. Safe to run again (policies are replaced).
+/// `create_index`: no index leads with the tenant column yet.
+pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
+    let tbl = t.table();
+    let col = t.column();
+    // `(SELECT f())` makes the context an InitPlan: evaluated once per query, and the
+    // comparison stays an index condition on the tenant column.
+    let read = format!("{col} = (SELECT \"tenant\".\"current_tenant\"())");
+    let write = format!("{col} = (SELECT \"tenant\".\"require_tenant\"())");
+    let mut v = Vec::with_capacity(10);
+    v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
+    v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
+    for p in ALL_POLICIES {
+        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+    }
+    v.push(format!(
+        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
+        quote_ident(POLICY_ISOLATION)
+    ));
+    v.push(format!(
+        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
+        quote_ident(POLICY_DELETE)
+    ));
+    v.push(format!(
+        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)",
+        quote_ident(POLICY_ACCESS)
+    ));
+    v.push(format!(
+        "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT \"tenant\".\"require_tenant\"()"
+    ));
+    if create_index {
+        v.push(format!("CREATE INDEX ON {tbl} ({col})"));
+    }
+    v
+}
+
+/// What the table looked like before `isolate`, so `unisolate` can put it back.
+pub struct Previous<'a> {
+    pub rls_enabled: bool,
+    pub rls_forced: bool,
+    /// `pg_get_expr` text of the column default before isolate (catalog output, not user input)
+    pub column_default: Option<&'a str>,
+    /// the index isolate created, as `regclass` text (already quoted by Postgres)
+    pub created_index: Option<&'a str>,
+}
+
+pub fn unisolate_statements(t: &Target, prev: &Previous) -> Vec<String> {
+    let tbl = t.table();
+    let col = t.column();
+    let mut v = Vec::with_capacity(8);
+    for p in ALL_POLICIES {
+        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+    }
+    if !prev.rls_forced {
+        v.push(format!("ALTER TABLE {tbl} NO FORCE ROW LEVEL SECURITY"));
+    }
+    if !prev.rls_enabled {
+        v.push(format!("ALTER TABLE {tbl} DISABLE ROW LEVEL SECURITY"));
+    }
+    match prev.column_default {
+        Some(expr) => v.push(format!(
+            "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT {expr}"
+        )),
+        None => v.push(format!("ALTER TABLE {tbl} ALTER COLUMN {col} DROP DEFAULT")),
+    }
+    if let Some(idx) = prev.created_index {
+        v.push(format!("DROP INDEX IF EXISTS {idx}"));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("events"), "\"events\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(
+            qualified("public", "Mixed Case"),
+            "\"public\".\"Mixed Case\""
+        );
+        assert_eq!(
+            quote_ident("x\"; DROP TABLE t; --"),
+            "\"x\"\"; DROP TABLE t; --\""
+        );
+    }
+
+    #[test]
+    fn isolate_builds_quoted_restrictive_policies() {
+        let t = Target {
+            schema: "app",
+            table: "ev\"il",
+            column: "tenant id",
+        };
+        let v = isolate_statements(&t, true);
+        assert!(v
+            .iter()
+            .all(|s| !s.contains("app.") && !s.contains(" ev\"il")));
+        assert!(v[0].starts_with("ALTER TABLE \"app\".\"ev\"\"il\" ENABLE ROW LEVEL SECURITY"));
+        assert!(v.iter().any(|s| s.contains("FORCE ROW LEVEL SECURITY")));
+        let iso = v
+            .iter()
+            .find(|s| s.starts_with("CREATE POLICY \"tenant_isolation\" "))
+            .unwrap();
+        assert!(iso.contains("AS RESTRICTIVE FOR ALL"));
+        assert!(iso.contains("USING (\"tenant id\" = (SELECT \"tenant\".\"current_tenant\"()))"));
+        assert!(
+            iso.contains("WITH CHECK (\"tenant id\" = (SELECT \"tenant\".\"require_tenant\"()))")
+        );
+        assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR DELETE")));
+        assert_eq!(
+            v.last().unwrap(),
+            "CREATE INDEX ON \"app\".\"ev\"\"il\" (\"tenant id\")"
+        );
+        assert!(!isolate_statements(&t, false)
+            .iter()
+            .any(|s| s.starts_with("CREATE INDEX")));
+        // re-running replaces: every CREATE POLICY is preceded by its DROP POLICY IF EXISTS
+        for p in ALL_POLICIES {
+            let drop = v
+                .iter()
+                .position(|s| s.starts_with(&format!("DROP POLICY IF EXISTS \"{p}\"")))
+                .unwrap();
+            let create = v
+                .iter()
+                .position(|s| s.starts_with(&format!("CREATE POLICY \"{p}\"")))
+                .unwrap();
+            assert!(drop < create);
+        }
+    }
+
+    #[test]
+    fn unisolate_restores_previous_state() {
+        let t = Target {
+            schema: "public",
+            table: "events",
+            column: "tenant_id",
+        };
+        let prev = Previous {
+            rls_enabled: true,
+            rls_forced: false,
+            column_default: Some("'00000000-0000-0000-0000-000000000000'::uuid"),
+            created_index: Some("events_tenant_id_idx"),
+        };
+        let v = unisolate_statements(&t, &prev);
+        assert!(v.iter().any(|s| s.ends_with("NO FORCE ROW LEVEL SECURITY")));
+        assert!(!v.iter().any(|s| s.contains("DISABLE ROW LEVEL SECURITY")));
+        assert!(v.iter().any(|s| s.contains("SET DEFAULT '00000000")));
+        assert!(v
+            .iter()
+            .any(|s| s == "DROP INDEX IF EXISTS events_tenant_id_idx"));
+        let prev2 = Previous {
+            rls_enabled: false,
+            rls_forced: false,
+            column_default: None,
+            created_index: None,
+        };
+        let v2 = unisolate_statements(&t, &prev2);
+        assert!(v2.iter().any(|s| s.ends_with("DISABLE ROW LEVEL SECURITY")));
+        assert!(v2.iter().any(|s| s.ends_with("DROP DEFAULT")));
+        assert!(!v2.iter().any(|s| s.starts_with("DROP INDEX")));
+    }
+}

@@ -1,0 +1,241 @@
+//! `tenant.isolate` / `tenant.unisolate`: run the DDL that `ddl.rs` builds, as the caller
+//! (who must own the table), and keep `tenant.isolated_tables` up to date.
+
+use crate::backend;
+use crate::ddl::{self, Previous, Target};
+use crate::error::{MtError, MtResult, OrRaise};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+const UUIDOID: u32 = 2950;
+
+struct TableInfo {
+    schema: String,
+    table: String,
+    kind: String,
+    rls_enabled: bool,
+    rls_forced: bool,
+    is_owner: bool,
+}
+
+fn table_info(relid: pg_sys::Oid) -> MtResult<TableInfo> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity, \
+                    c.relforcerowsecurity, pg_catalog.pg_has_role(c.relowner, 'USAGE') \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.oid = $1",
+            None,
+            &[relid.into()],
+        )?;
+        let Some(row) = t.into_iter().next() else {
+            return Err(MtError::invalid(format!(
+                "relation with oid {} does not exist",
+                relid.to_u32()
+            )));
+        };
+        Ok(TableInfo {
+            schema: row.get::<String>(1)?.unwrap_or_default(),
+            table: row.get::<String>(2)?.unwrap_or_default(),
+            kind: row.get::<String>(3)?.unwrap_or_default(),
+            rls_enabled: row.get::<bool>(4)?.unwrap_or(false),
+            rls_forced: row.get::<bool>(5)?.unwrap_or(false),
+            is_owner: row.get::<bool>(6)?.unwrap_or(false),
+        })
+    })
+}
+
+fn check_table(relid: pg_sys::Oid) -> MtResult<TableInfo> {
+    let info = table_info(relid)?;
+    let name = ddl::qualified(&info.schema, &info.table);
+    if !info.is_owner {
+        return Err(MtError::denied(format!(
+            "must be owner of table {name} to isolate it"
+        )));
+    }
+    if info.kind != "r" && info.kind != "p" {
+        return Err(MtError::invalid(format!("{name} is not a table"))
+            .hint("Only ordinary and partitioned tables can be isolated."));
+    }
+    if ["tenant", "pg_catalog", "information_schema"].contains(&info.schema.as_str()) {
+        return Err(MtError::invalid(format!(
+            "{name} is a system or extension table"
+        )));
+    }
+    Ok(info)
+}
+
+struct Column {
+    attnum: i16,
+    default: Option<String>,
+}
+
+fn tenant_column(relid: pg_sys::Oid, table: &str, column: &str) -> MtResult<Column> {
+    let row = Spi::connect(|c| -> MtResult<Option<(i16, u32, Option<String>)>> {
+        let t = c.select(
+            "SELECT a.attnum, a.atttypid, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \
+             FROM pg_catalog.pg_attribute a \
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
+             WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            None,
+            &[relid.into(), column.into()],
+        )?;
+        match t.into_iter().next() {
+            None => Ok(None),
+            Some(r) => Ok(Some((
+                r.get::<i16>(1)?.unwrap_or(0),
+                r.get::<pg_sys::Oid>(2)?.map(|o| o.to_u32()).unwrap_or(0),
+                r.get::<String>(3)?,
+            ))),
+        }
+    })?;
+    let Some((attnum, typ, default)) = row else {
+        return Err(MtError::invalid(format!("column \"{column}\" of {table} does not exist"))
+            .hint("Add it first, e.g. ALTER TABLE ... ADD COLUMN tenant_id uuid NOT NULL DEFAULT tenant.require_tenant(), or pass tenant_column => '...'."));
+    };
+    if typ != UUIDOID {
+        return Err(MtError::invalid(format!(
+            "column \"{column}\" of {table} must be of type uuid"
+        )));
+    }
+    Ok(Column { attnum, default })
+}
+
+fn run_all(statements: &[String]) -> MtResult<()> {
+    Spi::connect_mut(|c| {
+        for s in statements {
+            c.update(s.as_str(), None, &[])?;
+        }
+        Ok(())
+    })
+}
+
+struct Registered {
+    column: String,
+}
+
+fn registered(relid: pg_sys::Oid) -> MtResult<Option<Registered>> {
+    let col = Spi::get_one_with_args::<String>(
+        "SELECT tenant_column::text FROM tenant.isolated_tables WHERE relid = $1::regclass",
+        &[relid.into()],
+    );
+    match col {
+        Ok(Some(column)) => Ok(Some(Registered { column })),
+        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+    let info = check_table(relid)?;
+    let name = ddl::qualified(&info.schema, &info.table);
+    let col = tenant_column(relid, &name, column)?;
+    let target = Target {
+        schema: &info.schema,
+        table: &info.table,
+        column,
+    };
+    if let Some(reg) = registered(relid)? {
+        if reg.column != column {
+            return Err(MtError::invalid(format!(
+                "{name} is already isolated on column \"{}\"",
+                reg.column
+            ))
+            .hint("Run tenant.unisolate(...) first to change the tenant column."));
+        }
+        // idempotent: re-create the policies and default, keep what was recorded
+        return run_all(&ddl::isolate_statements(&target, false));
+    }
+    let has_index = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
+        &[relid.into(), col.attnum.into()],
+    )?
+    .unwrap_or(false);
+    run_all(&ddl::isolate_statements(&target, !has_index))?;
+    let created_index = if has_index {
+        None
+    } else {
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2 \
+             ORDER BY indexrelid DESC LIMIT 1",
+            &[relid.into(), col.attnum.into()],
+        )?
+    };
+    backend::as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.isolated_tables \
+               (relid, tenant_column, created_index, previous_default, rls_was_enabled, rls_was_forced) \
+             VALUES ($1::regclass, $2, $3::regclass, $4, $5, $6)",
+            &[
+                relid.into(),
+                column.into(),
+                created_index.into(),
+                col.default.clone().into(),
+                info.rls_enabled.into(),
+                info.rls_forced.into(),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+fn unisolate_impl(relid: pg_sys::Oid) -> MtResult<bool> {
+    let info = check_table(relid)?;
+    let row = backend::as_owner(|| {
+        Spi::connect(
+            |c| -> MtResult<Option<(String, Option<String>, Option<String>, bool, bool)>> {
+                let t = c.select(
+                "SELECT tenant_column::text, created_index::text, previous_default, rls_was_enabled, rls_was_forced \
+                 FROM tenant.isolated_tables WHERE relid = $1::regclass",
+                None,
+                &[relid.into()],
+            )?;
+                match t.into_iter().next() {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((
+                        r.get::<String>(1)?.unwrap_or_default(),
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<bool>(4)?.unwrap_or(false),
+                        r.get::<bool>(5)?.unwrap_or(false),
+                    ))),
+                }
+            },
+        )
+    })?;
+    let Some((column, created_index, previous_default, rls_enabled, rls_forced)) = row else {
+        return Ok(false);
+    };
+    let target = Target {
+        schema: &info.schema,
+        table: &info.table,
+        column: &column,
+    };
+    let prev = Previous {
+        rls_enabled,
+        rls_forced,
+        column_default: previous_default.as_deref(),
+        created_index: created_index.as_deref(),
+    };
+    run_all(&ddl::unisolate_statements(&target, &prev))?;
+    backend::as_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM tenant.isolated_tables WHERE relid = $1::regclass",
+            &[relid.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+/// Internal: `tenant.isolate(regclass, name)` is the SQL wrapper (sql/finalize.sql).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _isolate(relid: pg_sys::Oid, tenant_column: &str) {
+    isolate_impl(relid, tenant_column).or_raise()
+}
+
+/// Internal: `tenant.unisolate(regclass)` is the SQL wrapper (sql/finalize.sql).
+#[pg_extern(volatile, parallel_unsafe)]
+fn _unisolate(relid: pg_sys::Oid) -> bool {
+    unisolate_impl(relid).or_raise()
+}

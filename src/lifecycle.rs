@@ -1,0 +1,200 @@
+//! Tenant status state machine and name rules: pure Rust, no Postgres.
+
+use crate::error::{Code, MtError, MtResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Provisioning,
+    Trial,
+    Active,
+    Suspended,
+    Deleted,
+    Purged,
+}
+
+pub const ALL_STATUSES: [Status; 6] = [
+    Status::Provisioning,
+    Status::Trial,
+    Status::Active,
+    Status::Suspended,
+    Status::Deleted,
+    Status::Purged,
+];
+
+impl Status {
+    pub fn parse(s: &str) -> MtResult<Status> {
+        Ok(match s {
+            "provisioning" => Status::Provisioning,
+            "trial" => Status::Trial,
+            "active" => Status::Active,
+            "suspended" => Status::Suspended,
+            "deleted" => Status::Deleted,
+            "purged" => Status::Purged,
+            other => {
+                return Err(
+                    MtError::invalid(format!("unknown tenant status \"{other}\"")).hint(
+                        "Use one of provisioning, trial, active, suspended, deleted, purged.",
+                    ),
+                )
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Provisioning => "provisioning",
+            Status::Trial => "trial",
+            Status::Active => "active",
+            Status::Suspended => "suspended",
+            Status::Deleted => "deleted",
+            Status::Purged => "purged",
+        }
+    }
+
+    /// provisioning -> trial -> active <-> suspended -> deleted -> purged;
+    /// trial may also be suspended or deleted, a deleted tenant restored to suspended.
+    pub fn can_become(self, next: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, next),
+            (Provisioning, Trial | Active | Deleted)
+                | (Trial, Active | Suspended | Deleted)
+                | (Active, Suspended | Deleted)
+                | (Suspended, Active | Deleted)
+                | (Deleted, Suspended | Purged)
+        )
+    }
+
+    pub fn transition(self, next: Status) -> MtResult<Status> {
+        if self.can_become(next) {
+            Ok(next)
+        } else {
+            Err(MtError::new(
+                Code::InvalidTransition,
+                format!("a tenant cannot go from {} to {}", self.as_str(), next.as_str()),
+            )
+            .hint("Allowed: provisioning -> trial|active, trial -> active|suspended|deleted, active <-> suspended, suspended|active -> deleted, deleted -> suspended|purged."))
+        }
+    }
+}
+
+/// What a context for a tenant in this status may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+    None,
+}
+
+pub fn access_for(status: Status, suspended_read: bool) -> Access {
+    match status {
+        Status::Trial | Status::Active => Access::ReadWrite,
+        Status::Suspended if suspended_read => Access::ReadOnly,
+        _ => Access::None,
+    }
+}
+
+/// A slug is 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'
+/// (a DNS label, so it can be a subdomain).
+pub fn validate_slug(slug: &str) -> MtResult<()> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 63
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            MtError::invalid(format!("invalid tenant slug \"{}\"", slug.escape_default())).hint(
+                "A slug is 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'.",
+            ),
+        )
+    }
+}
+
+pub fn validate_name(name: &str) -> MtResult<()> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(MtError::invalid(
+            "tenant name must be 1-200 characters and not blank",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ALL_STATUSES {
+            assert_eq!(Status::parse(s.as_str()).unwrap(), s);
+        }
+        assert_eq!(
+            Status::parse("Active").unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn state_machine() {
+        use Status::*;
+        assert!(Provisioning.can_become(Trial));
+        assert!(Trial.can_become(Active));
+        assert!(Active.can_become(Suspended));
+        assert!(Suspended.can_become(Active));
+        assert!(Deleted.can_become(Purged));
+        assert!(!Active.can_become(Purged));
+        assert!(!Purged.can_become(Active));
+        assert!(!Active.can_become(Active));
+        assert!(!Active.can_become(Trial));
+        assert_eq!(
+            Purged.transition(Active).unwrap_err().code,
+            Code::InvalidTransition
+        );
+        // purged is terminal
+        for s in ALL_STATUSES {
+            assert!(!Purged.can_become(s));
+        }
+    }
+
+    #[test]
+    fn access_rules() {
+        assert_eq!(access_for(Status::Active, false), Access::ReadWrite);
+        assert_eq!(access_for(Status::Trial, false), Access::ReadWrite);
+        assert_eq!(access_for(Status::Suspended, false), Access::None);
+        assert_eq!(access_for(Status::Suspended, true), Access::ReadOnly);
+        assert_eq!(access_for(Status::Deleted, true), Access::None);
+        assert_eq!(access_for(Status::Provisioning, true), Access::None);
+    }
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "acme", "acme-corp", "a1", &"x".repeat(63)] {
+            assert!(validate_slug(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "Acme",
+            "a_b",
+            "a b",
+            "a.b",
+            "ü",
+            &"x".repeat(64),
+            "a\0",
+        ] {
+            assert_eq!(
+                validate_slug(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad:?}"
+            );
+        }
+        assert!(validate_name("Acme").is_ok());
+        assert!(validate_name("   ").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Tenant registry: `tenant.create`, `tenant.set_status`.
+
+use crate::backend;
+use crate::error::{MtError, MtResult, OrRaise};
+use crate::lifecycle::{validate_name, validate_slug, Status};
+use pgrx::prelude::*;
+
+fn create_impl(
+    slug: &str,
+    name: &str,
+    plan: &str,
+    status: &str,
+    settings: &serde_json::Value,
+) -> MtResult<pgrx::Uuid> {
+    backend::require_any_role(&[c"tenant_service", c"tenant_admin"], "create tenants")?;
+    validate_slug(slug)?;
+    validate_name(name)?;
+    if plan.trim().is_empty() {
+        return Err(MtError::invalid("plan must not be empty"));
+    }
+    let status = Status::parse(status)?;
+    if !matches!(
+        status,
+        Status::Provisioning | Status::Trial | Status::Active
+    ) {
+        return Err(
+            MtError::invalid(format!("a new tenant cannot start as {}", status.as_str()))
+                .hint("Start as provisioning, trial or active."),
+        );
+    }
+    if !settings.is_object() {
+        return Err(MtError::invalid("settings must be a JSON object"));
+    }
+    backend::as_owner(|| {
+        let taken = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM tenant.tenants WHERE slug = $1)",
+            &[slug.into()],
+        )?
+        .unwrap_or(false);
+        if taken {
+            return Err(MtError::invalid(format!(
+                "a tenant with slug \"{slug}\" already exists"
+            )));
+        }
+        Spi::get_one_with_args::<pgrx::Uuid>(
+            "INSERT INTO tenant.tenants (slug, name, plan, status, settings, trial_ends_at) \
+             VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'trial' THEN now() + interval '14 days' END) \
+             RETURNING id",
+            &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
+        )?
+        .ok_or_else(|| MtError::invalid("tenant insert returned no row"))
+    })
+}
+
+/// Create a tenant and return its id. For `tenant_service` and `tenant_admin`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create(
+    slug: &str,
+    name: &str,
+    plan: default!(&str, "'free'"),
+    status: default!(&str, "'active'"),
+    settings: default!(pgrx::JsonB, "'{}'::jsonb"),
+) -> pgrx::Uuid {
+    create_impl(slug, name, plan, status, &settings.0).or_raise()
+}
+
+fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
+    backend::require_any_role(
+        &[c"tenant_service", c"tenant_admin"],
+        "change a tenant's status",
+    )?;
+    let next = Status::parse(status)?;
+    let row = backend::lookup_tenant(tenant)?;
+    backend::as_owner(|| {
+        // read under lock: the cache may be stale by a concurrent change not yet seen
+        let current = Spi::get_one_with_args::<String>(
+            "SELECT status FROM tenant.tenants WHERE id = $1 FOR UPDATE",
+            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into()],
+        )?
+        .ok_or_else(|| MtError::tenant_not_found(tenant))?;
+        Status::parse(&current)?.transition(next)?;
+        Spi::run_with_args(
+            "UPDATE tenant.tenants SET status = $2, updated_at = now() WHERE id = $1",
+            &[
+                pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(),
+                next.as_str().into(),
+            ],
+        )?;
+        Ok(next.as_str().to_string())
+    })
+}
+
+/// Move a tenant along its lifecycle (provisioning, trial, active, suspended, deleted,
+/// purged); raises MT040 for a transition the state machine does not allow.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_status(tenant: &str, status: &str) -> String {
+    set_status_impl(tenant, status).or_raise()
+}

@@ -1,0 +1,225 @@
+//! The signed tenant context token: pure Rust, no Postgres.
+//!
+//! Format: `mt1.<payload>.<mac>` where `payload` is base64url(JSON of [`Claims`]) and
+//! `mac` is base64url(HMAC-SHA256(secret, "mt1." + payload)). The secret is per database
+//! (generated at `CREATE EXTENSION`), so a token minted in another database fails the MAC;
+//! the database oid is inside the payload as well, so it also fails the claim check.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+const PREFIX: &str = "mt1.";
+/// Tokens longer than this are rejected before any decoding (a context is a few hundred bytes).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// tenant id
+    pub t: Uuid,
+    /// user id, if any
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<String>,
+    /// issued at, unix seconds
+    pub iat: i64,
+    /// expires at, unix seconds
+    pub exp: i64,
+    /// database oid the token was minted in
+    pub db: u32,
+    /// read-only context (a suspended tenant with `multitenant.suspended_access = read`)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ro: bool,
+    /// roles carried by the context (from a JWT)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub r: Vec<String>,
+    /// verified custom claims (from a JWT), exposed by `tenant.current_claims()`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Empty,
+    TooLong,
+    Malformed,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongDatabase,
+}
+
+impl TokenError {
+    pub fn describe(self) -> &'static str {
+        match self {
+            TokenError::Empty => "no context",
+            TokenError::TooLong => "context token too long",
+            TokenError::Malformed => "malformed context token",
+            TokenError::BadSignature => "context token signature does not verify",
+            TokenError::Expired => "context token expired",
+            TokenError::NotYetValid => "context token not yet valid",
+            TokenError::WrongDatabase => "context token minted for another database",
+        }
+    }
+}
+
+fn mac(secret: &[u8], signed_part: &[u8]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key length");
+    m.update(signed_part);
+    m
+}
+
+/// Mint a token for `claims` with `secret`.
+pub fn encode(secret: &[u8], claims: &Claims) -> String {
+    let json = serde_json::to_vec(claims).expect("claims serialize");
+    let mut out = String::with_capacity(PREFIX.len() + json.len() * 4 / 3 + 48);
+    out.push_str(PREFIX);
+    B64.encode_string(&json, &mut out);
+    let tag = mac(secret, out.as_bytes()).finalize().into_bytes();
+    out.push('.');
+    B64.encode_string(tag, &mut out);
+    out
+}
+
+/// Verify a token: MAC (constant time), then expiry and database.
+/// `now` is unix seconds; `leeway` seconds are allowed on `iat` for clock steps.
+pub fn verify(secret: &[u8], token: &str, now: i64, db: u32) -> Result<Claims, TokenError> {
+    if token.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
+    let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
+    let dot = rest.rfind('.').ok_or(TokenError::Malformed)?;
+    let (payload_b64, tag_b64) = (&rest[..dot], &rest[dot + 1..]);
+    let tag = B64.decode(tag_b64).map_err(|_| TokenError::Malformed)?;
+    let signed_part = &token[..PREFIX.len() + dot];
+    mac(secret, signed_part.as_bytes())
+        .verify_slice(&tag)
+        .map_err(|_| TokenError::BadSignature)?;
+    let json = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+    let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+    if claims.db != db {
+        return Err(TokenError::WrongDatabase);
+    }
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    if claims.iat > now + 60 {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Claims {
+        Claims {
+            t: Uuid::parse_str("0d6c3c1e-5a8e-4c1e-9a59-2b1f0e7f6a01").unwrap(),
+            u: Some("alice".into()),
+            iat: 1_000,
+            exp: 2_000,
+            db: 5,
+            ro: false,
+            r: vec![],
+            c: None,
+        }
+    }
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn round_trip() {
+        let tok = encode(KEY, &claims());
+        assert!(tok.starts_with("mt1."));
+        assert_eq!(verify(KEY, &tok, 1_500, 5), Ok(claims()));
+    }
+
+    #[test]
+    fn other_key_fails() {
+        let tok = encode(KEY, &claims());
+        assert_eq!(
+            verify(b"another key", &tok, 1_500, 5),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn tampered_payload_fails() {
+        let tok = encode(KEY, &claims());
+        let mut other = claims();
+        other.t = Uuid::nil();
+        let forged_payload = encode(b"attacker", &other);
+        // graft the attacker's payload onto the genuine signature
+        let genuine_sig = tok.rsplit('.').next().unwrap();
+        let forged_body = forged_payload.rsplit_once('.').unwrap().0;
+        let forged = format!("{forged_body}.{genuine_sig}");
+        assert_eq!(
+            verify(KEY, &forged, 1_500, 5),
+            Err(TokenError::BadSignature)
+        );
+        // flip one character in the payload
+        let mut bytes = tok.clone().into_bytes();
+        bytes[6] = if bytes[6] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(bytes).unwrap();
+        assert!(verify(KEY, &flipped, 1_500, 5).is_err());
+    }
+
+    #[test]
+    fn expiry_and_database_are_checked() {
+        let tok = encode(KEY, &claims());
+        assert_eq!(verify(KEY, &tok, 2_000, 5), Err(TokenError::Expired));
+        assert_eq!(verify(KEY, &tok, 1_500, 6), Err(TokenError::WrongDatabase));
+        // up to 60 s of clock skew on iat is tolerated
+        assert_eq!(verify(KEY, &tok, 940, 5), Ok(claims()));
+        assert_eq!(verify(KEY, &tok, 939, 5), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn garbage_is_rejected_without_panic() {
+        for s in [
+            "",
+            "mt1.",
+            "mt1..",
+            "x.y.z",
+            "mt1.!!!.###",
+            "mt1.e30.AAAA",
+            "mt1.e30",
+        ] {
+            assert!(verify(KEY, s, 1_500, 5).is_err(), "{s}");
+        }
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(verify(KEY, &long, 1_500, 5), Err(TokenError::TooLong));
+        // a validly signed payload that is not our JSON
+        let mut body = String::from(PREFIX);
+        B64.encode_string(b"[1,2,3]", &mut body);
+        let tag = mac(KEY, body.as_bytes()).finalize().into_bytes();
+        let tok = format!("{body}.{}", B64.encode(tag));
+        assert_eq!(verify(KEY, &tok, 1_500, 5), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn pseudo_random_inputs_never_panic() {
+        // a small deterministic fuzz: xorshift bytes, with and without the prefix
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..2_000 {
+            let len = (i % 97) + 1;
+            let mut s = String::with_capacity(len + 4);
+            if i % 2 == 0 {
+                s.push_str(PREFIX);
+            }
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let alphabet = b"ABCxyz019-_.=+/ {}\"";
+                s.push(alphabet[(x % alphabet.len() as u64) as usize] as char);
+            }
+            assert!(verify(KEY, &s, 1_500, 5).is_err());
+        }
+    }
+}

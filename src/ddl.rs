@@ -26,9 +26,15 @@ pub fn qualified(schema: &str, name: &str) -> String {
 /// so a permissive policy a DBA adds later can narrow access within the tenant but can never
 /// widen it to another tenant's rows.
 pub const POLICY_ISOLATION: &str = "tenant_isolation";
+pub const POLICY_UPDATE: &str = "tenant_isolation_update";
 pub const POLICY_DELETE: &str = "tenant_isolation_delete";
 pub const POLICY_ACCESS: &str = "tenant_isolation_access";
-pub const ALL_POLICIES: [&str; 3] = [POLICY_ISOLATION, POLICY_DELETE, POLICY_ACCESS];
+pub const ALL_POLICIES: [&str; 4] = [
+    POLICY_ISOLATION,
+    POLICY_UPDATE,
+    POLICY_DELETE,
+    POLICY_ACCESS,
+];
 
 /// The table to isolate and its tenant column (unquoted names as in the catalog).
 pub struct Target<'a> {
@@ -46,9 +52,10 @@ impl Target<'_> {
     }
 }
 
-/// Statements that make a table tenant-isolated. Safe to run again (policies are replaced).
+/// Statements that make a table tenant-isolated.
 /// `create_index`: no index leads with the tenant column yet.
-pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
+/// `replace`: the table was isolated before; drop our policies first (idempotent re-run).
+pub fn isolate_statements(t: &Target, create_index: bool, replace: bool) -> Vec<String> {
     let tbl = t.table();
     let col = t.column();
     // `(SELECT f())` makes the context an InitPlan: evaluated once per query, and the
@@ -58,12 +65,20 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let mut v = Vec::with_capacity(10);
     v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
     v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
-    for p in ALL_POLICIES {
-        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+    if replace {
+        for p in ALL_POLICIES {
+            v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+        }
     }
     v.push(format!(
         "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
         quote_ident(POLICY_ISOLATION)
+    ));
+    // UPDATE and DELETE read rows through USING: with `require_tenant()` there, a write
+    // without a (writable) context raises MT001/MT003 instead of quietly matching nothing.
+    v.push(format!(
+        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR UPDATE TO PUBLIC USING ({write})",
+        quote_ident(POLICY_UPDATE)
     ));
     v.push(format!(
         "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
@@ -142,7 +157,7 @@ mod tests {
             table: "ev\"il",
             column: "tenant id",
         };
-        let v = isolate_statements(&t, true);
+        let v = isolate_statements(&t, true, true);
         assert!(v
             .iter()
             .all(|s| !s.contains("app.") && !s.contains(" ev\"il")));
@@ -158,13 +173,17 @@ mod tests {
             iso.contains("WITH CHECK (\"tenant id\" = (SELECT \"tenant\".\"require_tenant\"()))")
         );
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR DELETE")));
+        assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR UPDATE")));
         assert_eq!(
             v.last().unwrap(),
             "CREATE INDEX ON \"app\".\"ev\"\"il\" (\"tenant id\")"
         );
-        assert!(!isolate_statements(&t, false)
+        assert!(!isolate_statements(&t, false, true)
             .iter()
             .any(|s| s.starts_with("CREATE INDEX")));
+        assert!(!isolate_statements(&t, false, false)
+            .iter()
+            .any(|s| s.starts_with("DROP POLICY")));
         // re-running replaces: every CREATE POLICY is preceded by its DROP POLICY IF EXISTS
         for p in ALL_POLICIES {
             let drop = v

@@ -144,7 +144,11 @@ mod raise {
 
     impl MtError {
         /// Raise this error as a Postgres ERROR with its own SQLSTATE. Never returns.
+        #[track_caller]
         pub fn raise(self) -> ! {
+            let at = std::panic::Location::caller();
+            let file = pstr(at.file());
+            let line = at.line() as i32;
             let code = self.code.packed();
             let msg = pstr(&self.message);
             let detail = self.detail.as_deref().map(pstr);
@@ -161,7 +165,7 @@ mod raise {
                     if let Some(h) = hint {
                         errhint(PCT_S.as_ptr(), h);
                     }
-                    errfinish(c"multitenant".as_ptr(), 0, c"multitenant".as_ptr());
+                    errfinish(file, line, c"multitenant".as_ptr());
                 }
             }
             unreachable!("errfinish(ERROR) returned")
@@ -171,11 +175,13 @@ mod raise {
 
 /// `result.or_raise()` in the `#[pg_extern]` wrappers.
 pub trait OrRaise<T> {
+    #[track_caller]
     fn or_raise(self) -> T;
 }
 
 impl<T> OrRaise<T> for MtResult<T> {
     #[inline]
+    #[track_caller]
     fn or_raise(self) -> T {
         match self {
             Ok(v) => v,

@@ -110,22 +110,6 @@ fn run_all(statements: &[String]) -> MtResult<()> {
     })
 }
 
-struct Registered {
-    column: String,
-}
-
-fn registered(relid: pg_sys::Oid) -> MtResult<Option<Registered>> {
-    let col = Spi::get_one_with_args::<String>(
-        "SELECT tenant_column::text FROM tenant.isolated_tables WHERE relid = $1::regclass",
-        &[relid.into()],
-    );
-    match col {
-        Ok(Some(column)) => Ok(Some(Registered { column })),
-        Ok(None) | Err(pgrx::spi::Error::InvalidPosition) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
     let info = check_table(relid)?;
     let name = ddl::qualified(&info.schema, &info.table);
@@ -135,7 +119,7 @@ fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         table: &info.table,
         column,
     };
-    if let Some(reg) = registered(relid)? {
+    if let Some(reg) = record(relid)? {
         if reg.column != column {
             return Err(MtError::invalid(format!(
                 "{name} is already isolated on column \"{}\"",
@@ -144,14 +128,14 @@ fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
             .hint("Run tenant.unisolate(...) first to change the tenant column."));
         }
         // idempotent: re-create the policies and default, keep what was recorded
-        return run_all(&ddl::isolate_statements(&target, false));
+        return run_all(&ddl::isolate_statements(&target, false, true));
     }
     let has_index = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), col.attnum.into()],
     )?
     .unwrap_or(false);
-    run_all(&ddl::isolate_statements(&target, !has_index))?;
+    run_all(&ddl::isolate_statements(&target, !has_index, false))?;
     let created_index = if has_index {
         None
     } else {
@@ -179,43 +163,50 @@ fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
     })
 }
 
+struct Record {
+    column: String,
+    created_index: Option<String>,
+    previous_default: Option<String>,
+    rls_enabled: bool,
+    rls_forced: bool,
+}
+
+fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT tenant_column::text, created_index::text, previous_default, rls_was_enabled, rls_was_forced \
+             FROM tenant.isolated_tables WHERE relid = $1::regclass",
+            None,
+            &[relid.into()],
+        )?;
+        match t.into_iter().next() {
+            None => Ok(None),
+            Some(r) => Ok(Some(Record {
+                column: r.get::<String>(1)?.unwrap_or_default(),
+                created_index: r.get::<String>(2)?,
+                previous_default: r.get::<String>(3)?,
+                rls_enabled: r.get::<bool>(4)?.unwrap_or(false),
+                rls_forced: r.get::<bool>(5)?.unwrap_or(false),
+            })),
+        }
+    })
+}
+
 fn unisolate_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     let info = check_table(relid)?;
-    let row = backend::as_owner(|| {
-        Spi::connect(
-            |c| -> MtResult<Option<(String, Option<String>, Option<String>, bool, bool)>> {
-                let t = c.select(
-                "SELECT tenant_column::text, created_index::text, previous_default, rls_was_enabled, rls_was_forced \
-                 FROM tenant.isolated_tables WHERE relid = $1::regclass",
-                None,
-                &[relid.into()],
-            )?;
-                match t.into_iter().next() {
-                    None => Ok(None),
-                    Some(r) => Ok(Some((
-                        r.get::<String>(1)?.unwrap_or_default(),
-                        r.get::<String>(2)?,
-                        r.get::<String>(3)?,
-                        r.get::<bool>(4)?.unwrap_or(false),
-                        r.get::<bool>(5)?.unwrap_or(false),
-                    ))),
-                }
-            },
-        )
-    })?;
-    let Some((column, created_index, previous_default, rls_enabled, rls_forced)) = row else {
+    let Some(rec) = record(relid)? else {
         return Ok(false);
     };
     let target = Target {
         schema: &info.schema,
         table: &info.table,
-        column: &column,
+        column: &rec.column,
     };
     let prev = Previous {
-        rls_enabled,
-        rls_forced,
-        column_default: previous_default.as_deref(),
-        created_index: created_index.as_deref(),
+        rls_enabled: rec.rls_enabled,
+        rls_forced: rec.rls_forced,
+        column_default: rec.previous_default.as_deref(),
+        created_index: rec.created_index.as_deref(),
     };
     run_all(&ddl::unisolate_statements(&target, &prev))?;
     backend::as_owner(|| {

@@ -168,7 +168,7 @@ fn isolate_is_idempotent_and_reversible() {
     run("CREATE TABLE public.notes (id bigserial PRIMARY KEY, tenant_id uuid, body text)");
     run("SELECT tenant.isolate('public.notes')");
     run("SELECT tenant.isolate('public.notes')");
-    assert_eq!(one::<i64>("SELECT count(*) FROM pg_policies WHERE tablename = 'notes'"), Some(3));
+    assert_eq!(one::<i64>("SELECT count(*) FROM pg_policies WHERE tablename = 'notes'"), Some(4));
     assert_eq!(one::<i64>("SELECT count(*) FROM pg_indexes WHERE tablename = 'notes'"), Some(2));
     assert_eq!(one::<i64>("SELECT count(*) FROM tenant.isolated_tables"), Some(1));
     assert_eq!(one::<bool>("SELECT relforcerowsecurity FROM pg_class WHERE oid = 'public.notes'::regclass"), Some(true));

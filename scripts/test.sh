@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test: installs what is missing, then
+#   1. cargo fmt --check and cargo clippy -D warnings
+#   2. plain #[test]s and #[pg_test]s (cargo pgrx test, its own cluster run as 'postgres')
+#   3. the client integration suite in tests/ against a throwaway cluster with the extension
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$HERE"
+"$HERE/scripts/setup.sh"
+export PATH="$HOME/.cargo/bin:$PATH"
+PG_MAJOR="${PG_MAJOR:-15}"
+
+echo "[test] cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "[test] cargo clippy"
+cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test" --no-default-features -- -D warnings
+
+echo "[test] unit tests and #[pg_test]s"
+PGRX_DATA=/tmp/pgrx-test-data
+mkdir -p "$PGRX_DATA" && chown postgres:postgres "$PGRX_DATA"
+cargo pgrx test "pg${PG_MAJOR}" --runas postgres --pgdata "$PGRX_DATA"
+
+echo "[test] client integration suite"
+export MT_PGPORT="${MT_PGPORT:-28815}"
+"$HERE/scripts/cluster.sh" install
+"$HERE/scripts/cluster.sh" destroy
+"$HERE/scripts/cluster.sh" start
+trap '"$HERE/scripts/cluster.sh" stop' EXIT
+cargo test --test integration -- --test-threads 4

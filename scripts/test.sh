@@ -14,7 +14,7 @@ echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "[test] cargo clippy"
-cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test" --no-default-features -- -D warnings
+cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test integration" --no-default-features -- -D warnings
 
 echo "[test] unit tests and #[pg_test]s"
 PGRX_DATA=/tmp/pgrx-test-data
@@ -27,4 +27,4 @@ export MT_PGPORT="${MT_PGPORT:-28815}"
 "$HERE/scripts/cluster.sh" destroy
 "$HERE/scripts/cluster.sh" start
 trap '"$HERE/scripts/cluster.sh" stop' EXIT
-cargo test --test integration -- --test-threads 4
+cargo test --features integration --test integration -- --test-threads 4

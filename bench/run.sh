@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Isolation and context benchmarks. Every figure is a ratio or difference against a baseline
+# measured in the same run on the same cluster. Prints a report and writes bench/results/.
+#   bench/run.sh            (env: BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CLIENTS=4 TENANTS=1000 ROWS=1000)
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$HERE"
+SECS="${BENCH_SECONDS:-5}"
+ROUNDS="${BENCH_ROUNDS:-3}"
+CLIENTS="${BENCH_CLIENTS:-4}"
+TENANTS="${TENANTS:-1000}"
+ROWS="${ROWS:-1000}"
+PORT="${MT_PGPORT:-28815}"
+export MT_PGPORT="$PORT"
+BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
+OUT="$HERE/bench/results"
+mkdir -p "$OUT"
+
+if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+    "$HERE/scripts/setup.sh" >/dev/null
+    "$HERE/scripts/cluster.sh" install
+fi
+"$HERE/scripts/cluster.sh" start
+
+PSQL=("$BIN/psql" -X -q -At -h 127.0.0.1 -p "$PORT")
+echo "[bench] building ${TENANTS} tenants x ${ROWS} rows (isolated table and plain copy)"
+"${PSQL[@]}" -U postgres -d postgres -c "DROP DATABASE IF EXISTS mt_bench" -c "CREATE DATABASE mt_bench"
+"${PSQL[@]}" -U postgres -d mt_bench -v tenants="$TENANTS" -v rows="$ROWS" -f "$HERE/bench/setup.sql" >/dev/null
+
+# one tenant in the middle for the query comparison
+T=$(( (TENANTS + 1) / 2 ))
+TID=$("${PSQL[@]}" -U postgres -d mt_bench -c "SELECT id FROM tenant.tenants WHERE slug = 't$T'")
+TOKEN=$("${PSQL[@]}" -U mt_bench -d mt_bench -c "SELECT tenant.set_context('t$T', NULL, false)" -c "SHOW multitenant.context" | tail -1)
+
+# tps SCRIPT [CLIENTS] [extra env]: median TPS over ROUNDS runs
+run_pgbench() {
+    local script=$1 clients=$2
+    PGOPTIONS="-c multitenant.context=$TOKEN" "$BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PORT" -U mt_bench \
+        -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECS" \
+        -D base=$(( T * 1000 )) -D tid="$TID" -D rows="$ROWS" -D tenants="$TENANTS" \
+        -f "$HERE/bench/sql/$script.sql" mt_bench 2>&1 \
+        | awk '/^tps = /{print $3}'
+}
+median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+declare -A TPS
+measure_pair() { # A B clients: alternate A and B, ROUNDS times each
+    local a=$1 b=$2 c=$3 i
+    : > "$OUT/$a.tps"; : > "$OUT/$b.tps"
+    for i in $(seq "$ROUNDS"); do
+        run_pgbench "$a" "$c" >> "$OUT/$a.tps"
+        run_pgbench "$b" "$c" >> "$OUT/$b.tps"
+    done
+    TPS[$a]=$(median < "$OUT/$a.tps")
+    TPS[$b]=$(median < "$OUT/$b.tps")
+}
+
+echo "[bench] queries through the policy vs hand-written WHERE tenant_id = ... ($CLIENTS clients, ${ROUNDS}x${SECS}s each, median)"
+for q in point range latest; do
+    measure_pair "${q}_iso" "${q}_plain" "$CLIENTS"
+done
+echo "[bench] set_context per transaction (1 client, latency)"
+measure_pair tx_set_context tx_lookup 1
+measure_pair tx_noop tx_lookup 1
+
+echo "[bench] set_context server-side cost per call (loop of 20000 in one statement)"
+loop_ms() {
+    "${PSQL[@]}" -U mt_bench -d mt_bench -c "
+      DO \$\$ DECLARE t0 timestamptz; BEGIN
+        t0 := clock_timestamp();
+        PERFORM $1 FROM generate_series(1, 20000) g;
+        RAISE NOTICE '%', 1000 * extract(epoch FROM clock_timestamp() - t0);
+      END \$\$" 2>&1 | sed -n 's/.*NOTICE: *//p'
+}
+: > "$OUT/loop_set.ms"; : > "$OUT/loop_base.ms"
+for i in $(seq "$ROUNDS"); do
+    loop_ms "tenant.set_context('t' || (g % $TENANTS + 1))" >> "$OUT/loop_set.ms"
+    loop_ms "length('t' || (g % $TENANTS + 1))" >> "$OUT/loop_base.ms"
+done
+LOOP_SET=$(median < "$OUT/loop_set.ms"); LOOP_BASE=$(median < "$OUT/loop_base.ms")
+
+{
+echo "multitenant bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), PostgreSQL $("${PSQL[@]}" -U postgres -d postgres -c 'SHOW server_version')"
+echo "data: ${TENANTS} tenants x ${ROWS} rows; ${CLIENTS} clients; ${ROUNDS} rounds x ${SECS}s, medians"
+echo
+printf '%-34s %12s %12s %14s\n' "query (same tenant)" "policy tps" "plain tps" "cost ratio"
+for q in point range latest; do
+    a=${TPS[${q}_iso]}; b=${TPS[${q}_plain]}
+    printf '%-34s %12.0f %12.0f %14.3f\n' "$q" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print b/a}')"
+done
+echo "(cost ratio = plain tps / policy tps; goal <= 1.05)"
+echo
+a=${TPS[tx_set_context]}; b=${TPS[tx_lookup]}; n=${TPS[tx_noop]}
+printf 'txn BEGIN; lookup; COMMIT                       %10.1f us\n' "$(awk -v b="$b" 'BEGIN{print 1e6/b}')"
+printf 'txn BEGIN; set_context; lookup; COMMIT          %10.1f us\n' "$(awk -v a="$a" 'BEGIN{print 1e6/a}')"
+printf 'txn BEGIN; SELECT trivial; lookup; COMMIT       %10.1f us\n' "$(awk -v n="$n" 'BEGIN{print 1e6/n}')"
+printf 'added by set_context, whole statement           %10.1f us\n' "$(awk -v a="$a" -v b="$b" 'BEGIN{print 1e6/a-1e6/b}')"
+printf 'added by set_context beyond a trivial statement %10.1f us\n' "$(awk -v a="$a" -v n="$n" 'BEGIN{print 1e6/a-1e6/n}')"
+printf 'set_context server time per call (loop)         %10.2f us\n' "$(awk -v s="$LOOP_SET" -v b="$LOOP_BASE" 'BEGIN{print (s-b)*1000/20000}')"
+echo "(goal: set_context adds < 20 us to a transaction)"
+} | tee "$OUT/report.txt"

@@ -1,0 +1,5 @@
+\set t random(1, :tenants)
+\set id :t * 1000 + random(1, :rows)
+BEGIN;
+SELECT payload FROM public.events_plain WHERE id = :id;
+COMMIT;

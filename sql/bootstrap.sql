@@ -55,5 +55,34 @@ CREATE TABLE tenant.isolated_tables (
 );
 COMMENT ON TABLE tenant.isolated_tables IS 'Tables isolated with tenant.isolate(); rows kept by pg_dump.';
 
+-- Keys that verify JWTs for tenant.authenticate(). Only the extension owner and
+-- tenant_admin (through the key functions) ever see them.
+CREATE TABLE tenant.jwt_keys (
+    kid         text PRIMARY KEY CHECK (length(kid) BETWEEN 1 AND 200),
+    alg         text NOT NULL CHECK (alg IN ('HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512',
+                                             'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA')),
+    key         text NOT NULL,
+    issuer      text,
+    audience    text,
+    valid_from  timestamptz NOT NULL DEFAULT now(),
+    valid_until timestamptz,
+    active      boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON tenant.jwt_keys FROM PUBLIC;
+
+-- Who belongs to which tenant (a user may belong to many).
+CREATE TABLE tenant.members (
+    tenant_id uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    user_id   text NOT NULL CHECK (length(user_id) BETWEEN 1 AND 256),
+    roles     text[] NOT NULL DEFAULT ARRAY['member'],
+    status    text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'invited', 'disabled')),
+    joined_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX members_user_idx ON tenant.members (user_id);
+
 SELECT pg_catalog.pg_extension_config_dump('tenant.tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.jwt_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');

@@ -23,12 +23,21 @@ CREATE TRIGGER tenants_changed AFTER UPDATE OR DELETE OR TRUNCATE ON tenant.tena
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 CREATE TRIGGER secret_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.secret
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER jwt_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.jwt_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER members_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.members
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 
 -- Application roles see only their own tenant's row; the backend and admins see all.
 ALTER TABLE tenant.tenants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenants_own ON tenant.tenants FOR SELECT TO PUBLIC
     USING (id = (SELECT tenant.current_tenant()));
 CREATE POLICY tenants_service ON tenant.tenants FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+ALTER TABLE tenant.members ENABLE ROW LEVEL SECURITY;
+CREATE POLICY members_own ON tenant.members FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY members_service ON tenant.members FOR SELECT TO tenant_service, tenant_admin
     USING (true);
 
 -- Privileges: least by default.
@@ -39,15 +48,26 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 
 GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
+GRANT SELECT ON tenant.members TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
+    tenant.current_claims(), tenant.current_roles(),
     tenant.isolate(regclass, name), tenant.unisolate(regclass),
     tenant._isolate(oid, text), tenant._unisolate(oid)
 TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
+    tenant.deactivate_jwt_key(text),
+    tenant.rotate_jwt_key(text, text, text, text, integer)
+TO tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.add_member(text, text, text[]), tenant.remove_member(text, text)
+TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)
 TO tenant_service, tenant_admin;

@@ -23,6 +23,10 @@ struct State {
     /// relids whose relcache invalidation flushes our caches
     watched: Vec<pg_sys::Oid>,
     tenants: HashMap<String, TenantRow>,
+    /// parsed `tenant.jwt_keys`, loaded on first use
+    jwt_keys: Option<Vec<crate::jwt::KeyEntry>>,
+    /// (tenant, user) -> may enter (membership rule of `authenticate`)
+    membership: HashMap<(uuid::Uuid, Option<String>, bool), bool>,
 }
 
 thread_local! {
@@ -38,6 +42,8 @@ pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg
         if let Ok(mut s) = s.try_borrow_mut() {
             if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
                 s.tenants.clear();
+                s.jwt_keys = None;
+                s.membership.clear();
                 s.secret = None;
                 s.ext_owner = None;
                 s.watched.clear();
@@ -62,13 +68,21 @@ fn _invalidate(relid: pg_sys::Oid) {
 fn ensure_watched() -> MtResult<()> {
     let empty = STATE.with(|s| s.borrow().watched.is_empty());
     if empty {
-        let (a, b) = Spi::get_two::<pg_sys::Oid, pg_sys::Oid>(
-            "SELECT 'tenant.tenants'::regclass::oid, 'tenant.secret'::regclass::oid",
-        )?;
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            s.watched = [a, b].into_iter().flatten().collect();
-        });
+        let watched = Spi::connect(|c| -> MtResult<Vec<pg_sys::Oid>> {
+            let t = c.select(
+                "SELECT c.oid FROM pg_catalog.pg_class c \
+                 WHERE c.relnamespace = 'tenant'::regnamespace \
+                   AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members')",
+                None,
+                &[],
+            )?;
+            let mut v = Vec::new();
+            for r in t {
+                v.extend(r.get::<pg_sys::Oid>(1)?);
+            }
+            Ok(v)
+        })?;
+        STATE.with(|s| s.borrow_mut().watched = watched);
     }
     Ok(())
 }
@@ -196,4 +210,74 @@ pub fn now_unix() -> i64 {
 
 pub fn database_oid() -> u32 {
     unsafe { pg_sys::MyDatabaseId.to_u32() }
+}
+
+/// Run `f` over the parsed JWT keys, loading them (as the extension owner) on first use.
+/// Rows whose key no longer parses are skipped: they cannot verify anything.
+pub fn with_jwt_keys<R>(f: impl FnOnce(&[crate::jwt::KeyEntry]) -> R) -> MtResult<R> {
+    use crate::jwt::{parse_alg, parse_key, KeyEntry};
+    let cached = STATE.with(|s| s.borrow().jwt_keys.is_some());
+    if !cached {
+        ensure_watched()?;
+        let keys = as_owner(|| {
+            Spi::connect(|c| {
+                let t = c.select(
+                    "SELECT kid, alg, key, issuer, audience, \
+                            floor(extract(epoch FROM valid_from))::int8, floor(extract(epoch FROM valid_until))::int8, active \
+                     FROM tenant.jwt_keys",
+                    None,
+                    &[],
+                )?;
+                let mut keys = Vec::new();
+                for r in t {
+                    let alg = r.get::<String>(2)?.unwrap_or_default();
+                    let material = r.get::<String>(3)?.unwrap_or_default();
+                    let Ok(alg) = parse_alg(&alg) else { continue };
+                    let Ok(key) = parse_key(alg, &material) else {
+                        continue;
+                    };
+                    keys.push(KeyEntry {
+                        kid: r.get::<String>(1)?.unwrap_or_default(),
+                        alg,
+                        key,
+                        issuer: r.get::<String>(4)?,
+                        audience: r.get::<String>(5)?,
+                        valid_from: r.get::<i64>(6)?.unwrap_or(0),
+                        valid_until: r.get::<i64>(7)?,
+                        active: r.get::<bool>(8)?.unwrap_or(false),
+                    });
+                }
+                Ok(keys)
+            })
+        })?;
+        STATE.with(|s| s.borrow_mut().jwt_keys = Some(keys));
+    }
+    Ok(STATE.with(|s| f(s.borrow().jwt_keys.as_deref().unwrap_or_default())))
+}
+
+/// May `user` enter `tenant`? When the tenant has members, only an active member may;
+/// when it has none, anyone the token vouches for may (unless `required`).
+pub fn membership_allows(tenant: uuid::Uuid, user: Option<&str>, required: bool) -> MtResult<bool> {
+    let key = (tenant, user.map(str::to_string), required);
+    if let Some(ok) = STATE.with(|s| s.borrow().membership.get(&key).copied()) {
+        return Ok(ok);
+    }
+    ensure_watched()?;
+    let (total, matched) = as_owner(|| {
+        Ok(Spi::get_two_with_args::<i64, i64>(
+            "SELECT count(*), count(*) FILTER (WHERE user_id = $2 AND status = 'active') \
+             FROM tenant.members WHERE tenant_id = $1",
+            &[
+                pgrx::Uuid::from_bytes(*tenant.as_bytes()).into(),
+                user.into(),
+            ],
+        )?)
+    })?;
+    let ok = match (total.unwrap_or(0), matched.unwrap_or(0)) {
+        (_, m) if m > 0 => true,
+        (0, _) => !required,
+        _ => false,
+    };
+    STATE.with(|s| s.borrow_mut().membership.insert(key, ok));
+    Ok(ok)
 }

@@ -23,6 +23,8 @@ pub enum SuspendedAccess {
     #[name = c"read"]
     Read,
 }
+pub static POSTGREST_CLAIMS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 pub static SUSPENDED_ACCESS: GucSetting<SuspendedAccess> =
     GucSetting::<SuspendedAccess>::new(SuspendedAccess::None);
 
@@ -45,6 +47,14 @@ pub fn register_gucs() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_bool_guc(
+        c"multitenant.postgrest_claims",
+        c"Without a signed context, take the tenant from request.jwt.claims (trusts the proxy that sets it).",
+        c"Off by default. Turn on only when every connection comes through PostgREST (or a proxy that verified the JWT), since any SQL client can set request.jwt.claims.",
+        &POSTGREST_CLAIMS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_enum_guc(
         c"multitenant.suspended_access",
         c"What a context for a suspended tenant may do: none (refused) or read (reads only).",
@@ -61,8 +71,13 @@ struct Verified {
     claims: Claims,
 }
 
+/// A `request.jwt.claims` value and what it resolved to.
+type PostgrestCache = Option<(Vec<u8>, Result<Claims, TokenError>)>;
+
 thread_local! {
     static VERIFIED: RefCell<Option<Verified>> = const { RefCell::new(None) };
+    /// the last `request.jwt.claims` value seen and what it resolved to
+    static PGRST: RefCell<PostgrestCache> = const { RefCell::new(None) };
 }
 
 pub fn forget_verified() {
@@ -71,6 +86,63 @@ pub fn forget_verified() {
             *v = None;
         }
     });
+    PGRST.with(|v| {
+        if let Ok(mut v) = v.try_borrow_mut() {
+            *v = None;
+        }
+    });
+}
+
+/// PostgREST interop: claims from `request.jwt.claims`, only when the DBA turned
+/// `multitenant.postgrest_claims` on. The tenant must exist and allow access.
+fn postgrest_claims<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
+    let p = unsafe { pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false) };
+    if p.is_null() {
+        return Err(TokenError::Empty);
+    }
+    let raw = unsafe { CStr::from_ptr(p).to_bytes() };
+    if raw.is_empty() {
+        return Err(TokenError::Empty);
+    }
+    let hit = PGRST.with(|c| match &*c.borrow() {
+        Some((r, res)) if r == raw => Some(res.clone()),
+        _ => None,
+    });
+    let res = match hit {
+        Some(res) => res,
+        None => {
+            let res = resolve_postgrest(raw);
+            PGRST.with(|c| *c.borrow_mut() = Some((raw.to_vec(), res.clone())));
+            res
+        }
+    };
+    res.map(|c| f(&c))
+}
+
+fn resolve_postgrest(raw: &[u8]) -> Result<Claims, TokenError> {
+    let payload: serde_json::Value =
+        serde_json::from_slice(raw).map_err(|_| TokenError::Malformed)?;
+    let names = crate::auth::Names::current();
+    let tenant = crate::jwt::claim_at(&payload, &names.tenant)
+        .and_then(crate::jwt::as_id)
+        .ok_or(TokenError::Malformed)?;
+    let user = crate::jwt::claim_at(&payload, &names.user).and_then(crate::jwt::as_id);
+    let row = backend::lookup_tenant(&tenant).map_err(|_| TokenError::Refused)?;
+    let exp = payload.get("exp").and_then(|e| e.as_i64());
+    let mut claims = mint_claims(&row, user, exp).map_err(|_| TokenError::Refused)?;
+    if claims.exp <= backend::now_unix() {
+        return Err(TokenError::Expired);
+    }
+    claims.r = match crate::jwt::claim_at(&payload, &names.roles) {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    };
+    claims.c = Some(payload);
+    Ok(claims)
 }
 
 /// The raw GUC value without copying it.
@@ -86,6 +158,9 @@ fn raw_context() -> &'static [u8] {
 pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
     let raw = raw_context();
     if raw.is_empty() {
+        if POSTGREST_CLAIMS.get() {
+            return postgrest_claims(f);
+        }
         return Err(TokenError::Empty);
     }
     let now = backend::now_unix();

@@ -7,11 +7,13 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod auth;
 pub mod backend;
 pub mod context;
 pub mod ddl;
 pub mod error;
 pub mod isolation;
+pub mod jwt;
 pub mod lifecycle;
 pub mod registry;
 pub mod token;
@@ -22,6 +24,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     context::register_gucs();
+    auth::register_gucs();
     backend::register_callbacks();
 }
 

@@ -227,3 +227,26 @@ fn explain_uses_index_and_evaluates_context_once() {
     }
     assert_eq!(one::<i64>("SELECT count(*) FROM public.events"), Some(1000));
 }
+
+#[pg_test]
+fn authenticate_hs256_round_trip() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let id = one::<pgrx::Uuid>("SELECT tenant.create('acme', 'Acme')").unwrap();
+    let secret = "pg-test-hmac-secret-0123456789abcdef!!";
+    run(&format!("SELECT tenant.add_jwt_key('k1', 'HS256', '{secret}')"));
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300;
+    let mut h = Header::new(jsonwebtoken::Algorithm::HS256);
+    h.kid = Some("k1".into());
+    let claims = serde_json::json!({"tenant_id": "acme", "sub": "alice", "exp": exp});
+    let token = encode(&h, &claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap();
+    let got = one::<pgrx::Uuid>(&format!("SELECT tenant.authenticate('{token}')")).unwrap();
+    assert_eq!(got, id);
+    assert_eq!(one::<pgrx::Uuid>("SELECT tenant.current_tenant()"), Some(id));
+    assert_eq!(one::<String>("SELECT tenant.current_user_id()"), Some("alice".into()));
+    assert_eq!(one::<String>("SELECT tenant.current_claims()->>'sub'"), Some("alice".into()));
+}
+
+#[pg_test(error = "invalid token")]
+fn authenticate_rejects_garbage() {
+    run("SELECT tenant.authenticate('not.a.jwt')");
+}

@@ -13,8 +13,9 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 const PREFIX: &str = "mt1.";
-/// Tokens longer than this are rejected before any decoding (a context is a few hundred bytes).
-pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Tokens longer than this are rejected before any decoding (a context is a few hundred
+/// bytes, more when it carries a JWT's claims, which are at most 16 KiB).
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -49,6 +50,8 @@ pub enum TokenError {
     Expired,
     NotYetValid,
     WrongDatabase,
+    /// PostgREST claims that name an unknown or inactive tenant
+    Refused,
 }
 
 impl TokenError {
@@ -61,6 +64,7 @@ impl TokenError {
             TokenError::Expired => "context token expired",
             TokenError::NotYetValid => "context token not yet valid",
             TokenError::WrongDatabase => "context token minted for another database",
+            TokenError::Refused => "request.jwt.claims name an unknown or inactive tenant",
         }
     }
 }

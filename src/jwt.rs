@@ -234,15 +234,23 @@ pub fn verify(
         v.leeway = leeway;
         v.validate_exp = true;
         v.validate_nbf = true;
-        v.set_required_spec_claims(&["exp"]);
+        // a configured iss/aud must be present, not merely correct when present
+        let mut required = vec!["exp"];
         match &k.issuer {
-            Some(iss) => v.set_issuer(&[iss]),
+            Some(iss) => {
+                v.set_issuer(&[iss]);
+                required.push("iss");
+            }
             None => v.iss = None,
         }
         match &k.audience {
-            Some(aud) => v.set_audience(&[aud]),
+            Some(aud) => {
+                v.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => v.validate_aud = false,
         }
+        v.set_required_spec_claims(&required);
         match decode::<Value>(token, &k.key, &v) {
             Ok(data) => return identity_from_claims(data.claims, names),
             Err(e) => last = invalid_token(describe(&e)),

@@ -25,19 +25,26 @@ fi
 PSQL=("$BIN/psql" -X -q -At -h 127.0.0.1 -p "$PORT")
 echo "[bench] building ${TENANTS} tenants x ${ROWS} rows (isolated table and plain copy)"
 "${PSQL[@]}" -U postgres -d postgres -c "DROP DATABASE IF EXISTS mt_bench" -c "CREATE DATABASE mt_bench"
-"${PSQL[@]}" -U postgres -d mt_bench -v tenants="$TENANTS" -v rows="$ROWS" -f "$HERE/bench/setup.sql" >/dev/null
+HS_SECRET="bench-hmac-secret-0123456789abcdefghijklmnop"
+"${PSQL[@]}" -U postgres -d mt_bench -v tenants="$TENANTS" -v rows="$ROWS" -v hs_secret="$HS_SECRET" \
+    -v es_public="$(cat "$HERE/tests/keys/ec256_public.pem")" -f "$HERE/bench/setup.sql" >/dev/null
+cargo build -q --example mint_jwt
+MINT="$HERE/target/debug/examples/mint_jwt"
 
 # one tenant in the middle for the query comparison
 T=$(( (TENANTS + 1) / 2 ))
 TID=$("${PSQL[@]}" -U postgres -d mt_bench -c "SELECT id FROM tenant.tenants WHERE slug = 't$T'")
 TOKEN=$("${PSQL[@]}" -U mt_bench -d mt_bench -c "SELECT tenant.set_context('t$T', NULL, false)" -c "SHOW multitenant.context" | tail -1)
 
-# tps SCRIPT [CLIENTS] [extra env]: median TPS over ROUNDS runs
+JWT_HS=$("$MINT" HS256 bench-hs "$HS_SECRET" "t$T" bench-user 7200)
+JWT_ES=$("$MINT" ES256 bench-es "$HERE/tests/keys/ec256_private.pem" "t$T" bench-user 7200)
+
+# run_pgbench SCRIPT CLIENTS [ROLE] [TOKEN]: TPS of one run
 run_pgbench() {
-    local script=$1 clients=$2
-    PGOPTIONS="-c multitenant.context=$TOKEN" "$BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PORT" -U mt_bench \
+    local script=$1 clients=$2 role=${3:-mt_bench} tok=${4:-none}
+    PGOPTIONS="-c multitenant.context=$TOKEN ${EXTRA_PGOPTIONS:-}" "$BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PORT" -U "$role" \
         -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECS" \
-        -D base=$(( T * 1000 )) -D tid="$TID" -D rows="$ROWS" -D tenants="$TENANTS" \
+        -D base=$(( T * 1000 )) -D tid="$TID" -D rows="$ROWS" -D tenants="$TENANTS" -D tok="$tok" \
         -f "$HERE/bench/sql/$script.sql" mt_bench 2>&1 \
         | awk '/^tps = /{print $3}'
 }
@@ -63,12 +70,23 @@ echo "[bench] set_context per transaction (1 client, latency)"
 measure_pair tx_set_context tx_lookup 1
 measure_pair tx_noop tx_lookup 1
 
+echo "[bench] authenticate per transaction (1 client) vs BEGIN; SELECT 1; COMMIT"
+for f in bare auth_hs auth_es auth_hs_nc auth_es_nc; do : > "$OUT/$f.tps"; done
+for i in $(seq "$ROUNDS"); do
+    run_pgbench tx_bare 1 mt_bench_api >> "$OUT/bare.tps"
+    run_pgbench tx_auth 1 mt_bench_api "$JWT_HS" >> "$OUT/auth_hs.tps"
+    run_pgbench tx_auth 1 mt_bench_api "$JWT_ES" >> "$OUT/auth_es.tps"
+    EXTRA_PGOPTIONS="-c multitenant.jwt_cache_size=0" run_pgbench tx_auth 1 mt_bench_api "$JWT_HS" >> "$OUT/auth_hs_nc.tps"
+    EXTRA_PGOPTIONS="-c multitenant.jwt_cache_size=0" run_pgbench tx_auth 1 mt_bench_api "$JWT_ES" >> "$OUT/auth_es_nc.tps"
+done
+for f in bare auth_hs auth_es auth_hs_nc auth_es_nc; do TPS[$f]=$(median < "$OUT/$f.tps"); done
+
 echo "[bench] set_context server-side cost per call (loop of 20000 in one statement)"
-loop_ms() {
-    "${PSQL[@]}" -U mt_bench -d mt_bench -c "
+loop_ms() { # EXPR [ROLE] [N]
+    "${PSQL[@]}" -U "${2:-mt_bench}" -d mt_bench -c "SET multitenant.jwt_cache_size = ${4:-1024}" -c "
       DO \$\$ DECLARE t0 timestamptz; BEGIN
         t0 := clock_timestamp();
-        PERFORM $1 FROM generate_series(1, 20000) g;
+        PERFORM $1 FROM generate_series(1, ${3:-20000}) g;
         RAISE NOTICE '%', 1000 * extract(epoch FROM clock_timestamp() - t0);
       END \$\$" 2>&1 | sed -n 's/.*NOTICE: *//p'
 }
@@ -78,6 +96,13 @@ for i in $(seq "$ROUNDS"); do
     loop_ms "length('t' || (g % $TENANTS + 1))" >> "$OUT/loop_base.ms"
 done
 LOOP_SET=$(median < "$OUT/loop_set.ms"); LOOP_BASE=$(median < "$OUT/loop_base.ms")
+: > "$OUT/loop_hs.ms"; : > "$OUT/loop_es.ms"; : > "$OUT/loop_abase.ms"
+for i in $(seq "$ROUNDS"); do
+    loop_ms "tenant.authenticate('$JWT_HS' || left(g::text, 0))" mt_bench_api 5000 0 >> "$OUT/loop_hs.ms"
+    loop_ms "tenant.authenticate('$JWT_ES' || left(g::text, 0))" mt_bench_api 1000 0 >> "$OUT/loop_es.ms"
+    loop_ms "length('$JWT_ES' || left(g::text, 0))" mt_bench_api 5000 >> "$OUT/loop_abase.ms"
+done
+LOOP_HS=$(median < "$OUT/loop_hs.ms"); LOOP_ES=$(median < "$OUT/loop_es.ms"); LOOP_ABASE=$(median < "$OUT/loop_abase.ms")
 
 {
 echo "multitenant bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), PostgreSQL $("${PSQL[@]}" -U postgres -d postgres -c 'SHOW server_version')"
@@ -98,4 +123,16 @@ printf 'added by set_context, whole statement           %10.1f us\n' "$(awk -v a
 printf 'added by set_context beyond a trivial statement %10.1f us\n' "$(awk -v a="$a" -v n="$n" 'BEGIN{print 1e6/a-1e6/n}')"
 printf 'set_context server time per call (loop)         %10.2f us\n' "$(awk -v s="$LOOP_SET" -v b="$LOOP_BASE" 'BEGIN{print (s-b)*1000/20000}')"
 echo "(goal: set_context adds < 20 us to a transaction)"
+echo
+z=${TPS[bare]}
+printf 'txn BEGIN; SELECT 1; COMMIT                     %10.1f us\n' "$(awk -v z="$z" 'BEGIN{print 1e6/z}')"
+for v in auth_hs:"HS256, verified" auth_es:"ES256, verified" auth_hs_nc:"HS256, cache off" auth_es_nc:"ES256, cache off"; do
+    k=${v%%:*}; label=${v#*:}; t=${TPS[$k]}
+    printf 'txn BEGIN; authenticate(%-16s); COMMIT %8.1f us  (+%.1f us)\n' "$label" \
+        "$(awk -v t="$t" 'BEGIN{print 1e6/t}')" "$(awk -v t="$t" -v z="$z" 'BEGIN{print 1e6/t-1e6/z}')"
+done
+echo "(verified: the same token again, answered from the per-backend cache of verified JWTs)"
+printf 'authenticate HS256 server time per call, no cache %8.2f us\n' "$(awk -v s="$LOOP_HS" -v b="$LOOP_ABASE" 'BEGIN{print (s/5000-b/5000)*1000}')"
+printf 'authenticate ES256 server time per call, no cache %8.2f us\n' "$(awk -v s="$LOOP_ES" -v b="$LOOP_ABASE" 'BEGIN{print (s/1000-b/5000)*1000}')"
+echo "(goal: authenticate HS256 adds < 20 us to a transaction)"
 } | tee "$OUT/report.txt"

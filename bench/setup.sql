@@ -7,6 +7,14 @@ DO $$ BEGIN
   END IF;
 END $$;
 GRANT tenant_service TO mt_bench;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mt_bench_api') THEN
+    CREATE ROLE mt_bench_api LOGIN;
+  END IF;
+END $$;
+GRANT tenant_user TO mt_bench_api;
+SELECT tenant.add_jwt_key('bench-hs', 'HS256', :'hs_secret');
+SELECT tenant.add_jwt_key('bench-es', 'ES256', :'es_public');
 
 SELECT count(tenant.create('t' || g, 'Tenant ' || g)) AS tenants FROM generate_series(1, :tenants) g;
 
@@ -27,7 +35,7 @@ INSERT INTO public.events_plain SELECT * FROM public.events_iso;
 
 SELECT tenant.isolate('public.events_iso');
 CREATE INDEX ON public.events_plain (tenant_id);   -- the same index isolate created
-GRANT SELECT ON public.events_iso, public.events_plain TO mt_bench;
+GRANT SELECT ON public.events_iso, public.events_plain TO mt_bench, mt_bench_api;
 VACUUM ANALYZE public.events_iso;
 VACUUM ANALYZE public.events_plain;
 SELECT count(*) AS rows_iso FROM public.events_iso;

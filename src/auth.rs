@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 use std::ffi::CString;
 
 pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static JWT_TENANT_CLAIM: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
 pub static JWT_USER_CLAIM: GucSetting<Option<CString>> =
@@ -42,6 +43,16 @@ pub fn register_gucs() {
         3600,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.jwt_cache_size",
+        c"Verified JWTs remembered per backend (0 disables the cache).",
+        c"A token seen again is not re-verified while it, and the key that verified it, are valid; any change to tenant.jwt_keys empties the cache in every backend.",
+        &JWT_CACHE_SIZE,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     for (name, desc, setting) in [
         (
@@ -100,6 +111,10 @@ impl Names {
             roles: guc_text(&JWT_ROLES_CLAIM, "roles"),
         }
     }
+    /// identifies the mapping in the verification cache
+    pub fn cache_key(&self) -> String {
+        format!("{}\u{1}{}\u{1}{}", self.tenant, self.user, self.roles)
+    }
     pub fn as_claim_names(&self) -> ClaimNames<'_> {
         ClaimNames {
             tenant: &self.tenant,
@@ -114,9 +129,17 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
     let names = Names::current();
     let now = backend::now_unix();
     let leeway = JWT_LEEWAY.get().max(0) as u64;
-    let ident = backend::with_jwt_keys(|keys| {
-        jwt::verify(token, keys, now, leeway, &names.as_claim_names())
-    })??;
+    let names_key = names.cache_key();
+    let ident = match backend::cached_jwt(token, &names_key, now, leeway) {
+        Some(id) => id,
+        None => {
+            let id = backend::with_jwt_keys(|keys| {
+                jwt::verify(token, keys, now, leeway, &names.as_claim_names())
+            })??;
+            backend::remember_jwt(token, &names_key, &id, JWT_CACHE_SIZE.get().max(0) as usize);
+            id
+        }
+    };
     let row = backend::lookup_tenant(&ident.tenant)?;
     let mut claims = context::mint_claims(&row, ident.user.clone(), Some(ident.exp))?;
     let rule = JWT_MEMBERSHIP.get();

@@ -25,6 +25,8 @@ struct State {
     tenants: HashMap<String, TenantRow>,
     /// parsed `tenant.jwt_keys`, loaded on first use
     jwt_keys: Option<Vec<crate::jwt::KeyEntry>>,
+    /// JWTs already verified with those keys: (token, claim names) -> identity
+    jwt_verified: HashMap<(String, String), crate::jwt::Identity>,
     /// (tenant, user) -> may enter (membership rule of `authenticate`)
     membership: HashMap<(uuid::Uuid, Option<String>, bool), bool>,
 }
@@ -43,6 +45,7 @@ pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg
             if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
                 s.tenants.clear();
                 s.jwt_keys = None;
+                s.jwt_verified.clear();
                 s.membership.clear();
                 s.secret = None;
                 s.ext_owner = None;
@@ -280,4 +283,36 @@ pub fn membership_allows(tenant: uuid::Uuid, user: Option<&str>, required: bool)
     };
     STATE.with(|s| s.borrow_mut().membership.insert(key, ok));
     Ok(ok)
+}
+
+/// A JWT verified earlier in this backend with the current keys and claim names, if it
+/// still may be relied on.
+pub fn cached_jwt(
+    token: &str,
+    names_key: &str,
+    now: i64,
+    leeway: u64,
+) -> Option<crate::jwt::Identity> {
+    STATE.with(|s| {
+        let s = s.borrow();
+        s.jwt_keys.as_ref()?;
+        s.jwt_verified
+            .get(&(token.to_string(), names_key.to_string()))
+            .filter(|id| id.still_valid(now, leeway))
+            .cloned()
+    })
+}
+
+pub fn remember_jwt(token: &str, names_key: &str, id: &crate::jwt::Identity, capacity: usize) {
+    if capacity == 0 {
+        return;
+    }
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.jwt_verified.len() >= capacity {
+            s.jwt_verified.clear();
+        }
+        s.jwt_verified
+            .insert((token.to_string(), names_key.to_string()), id.clone());
+    })
 }

@@ -112,6 +112,15 @@ pub struct Identity {
     /// the token's exp, unix seconds
     pub exp: i64,
     pub claims: Value,
+    /// end of the validity window of the key that verified it (unix seconds)
+    pub key_until: Option<i64>,
+}
+
+impl Identity {
+    /// May a verification made earlier still be relied on at `now`?
+    pub fn still_valid(&self, now: i64, leeway: u64) -> bool {
+        now < self.exp.saturating_add(leeway as i64) && self.key_until.is_none_or(|u| now < u)
+    }
 }
 
 pub fn invalid_token(detail: impl Into<String>) -> MtError {
@@ -166,6 +175,7 @@ pub fn identity_from_claims(claims: Value, names: &ClaimNames) -> MtResult<Ident
         roles,
         exp,
         claims,
+        key_until: None,
     })
 }
 
@@ -252,7 +262,11 @@ pub fn verify(
         }
         v.set_required_spec_claims(&required);
         match decode::<Value>(token, &k.key, &v) {
-            Ok(data) => return identity_from_claims(data.claims, names),
+            Ok(data) => {
+                let mut id = identity_from_claims(data.claims, names)?;
+                id.key_until = k.valid_until;
+                return Ok(id);
+            }
             Err(e) => last = invalid_token(describe(&e)),
         }
     }
@@ -306,6 +320,9 @@ mod tests {
     fn valid_token_yields_identity() {
         let t = sign(Some("k1"), SECRET, &good_claims());
         let id = verify(&t, &[hs_key("k1")], now(), 0, &NAMES).unwrap();
+        assert!(id.still_valid(now(), 0));
+        assert!(!id.still_valid(now() + 601, 0));
+        assert!(id.still_valid(now() + 601, 5));
         assert_eq!(id.tenant, "acme");
         assert_eq!(id.user.as_deref(), Some("alice"));
         assert_eq!(id.roles, vec!["admin"]);

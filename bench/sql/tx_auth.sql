@@ -1,0 +1,3 @@
+BEGIN;
+SELECT tenant.authenticate(:tok);
+COMMIT;

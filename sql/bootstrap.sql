@@ -82,7 +82,74 @@ CREATE TABLE tenant.members (
 );
 CREATE INDEX members_user_idx ON tenant.members (user_id);
 
+-- Plans: price, features, restrictions; limits per resource (-1 = unlimited).
+CREATE TABLE tenant.plans (
+    name          text PRIMARY KEY CHECK (name ~ '^[a-z0-9_-]{1,100}$'),
+    price         numeric(12, 2) NOT NULL DEFAULT 0 CHECK (price >= 0),
+    currency      text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
+    billing_cycle text NOT NULL DEFAULT 'month' CHECK (billing_cycle IN ('month', 'year', 'none')),
+    features      text[] NOT NULL DEFAULT '{}',
+    restrictions  text[] NOT NULL DEFAULT '{}',
+    definition    jsonb,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE tenant.plan_limits (
+    plan          text NOT NULL REFERENCES tenant.plans (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    resource      text NOT NULL,
+    limit_value   bigint NOT NULL CHECK (limit_value >= -1),
+    period        text NOT NULL DEFAULT 'none' CHECK (period IN ('none', 'minute', 'hour', 'day', 'month')),
+    overage_price numeric(14, 6) CHECK (overage_price >= 0),
+    PRIMARY KEY (plan, resource)
+);
+-- Per-tenant overrides (custom deals).
+CREATE TABLE tenant.tenant_limits (
+    tenant_id     uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    resource      text NOT NULL,
+    limit_value   bigint NOT NULL CHECK (limit_value >= -1),
+    period        text NOT NULL DEFAULT 'none' CHECK (period IN ('none', 'minute', 'hour', 'day', 'month')),
+    overage_price numeric(14, 6) CHECK (overage_price >= 0),
+    PRIMARY KEY (tenant_id, resource)
+);
+CREATE TABLE tenant.tenant_features (
+    tenant_id uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    feature   text NOT NULL,
+    enabled   boolean NOT NULL,
+    PRIMARY KEY (tenant_id, feature)
+);
+-- One counter per tenant, resource and fixed window (UTC, aligned to the clock; the window
+-- of period 'none' starts at the epoch and never ends). `rolled` is what run_maintenance()
+-- already moved into usage_daily.
+CREATE TABLE tenant.usage_counters (
+    tenant_id    uuid NOT NULL,
+    resource     text NOT NULL,
+    window_start timestamptz NOT NULL,
+    window_end   timestamptz NOT NULL,
+    used         bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
+    rolled       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, resource, window_start)
+);
+CREATE TABLE tenant.usage_daily (
+    tenant_id uuid NOT NULL,
+    resource  text NOT NULL,
+    day       date NOT NULL,
+    used      bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, resource, day)
+);
+-- Tables whose rows count against a limit (tenant.limit_rows).
+CREATE TABLE tenant.row_limits (
+    relid         regclass PRIMARY KEY,
+    resource      text NOT NULL,
+    tenant_column name NOT NULL
+);
+
 SELECT pg_catalog.pg_extension_config_dump('tenant.tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.plans', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.plan_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.tenant_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.tenant_features', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_counters', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.row_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.jwt_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');

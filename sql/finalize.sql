@@ -14,6 +14,160 @@ AS $$ SELECT tenant._unisolate($1::oid) $$;
 COMMENT ON FUNCTION tenant.unisolate(regclass) IS
     'Reverse tenant.isolate(): drop its policies, index and default, restore the previous RLS state.';
 
+CREATE FUNCTION tenant.limit_rows(tbl regclass, resource text, tenant_column name DEFAULT 'tenant_id')
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant._limit_rows($1::oid, $2, $3::text) $$;
+COMMENT ON FUNCTION tenant.limit_rows(regclass, text, name) IS
+    'Count the rows of each tenant in tbl against the limit of resource; INSERT past it raises MT010.';
+
+CREATE FUNCTION tenant.unlimit_rows(tbl regclass)
+RETURNS boolean LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant._unlimit_rows($1::oid) $$;
+
+-- Row trigger of limit_rows: counts the row's tenant in (INSERT) or out (DELETE). SECURITY
+-- DEFINER so that application roles need no access to the counters; the counter row lock
+-- makes concurrent inserts take the last slot exactly once.
+CREATE FUNCTION tenant._limit_rows_trigger() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM tenant._count_row((to_jsonb(NEW) ->> TG_ARGV[1])::uuid, TG_ARGV[0], 1);
+        RETURN NEW;
+    END IF;
+    PERFORM tenant._count_row((to_jsonb(OLD) ->> TG_ARGV[1])::uuid, TG_ARGV[0], -1);
+    RETURN OLD;
+END
+$$;
+
+-- Usage of the current tenant: per resource of its plan, the current window against the
+-- limit, and everything used between from_ts and to_ts (daily history plus what
+-- run_maintenance() has not rolled up yet).
+CREATE FUNCTION tenant.usage_report(from_ts timestamptz DEFAULT date_trunc('month', now()),
+                                    to_ts timestamptz DEFAULT now())
+RETURNS TABLE (resource text, period text, limit_value bigint, window_used bigint,
+               percent_used numeric, window_resets timestamptz, used_in_range bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (SELECT tenant.require_tenant() AS id),
+    lim AS (
+        SELECT l.resource, l.period, l.limit_value FROM tenant.plan_limits l, t, tenant.tenants tt
+        WHERE tt.id = t.id AND l.plan = tt.plan
+          AND NOT EXISTS (SELECT 1 FROM tenant.tenant_limits o WHERE o.tenant_id = t.id AND o.resource = l.resource)
+        UNION ALL
+        SELECT o.resource, o.period, o.limit_value FROM tenant.tenant_limits o, t WHERE o.tenant_id = t.id
+    )
+    SELECT lim.resource, lim.period, lim.limit_value,
+           coalesce(cur.used, 0),
+           CASE WHEN lim.limit_value < 0 THEN NULL
+                WHEN lim.limit_value = 0 THEN CASE WHEN coalesce(cur.used, 0) > 0 THEN 100 ELSE 0 END
+                ELSE round(100.0 * coalesce(cur.used, 0) / lim.limit_value, 2) END,
+           CASE WHEN lim.period = 'none' THEN NULL ELSE cur.window_end END,
+           coalesce((SELECT sum(d.used) FROM tenant.usage_daily d, t
+                     WHERE d.tenant_id = t.id AND d.resource = lim.resource
+                       AND d.day >= from_ts::date AND d.day <= to_ts::date), 0)::bigint
+         + coalesce((SELECT sum(c.used - c.rolled) FROM tenant.usage_counters c, t
+                     WHERE c.tenant_id = t.id AND c.resource = lim.resource
+                       AND c.window_end > from_ts AND c.window_start <= to_ts), 0)::bigint
+    FROM lim
+    LEFT JOIN LATERAL (
+        SELECT c.used, c.window_end FROM tenant.usage_counters c, t
+        WHERE c.tenant_id = t.id AND c.resource = lim.resource
+          AND c.window_start <= now() AND now() < c.window_end
+    ) cur ON true
+    ORDER BY lim.resource
+$$;
+
+-- Invoice lines of a tenant for the month starting at period_start: the plan's base price,
+-- then for each monthly limit with an overage price the units above the limit.
+CREATE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT date_trunc('month', now())::date)
+RETURNS TABLE (line text, quantity bigint, unit_price numeric, amount numeric, currency text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t tenant.tenants;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to read invoices',
+            HINT = 'Grant tenant_service or tenant_admin to the calling role.';
+    END IF;
+    SELECT * INTO t FROM tenant.tenants tt WHERE tt.slug = invoice.tenant OR tt.id::text = invoice.tenant;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT002', MESSAGE = format('tenant "%s" not found', invoice.tenant);
+    END IF;
+    IF period_start <> date_trunc('month', period_start)::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
+    END IF;
+    RETURN QUERY
+    SELECT format('plan %s (%s)', p.name, to_char(period_start, 'YYYY-MM')), 1::bigint, p.price, p.price, p.currency
+    FROM tenant.plans p WHERE p.name = t.plan;
+    RETURN QUERY
+    WITH lim AS (
+        SELECT l.resource, l.limit_value, l.overage_price FROM tenant.plan_limits l
+        WHERE l.plan = t.plan AND l.period = 'month'
+          AND NOT EXISTS (SELECT 1 FROM tenant.tenant_limits o WHERE o.tenant_id = t.id AND o.resource = l.resource)
+        UNION ALL
+        SELECT o.resource, o.limit_value, o.overage_price FROM tenant.tenant_limits o
+        WHERE o.tenant_id = t.id AND o.period = 'month'
+    )
+    SELECT format('overage %s: %s above %s', lim.resource, c.used - lim.limit_value, lim.limit_value),
+           c.used - lim.limit_value, lim.overage_price, round((c.used - lim.limit_value) * lim.overage_price, 2),
+           coalesce((SELECT p.currency FROM tenant.plans p WHERE p.name = t.plan), 'USD')
+    FROM lim
+    JOIN tenant.usage_counters c
+      ON c.tenant_id = t.id AND c.resource = lim.resource AND c.window_start = period_start::timestamptz
+    WHERE lim.overage_price IS NOT NULL AND lim.limit_value >= 0 AND c.used > lim.limit_value
+    ORDER BY 1;
+END
+$$;
+
+-- Housekeeping for pg_cron: roll counters into daily history, drop old windows and history,
+-- end expired trials. Returns what it did.
+CREATE FUNCTION tenant.run_maintenance(retention interval DEFAULT '400 days')
+RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rolled bigint; dropped bigint; history bigint; trials bigint;
+BEGIN
+    IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
+    END IF;
+    WITH todo AS (
+        SELECT c.tenant_id, c.resource, c.window_start, c.window_end, c.used, c.rolled
+        FROM tenant.usage_counters c WHERE c.used <> c.rolled
+        FOR UPDATE
+    ), moved AS (
+        UPDATE tenant.usage_counters c SET rolled = todo.used
+        FROM todo
+        WHERE c.tenant_id = todo.tenant_id AND c.resource = todo.resource AND c.window_start = todo.window_start
+        RETURNING todo.tenant_id, todo.resource,
+                  least(todo.window_end - interval '1 microsecond', now())::date AS day,
+                  todo.used - todo.rolled AS delta
+    ), ins AS (
+        INSERT INTO tenant.usage_daily AS d (tenant_id, resource, day, used)
+        SELECT tenant_id, resource, day, sum(delta) FROM moved GROUP BY 1, 2, 3
+        ON CONFLICT (tenant_id, resource, day) DO UPDATE SET used = d.used + EXCLUDED.used
+        RETURNING 1
+    )
+    SELECT count(*) INTO rolled FROM ins;
+    DELETE FROM tenant.usage_counters c
+    WHERE c.used = c.rolled AND c.window_end < now() - least(retention, interval '62 days');
+    GET DIAGNOSTICS dropped = ROW_COUNT;
+    DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
+    GET DIAGNOSTICS history = ROW_COUNT;
+    UPDATE tenant.tenants SET status = 'suspended', updated_at = now()
+    WHERE status = 'trial' AND trial_ends_at < now();
+    GET DIAGNOSTICS trials = ROW_COUNT;
+    RETURN jsonb_build_object('rolled_up', rolled, 'windows_dropped', dropped,
+                              'history_dropped', history, 'trials_expired', trials);
+END
+$$;
+
 -- Cross-backend cache invalidation when tenants or the secret change.
 CREATE FUNCTION tenant._tables_changed() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -26,6 +180,14 @@ CREATE TRIGGER secret_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON te
 CREATE TRIGGER jwt_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.jwt_keys
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 CREATE TRIGGER members_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.members
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.plans
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER plan_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.plan_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER tenant_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.tenant_limits
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER tenant_features_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.tenant_features
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 
 -- Application roles see only their own tenant's row; the backend and admins see all.
@@ -40,6 +202,27 @@ CREATE POLICY members_own ON tenant.members FOR SELECT TO PUBLIC
 CREATE POLICY members_service ON tenant.members FOR SELECT TO tenant_service, tenant_admin
     USING (true);
 
+ALTER TABLE tenant.usage_counters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_counters_own ON tenant.usage_counters FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY usage_counters_service ON tenant.usage_counters FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+ALTER TABLE tenant.usage_daily ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_daily_own ON tenant.usage_daily FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY usage_daily_service ON tenant.usage_daily FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+ALTER TABLE tenant.tenant_limits ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_limits_own ON tenant.tenant_limits FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY tenant_limits_service ON tenant.tenant_limits FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+ALTER TABLE tenant.tenant_features ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_features_own ON tenant.tenant_features FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY tenant_features_service ON tenant.tenant_features FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;
@@ -49,11 +232,17 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
+GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits TO PUBLIC;
+GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
     tenant.current_claims(), tenant.current_roles(),
+    tenant.has_feature(text), tenant.require_feature(text),
+    tenant.consume(text, bigint), tenant.check(text, bigint), tenant.usage_report(timestamptz, timestamptz),
+    tenant.limit_rows(regclass, text, name), tenant.unlimit_rows(regclass),
+    tenant._limit_rows(oid, text, text), tenant._unlimit_rows(oid),
     tenant.isolate(regclass, name), tenant.unisolate(regclass),
     tenant._isolate(oid, text), tenant._unisolate(oid)
 TO PUBLIC;
@@ -66,8 +255,13 @@ GRANT EXECUTE ON FUNCTION
     tenant.rotate_jwt_key(text, text, text, text, integer)
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
-    tenant.add_member(text, text, text[]), tenant.remove_member(text, text)
+    tenant.add_member(text, text, text[]), tenant.remove_member(text, text),
+    tenant.set_plan(text, text), tenant.invoice(text, date), tenant.run_maintenance(interval)
 TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.load_plan(jsonb), tenant.set_limit_override(text, text, bigint, text, double precision),
+    tenant.set_feature_override(text, text, boolean)
+TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)
 TO tenant_service, tenant_admin;

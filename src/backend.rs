@@ -27,6 +27,8 @@ struct State {
     jwt_keys: Option<Vec<crate::jwt::KeyEntry>>,
     /// JWTs already verified with those keys: (token, claim names) -> identity
     jwt_verified: HashMap<(String, String), crate::jwt::Identity>,
+    /// plan features and limits per tenant, with overrides
+    entitlements: HashMap<uuid::Uuid, std::rc::Rc<crate::plans::Entitlements>>,
     /// (tenant, user) -> may enter (membership rule of `authenticate`)
     membership: HashMap<(uuid::Uuid, Option<String>, bool), bool>,
 }
@@ -47,6 +49,7 @@ pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg
                 s.jwt_keys = None;
                 s.jwt_verified.clear();
                 s.membership.clear();
+                s.entitlements.clear();
                 s.secret = None;
                 s.ext_owner = None;
                 s.watched.clear();
@@ -75,7 +78,8 @@ fn ensure_watched() -> MtResult<()> {
             let t = c.select(
                 "SELECT c.oid FROM pg_catalog.pg_class c \
                  WHERE c.relnamespace = 'tenant'::regnamespace \
-                   AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members')",
+                   AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members', 'plans', \
+                                     'plan_limits', 'tenant_limits', 'tenant_features')",
                 None,
                 &[],
             )?;
@@ -315,4 +319,29 @@ pub fn remember_jwt(token: &str, names_key: &str, id: &crate::jwt::Identity, cap
         s.jwt_verified
             .insert((token.to_string(), names_key.to_string()), id.clone());
     })
+}
+
+/// Run `f` over the tenant's entitlements (plan features and limits with its overrides),
+/// loaded once per backend and dropped whenever plans, limits, overrides or tenants change.
+pub fn with_entitlements<R>(
+    tenant: uuid::Uuid,
+    f: impl FnOnce(&crate::plans::Entitlements) -> R,
+) -> MtResult<R> {
+    if let Some(e) = STATE.with(|s| s.borrow().entitlements.get(&tenant).cloned()) {
+        return Ok(f(&e));
+    }
+    ensure_watched()?;
+    let json = as_owner(|| {
+        Ok(Spi::get_one_with_args::<pgrx::JsonB>(
+            include_str!("../sql/entitlements.sql"),
+            &[pgrx::Uuid::from_bytes(*tenant.as_bytes()).into()],
+        )?)
+    })?;
+    let e = match json {
+        Some(j) => crate::plans::Entitlements::from_json(&j.0)?,
+        None => return Err(MtError::tenant_not_found(&tenant.to_string())),
+    };
+    let e = std::rc::Rc::new(e);
+    STATE.with(|s| s.borrow_mut().entitlements.insert(tenant, e.clone()));
+    Ok(f(&e))
 }

@@ -18,6 +18,11 @@ pub fn quote_ident(ident: &str) -> String {
     out
 }
 
+/// A SQL string literal (standard_conforming_strings): quotes doubled; NULs removed.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\0', "").replace('\'', "''"))
+}
+
 pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }

@@ -9,9 +9,9 @@ use pgrx::prelude::*;
 
 const UUIDOID: u32 = 2950;
 
-struct TableInfo {
-    schema: String,
-    table: String,
+pub(crate) struct TableInfo {
+    pub schema: String,
+    pub table: String,
     kind: String,
     rls_enabled: bool,
     rls_forced: bool,
@@ -45,7 +45,7 @@ fn table_info(relid: pg_sys::Oid) -> MtResult<TableInfo> {
     })
 }
 
-fn check_table(relid: pg_sys::Oid) -> MtResult<TableInfo> {
+pub(crate) fn check_table(relid: pg_sys::Oid) -> MtResult<TableInfo> {
     let info = table_info(relid)?;
     let name = ddl::qualified(&info.schema, &info.table);
     if !info.is_owner {
@@ -65,12 +65,12 @@ fn check_table(relid: pg_sys::Oid) -> MtResult<TableInfo> {
     Ok(info)
 }
 
-struct Column {
+pub(crate) struct Column {
     attnum: i16,
     default: Option<String>,
 }
 
-fn tenant_column(relid: pg_sys::Oid, table: &str, column: &str) -> MtResult<Column> {
+pub(crate) fn tenant_column(relid: pg_sys::Oid, table: &str, column: &str) -> MtResult<Column> {
     let row = Spi::connect(|c| -> MtResult<Option<(i16, u32, Option<String>)>> {
         let t = c.select(
             "SELECT a.attnum, a.atttypid, pg_catalog.pg_get_expr(d.adbin, d.adrelid) \

@@ -15,6 +15,8 @@ pub mod error;
 pub mod isolation;
 pub mod jwt;
 pub mod lifecycle;
+pub mod plans;
+pub mod quota;
 pub mod registry;
 pub mod token;
 

@@ -1,0 +1,482 @@
+//! Plans, feature gating and quotas: `has_feature`, `require_feature`, `consume`, `check`,
+//! `limit_rows`, plan loading and overrides. Reports (usage, invoice, maintenance) are SQL
+//! in sql/finalize.sql.
+
+use crate::backend;
+use crate::context::verified;
+use crate::ddl::{qualified, quote_ident, quote_literal};
+use crate::error::{Code, MtError, MtResult, OrRaise};
+use crate::plans::{parse_plan, remaining, validate_resource, window, Limit, Period};
+use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use std::cell::RefCell;
+
+/// The tenant of a writable context (MT001 without, MT003 read-only).
+fn writable_tenant() -> MtResult<uuid::Uuid> {
+    match verified(|c| (c.t, c.ro)) {
+        Ok((t, false)) => Ok(t),
+        Ok((_, true)) => Err(MtError::new(
+            Code::TenantNotActive,
+            "tenant is read-only (suspended)",
+        )),
+        Err(_) => Err(MtError::no_context()),
+    }
+}
+
+fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
+    validate_resource(resource)?;
+    backend::with_entitlements(tenant, |e| e.limits.get(resource).cloned())?.ok_or_else(|| {
+        MtError::invalid(format!(
+            "resource \"{resource}\" has no limit in this tenant's plan"
+        ))
+        .hint(
+            "Add it to the plan (tenant.load_plan) or as an override (tenant.set_limit_override).",
+        )
+    })
+}
+
+fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*u.as_bytes())
+}
+
+const UPSERT: &str =
+    "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
+     VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5) \
+     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = c.used + EXCLUDED.used \
+     WHERE $6 < 0 OR c.used + EXCLUDED.used <= $6 \
+     RETURNING c.used";
+
+thread_local! {
+    static UPSERT_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
+}
+
+/// Atomically add `amount` to the tenant's counter of the current window unless that would
+/// pass `hard_limit` (-1: no check). The row lock of the counter serializes concurrent
+/// consumers, so the total never passes the limit. Returns the new total, or None when the
+/// amount did not fit (nothing was consumed).
+fn add_usage(
+    tenant: uuid::Uuid,
+    resource: &str,
+    period: Period,
+    amount: i64,
+    hard_limit: i64,
+) -> MtResult<Option<i64>> {
+    let (ws, we) = window(period, backend::now_unix());
+    backend::as_owner(|| {
+        Spi::connect_mut(|c| {
+            let missing = UPSERT_PLAN.with(|p| p.borrow().is_none());
+            if missing {
+                use pgrx::pg_sys::PgBuiltInOids as O;
+                let types = [
+                    O::UUIDOID,
+                    O::TEXTOID,
+                    O::FLOAT8OID,
+                    O::FLOAT8OID,
+                    O::INT8OID,
+                    O::INT8OID,
+                ]
+                .map(pgrx::PgOid::BuiltIn);
+                let plan = c.prepare_mut(UPSERT, &types)?.keep();
+                UPSERT_PLAN.with(|p| *p.borrow_mut() = Some(plan));
+            }
+            UPSERT_PLAN.with(|p| -> MtResult<Option<i64>> {
+                let p = p.borrow();
+                let plan = p.as_ref().expect("prepared above");
+                let args = [
+                    pg_uuid(tenant).into(),
+                    resource.into(),
+                    (ws as f64).into(),
+                    (we as f64).into(),
+                    amount.into(),
+                    hard_limit.into(),
+                ];
+                let t = c.update(plan, Some(1), &args)?;
+                match t.into_iter().next() {
+                    Some(row) => Ok(row.get::<i64>(1)?),
+                    None => Ok(None),
+                }
+            })
+        })
+    })
+}
+
+fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<i64> {
+    let (ws, _) = window(period, backend::now_unix());
+    backend::as_owner(|| {
+        let r = Spi::get_one_with_args::<i64>(
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+        );
+        match r {
+            Ok(v) => Ok(v.unwrap_or(0)),
+            Err(pgrx::spi::Error::InvalidPosition) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    })
+}
+
+fn exceeded(resource: &str, limit: &Limit, used: i64, amount: i64) -> MtError {
+    let (_, reset) = window(limit.period, backend::now_unix());
+    let reset = if limit.period == Period::None {
+        "never (not a windowed limit)".to_string()
+    } else {
+        format!("unix time {reset}")
+    };
+    MtError::new(
+        Code::LimitExceeded,
+        format!("plan limit exceeded for \"{resource}\""),
+    )
+    .detail(format!(
+        "resource={resource} limit={} used={used} requested={amount} period={} resets={reset}",
+        limit.limit,
+        limit.period.as_str()
+    ))
+    .hint("Upgrade the plan, wait for the window to reset, or ask for an override.")
+}
+
+fn consume_for(
+    tenant: uuid::Uuid,
+    resource: &str,
+    amount: i64,
+    period_override: Option<Period>,
+) -> MtResult<Option<i64>> {
+    if amount <= 0 {
+        return Err(MtError::invalid("amount must be positive"));
+    }
+    let limit = limit_for(tenant, resource)?;
+    let period = period_override.unwrap_or(limit.period);
+    let hard = if limit.hard() { limit.limit } else { -1 };
+    if limit.hard() && amount > limit.limit {
+        let used = current_used(tenant, resource, period)?;
+        return Err(exceeded(resource, &limit, used, amount));
+    }
+    match add_usage(tenant, resource, period, amount, hard)? {
+        Some(used) => Ok(remaining(&limit, used)),
+        None => {
+            let used = current_used(tenant, resource, period)?;
+            Err(exceeded(resource, &limit, used, amount))
+        }
+    }
+}
+
+/// Consume `amount` of `resource` for the current tenant in the current window; returns the
+/// remaining allowance (NULL when unlimited). Raises MT010 and consumes nothing when a hard
+/// limit would be passed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn consume(resource: &str, amount: default!(i64, 1)) -> Option<i64> {
+    writable_tenant()
+        .and_then(|t| consume_for(t, resource, amount, None))
+        .or_raise()
+}
+
+fn check_impl(resource: &str, amount: i64) -> MtResult<bool> {
+    if amount <= 0 {
+        return Err(MtError::invalid("amount must be positive"));
+    }
+    let tenant = match verified(|c| c.t) {
+        Ok(t) => t,
+        Err(_) => return Err(MtError::no_context()),
+    };
+    let limit = limit_for(tenant, resource)?;
+    if !limit.hard() {
+        return Ok(true);
+    }
+    Ok(current_used(tenant, resource, limit.period)? + amount <= limit.limit)
+}
+
+/// Would `amount` of `resource` fit the current tenant's limit now? Consumes nothing.
+#[pg_extern(volatile, parallel_safe)]
+fn check(resource: &str, amount: default!(i64, 1)) -> bool {
+    check_impl(resource, amount).or_raise()
+}
+
+/// Does the current tenant's plan (with overrides) include `feature`? False without context.
+#[pg_extern(stable, parallel_safe)]
+fn has_feature(feature: &str) -> bool {
+    let Ok(t) = verified(|c| c.t) else {
+        return false;
+    };
+    backend::with_entitlements(t, |e| e.features.contains(feature)).or_raise()
+}
+
+fn require_feature_impl(feature: &str) -> MtResult<bool> {
+    let t = verified(|c| c.t).map_err(|_| MtError::no_context())?;
+    let (has, plan) =
+        backend::with_entitlements(t, |e| (e.features.contains(feature), e.plan.clone()))?;
+    if has {
+        Ok(true)
+    } else {
+        Err(MtError::new(
+            Code::FeatureNotInPlan,
+            format!("feature \"{feature}\" is not in plan \"{plan}\""),
+        )
+        .hint("Upgrade the plan or add a feature override (tenant.set_feature_override)."))
+    }
+}
+
+/// Raise MT011 unless the current tenant has `feature`; returns true (usable in CHECKs and
+/// policies: `USING (tenant.require_feature('audit_logs'))`).
+#[pg_extern(stable, parallel_safe)]
+fn require_feature(feature: &str) -> bool {
+    require_feature_impl(feature).or_raise()
+}
+
+/// Internal, for the limit_rows trigger (SECURITY DEFINER, see finalize.sql): count one row
+/// in or out for the row's tenant. Not granted to anyone.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
+    let r = (|| -> MtResult<()> {
+        let t = tenant.ok_or_else(MtError::no_context)?;
+        let t = uuid::Uuid::from_bytes(*t.as_bytes());
+        if delta > 0 {
+            consume_for(t, resource, delta as i64, Some(Period::None)).map(|_| ())
+        } else {
+            let (ws, _) = window(Period::None, 0);
+            backend::as_owner(|| {
+                Spi::run_with_args(
+                    "UPDATE tenant.usage_counters SET used = greatest(used + $4, 0) \
+                     WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+                    &[
+                        pg_uuid(t).into(),
+                        resource.into(),
+                        (ws as f64).into(),
+                        (delta as i64).into(),
+                    ],
+                )?;
+                Ok(())
+            })
+        }
+    })();
+    r.or_raise()
+}
+
+fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> MtResult<()> {
+    validate_resource(resource)?;
+    let info = crate::isolation::check_table(relid)?;
+    let name = qualified(&info.schema, &info.table);
+    crate::isolation::tenant_column(relid, &name, column)?;
+    let trigger_args = format!("{}, {}", quote_literal(resource), quote_literal(column));
+    let (ws, we) = window(Period::None, 0);
+    let statements = [
+        format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
+        format!(
+            "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
+             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"({trigger_args})"
+        ),
+        // existing rows count from the start; the table lock keeps the count exact
+        format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
+    ];
+    let col = quote_ident(column);
+    let seed = format!(
+        "INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used) \
+         SELECT {col}, $1, to_timestamp($2), to_timestamp($3), count(*) FROM {name} WHERE {col} IS NOT NULL GROUP BY {col} \
+         ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = EXCLUDED.used"
+    );
+    backend::as_owner(|| {
+        Spi::connect_mut(|c| {
+            for s in &statements {
+                c.update(s.as_str(), None, &[])?;
+            }
+            c.update(
+                "DELETE FROM tenant.usage_counters WHERE resource = $1 AND window_start = to_timestamp($2)",
+                None,
+                &[resource.into(), (ws as f64).into()],
+            )?;
+            c.update(
+                seed.as_str(),
+                None,
+                &[resource.into(), (ws as f64).into(), (we as f64).into()],
+            )?;
+            c.update(
+                "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
+                 ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
+                None,
+                &[relid.into(), resource.into(), column.into()],
+            )?;
+            Ok(())
+        })
+    })
+}
+
+/// Internal: `tenant.limit_rows(regclass, text, name)` is the SQL wrapper.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _limit_rows(relid: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
+    limit_rows_impl(relid, resource, tenant_column).or_raise()
+}
+
+fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
+    let info = crate::isolation::check_table(relid)?;
+    let name = qualified(&info.schema, &info.table);
+    backend::as_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}").as_str(),
+                None,
+                &[],
+            )?;
+            let t = c.update(
+                "DELETE FROM tenant.row_limits WHERE relid = $1::regclass RETURNING 1",
+                None,
+                &[relid.into()],
+            )?;
+            Ok(!t.is_empty())
+        })
+    })
+}
+
+/// Internal: `tenant.unlimit_rows(regclass)` is the SQL wrapper.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _unlimit_rows(relid: pgrx::pg_sys::Oid) -> bool {
+    unlimit_rows_impl(relid).or_raise()
+}
+
+fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
+    backend::require_any_role(&[c"tenant_admin"], "define plans")?;
+    let p = parse_plan(doc)?;
+    backend::as_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at) \
+                 VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now()) \
+                 ON CONFLICT (name) DO UPDATE SET price = EXCLUDED.price, currency = EXCLUDED.currency, \
+                   billing_cycle = EXCLUDED.billing_cycle, features = EXCLUDED.features, \
+                   restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now()",
+                None,
+                &[
+                    p.name.as_str().into(),
+                    p.price.into(),
+                    p.currency.as_str().into(),
+                    p.billing_cycle.as_str().into(),
+                    p.features.clone().into(),
+                    p.restrictions.clone().into(),
+                    pgrx::JsonB(doc.clone()).into(),
+                ],
+            )?;
+            c.update(
+                "DELETE FROM tenant.plan_limits WHERE plan = $1",
+                None,
+                &[p.name.as_str().into()],
+            )?;
+            for l in &p.limits {
+                c.update(
+                    "INSERT INTO tenant.plan_limits (plan, resource, limit_value, period, overage_price) \
+                     VALUES ($1, $2, $3, $4, $5::numeric)",
+                    None,
+                    &[
+                        p.name.as_str().into(),
+                        l.resource.as_str().into(),
+                        l.limit.into(),
+                        l.period.as_str().into(),
+                        l.overage_price.into(),
+                    ],
+                )?;
+            }
+            Ok(p.name.clone())
+        })
+    })
+}
+
+/// Create or replace a plan from a JSON document (see docs/reference.md). For tenant_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+fn load_plan(definition: pgrx::JsonB) -> String {
+    load_plan_impl(&definition.0).or_raise()
+}
+
+fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
+    backend::require_any_role(
+        &[c"tenant_service", c"tenant_admin"],
+        "change a tenant's plan",
+    )?;
+    let row = backend::lookup_tenant(tenant)?;
+    backend::as_owner(|| {
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM tenant.plans WHERE name = $1)",
+            &[plan.into()],
+        )?
+        .unwrap_or(false);
+        if !exists {
+            return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))
+                .hint("Define it with tenant.load_plan(...)."));
+        }
+        Spi::run_with_args(
+            "UPDATE tenant.tenants SET plan = $2, updated_at = now() WHERE id = $1",
+            &[pg_uuid(row.id).into(), plan.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Move a tenant to another plan; the next check uses it, in every session.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_plan(tenant: &str, plan: &str) {
+    set_plan_impl(tenant, plan).or_raise()
+}
+
+fn set_limit_override_impl(
+    tenant: &str,
+    resource: &str,
+    limit: i64,
+    period: &str,
+    overage_price: Option<f64>,
+) -> MtResult<()> {
+    backend::require_any_role(&[c"tenant_admin"], "override limits")?;
+    validate_resource(resource)?;
+    let period = Period::parse(period)?;
+    if limit < -1 {
+        return Err(MtError::invalid("limit must be >= -1 (-1 = unlimited)"));
+    }
+    if overage_price.is_some_and(|p| p < 0.0 || p.is_nan()) {
+        return Err(MtError::invalid("overage_price must be >= 0"));
+    }
+    let row = backend::lookup_tenant(tenant)?;
+    backend::as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.tenant_limits (tenant_id, resource, limit_value, period, overage_price) \
+             VALUES ($1, $2, $3, $4, $5::numeric) \
+             ON CONFLICT (tenant_id, resource) DO UPDATE SET limit_value = EXCLUDED.limit_value, \
+               period = EXCLUDED.period, overage_price = EXCLUDED.overage_price",
+            &[pg_uuid(row.id).into(), resource.into(), limit.into(), period.as_str().into(), overage_price.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Give one tenant its own limit for a resource (a custom deal); -1 = unlimited.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_limit_override(
+    tenant: &str,
+    resource: &str,
+    limit_value: i64,
+    period: default!(&str, "'none'"),
+    overage_price: default!(Option<f64>, "NULL"),
+) {
+    set_limit_override_impl(tenant, resource, limit_value, period, overage_price).or_raise()
+}
+
+fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>) -> MtResult<()> {
+    backend::require_any_role(&[c"tenant_admin"], "override features")?;
+    validate_resource(feature)
+        .map_err(|_| MtError::invalid(format!("invalid feature name \"{feature}\"")))?;
+    let row = backend::lookup_tenant(tenant)?;
+    backend::as_owner(|| {
+        match enabled {
+            Some(on) => Spi::run_with_args(
+                "INSERT INTO tenant.tenant_features (tenant_id, feature, enabled) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant_id, feature) DO UPDATE SET enabled = EXCLUDED.enabled",
+                &[pg_uuid(row.id).into(), feature.into(), on.into()],
+            )?,
+            None => Spi::run_with_args(
+                "DELETE FROM tenant.tenant_features WHERE tenant_id = $1 AND feature = $2",
+                &[pg_uuid(row.id).into(), feature.into()],
+            )?,
+        }
+        Ok(())
+    })
+}
+
+/// Grant (true) or withhold (false) a feature for one tenant regardless of its plan;
+/// NULL removes the override.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_feature_override(tenant: &str, feature: &str, enabled: Option<bool>) {
+    set_feature_override_impl(tenant, feature, enabled).or_raise()
+}

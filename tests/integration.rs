@@ -1500,7 +1500,10 @@ fn quota_windows_roll_over_and_reports_add_up() {
         .unwrap()
         .get(0);
     let m: serde_json::Value = serde_json::from_str(&m).unwrap();
-    assert!(m["rolled_up"].as_i64().unwrap() >= 2, "one daily row per resource and day: {m}");
+    assert!(
+        m["rolled_up"].as_i64().unwrap() >= 2,
+        "one daily row per resource and day: {m}"
+    );
     let rows = in_tenant(&mut be, "acme", "SELECT used_in_range FROM tenant.usage_report(now() - interval '1 day', now()) WHERE resource = 'requests'").unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 110);
 }

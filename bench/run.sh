@@ -39,14 +39,16 @@ TOKEN=$("${PSQL[@]}" -U mt_bench -d mt_bench -c "SELECT tenant.set_context('t$T'
 JWT_HS=$("$MINT" HS256 bench-hs "$HS_SECRET" "t$T" bench-user 7200)
 JWT_ES=$("$MINT" ES256 bench-es "$HERE/tests/keys/ec256_private.pem" "t$T" bench-user 7200)
 
-# run_pgbench SCRIPT CLIENTS [ROLE] [TOKEN]: TPS of one run
+# run_pgbench SCRIPT CLIENTS [ROLE] [TOKEN]: TPS of one run, counted after a warm-up of
+# WARMUP seconds on the same connections (per-backend caches start cold in every run).
+WARMUP="${BENCH_WARMUP:-2}"
 run_pgbench() {
     local script=$1 clients=$2 role=${3:-mt_bench} tok=${4:-none}
     PGOPTIONS="-c multitenant.context=$TOKEN ${EXTRA_PGOPTIONS:-}" "$BIN/pgbench" -n -M prepared -h 127.0.0.1 -p "$PORT" -U "$role" \
-        -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECS" \
+        -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$(( SECS + WARMUP ))" -P 1 \
         -D base=$(( T * 1000 )) -D tid="$TID" -D rows="$ROWS" -D tenants="$TENANTS" -D tok="$tok" \
         -f "$HERE/bench/sql/$script.sql" mt_bench 2>&1 \
-        | awk '/^tps = /{print $3}'
+        | awk -v w="$WARMUP" '/^progress: /{ t=$2+0; if (t > w) { s += $4; n++ } } END { if (n) printf "%.1f\n", s/n }'
 }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -81,6 +83,10 @@ for i in $(seq "$ROUNDS"); do
 done
 for f in bare auth_hs auth_es auth_hs_nc auth_es_nc; do TPS[$f]=$(median < "$OUT/$f.tps"); done
 
+echo "[bench] consume() vs a bare counter UPDATE (16 clients)"
+measure_pair consume_one update_one 16
+measure_pair consume_spread update_spread 16
+
 echo "[bench] set_context server-side cost per call (loop of 20000 in one statement)"
 loop_ms() { # EXPR [ROLE] [N]
     "${PSQL[@]}" -U "${2:-mt_bench}" -d mt_bench -c "SET multitenant.jwt_cache_size = ${4:-1024}" -c "
@@ -106,7 +112,7 @@ LOOP_HS=$(median < "$OUT/loop_hs.ms"); LOOP_ES=$(median < "$OUT/loop_es.ms"); LO
 
 {
 echo "multitenant bench, $(date -u +%Y-%m-%dT%H:%M:%SZ), PostgreSQL $("${PSQL[@]}" -U postgres -d postgres -c 'SHOW server_version')"
-echo "data: ${TENANTS} tenants x ${ROWS} rows; ${CLIENTS} clients; ${ROUNDS} rounds x ${SECS}s, medians"
+echo "data: ${TENANTS} tenants x ${ROWS} rows; ${CLIENTS} clients; ${ROUNDS} rounds x ${SECS}s after ${WARMUP}s warm-up, medians"
 echo
 printf '%-34s %12s %12s %14s\n' "query (same tenant)" "policy tps" "plain tps" "cost ratio"
 for q in point range latest; do
@@ -135,4 +141,12 @@ echo "(verified: the same token again, answered from the per-backend cache of ve
 printf 'authenticate HS256 server time per call, no cache %8.2f us\n' "$(awk -v s="$LOOP_HS" -v b="$LOOP_ABASE" 'BEGIN{print (s/5000-b/5000)*1000}')"
 printf 'authenticate ES256 server time per call, no cache %8.2f us\n' "$(awk -v s="$LOOP_ES" -v b="$LOOP_ABASE" 'BEGIN{print (s/1000-b/5000)*1000}')"
 echo "(goal: authenticate HS256 adds < 20 us to a transaction)"
+echo
+printf '%-40s %12s %12s %10s\n' "consume (16 clients)" "consume tps" "UPDATE tps" "ratio"
+for v in one:"one tenant (one hot row)" spread:"1,000 tenants (spread)"; do
+    k=${v%%:*}; label=${v#*:}
+    a=${TPS[consume_$k]}; b=${TPS[update_$k]}
+    printf '%-40s %12.0f %12.0f %10.3f\n' "$label" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print a/b}')"
+done
+echo "(ratio = consume tps / UPDATE tps; goal >= 0.8)"
 } | tee "$OUT/report.txt"

@@ -16,7 +16,12 @@ GRANT tenant_user TO mt_bench_api;
 SELECT tenant.add_jwt_key('bench-hs', 'HS256', :'hs_secret');
 SELECT tenant.add_jwt_key('bench-es', 'ES256', :'es_public');
 
-SELECT count(tenant.create('t' || g, 'Tenant ' || g)) AS tenants FROM generate_series(1, :tenants) g;
+SELECT tenant.load_plan('{"name": "bench", "limits": {"api_calls_per_month": 1000000000000}}');
+SELECT count(tenant.create('t' || g, 'Tenant ' || g, plan => 'bench')) AS tenants FROM generate_series(1, :tenants) g;
+-- baseline of consume(): a bare counter UPDATE
+CREATE TABLE public.bench_counters (id int PRIMARY KEY, used bigint NOT NULL DEFAULT 0);
+INSERT INTO public.bench_counters SELECT g, 0 FROM generate_series(1, :tenants) g;
+GRANT SELECT, UPDATE ON public.bench_counters TO mt_bench;
 
 CREATE TABLE public.events_iso (
     id         bigint PRIMARY KEY,

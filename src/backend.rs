@@ -4,8 +4,11 @@
 
 use crate::error::{MtError, MtResult};
 use crate::lifecycle::Status;
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::spi::{OwnedPreparedStatement, SpiTupleTable};
+use pgrx::PgOid;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -35,6 +38,32 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
+    /// SPI plans kept for the backend's life, by SQL text: the extension's hot lookups
+    /// would otherwise spend far longer planning than executing.
+    static PREPARED: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+/// Run `sql` (a constant) with a plan prepared once per backend and kept; `f` reads the
+/// result. Plans are revalidated by Postgres when the tables they use change.
+pub fn with_prepared<R>(
+    sql: &'static str,
+    types: &[pg_sys::PgBuiltInOids],
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> MtResult<R>,
+) -> MtResult<R> {
+    Spi::connect_mut(|c| {
+        if !PREPARED.with(|m| m.borrow().contains_key(sql)) {
+            let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+            let plan = c.prepare_mut(sql, &oids)?.keep();
+            PREPARED.with(|m| m.borrow_mut().insert(sql, plan));
+        }
+        PREPARED.with(|m| {
+            let m = m.borrow();
+            let plan = m.get(sql).expect("prepared above");
+            let table = c.update(plan, None, args)?;
+            f(table)
+        })
+    })
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`). A statement trigger on our
@@ -177,23 +206,27 @@ pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
         return Ok(row);
     }
     ensure_watched()?;
+    use pg_sys::PgBuiltInOids as O;
     let by_id = uuid::Uuid::parse_str(key).ok();
-    let found = as_owner(|| {
-        let r = match by_id {
-            Some(id) => Spi::get_two_with_args::<pgrx::Uuid, String>(
-                "SELECT id, status FROM tenant.tenants WHERE id = $1",
-                &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
-            ),
-            None => Spi::get_two_with_args::<pgrx::Uuid, String>(
-                "SELECT id, status FROM tenant.tenants WHERE slug = $1",
-                &[key.into()],
-            ),
-        };
-        match r {
-            Ok(v) => Ok(v),
-            Err(pgrx::spi::Error::InvalidPosition) => Ok((None, None)),
-            Err(e) => Err(e.into()),
+    let read = |t: SpiTupleTable<'_>| -> MtResult<(Option<pgrx::Uuid>, Option<String>)> {
+        match t.into_iter().next() {
+            Some(r) => Ok((r.get::<pgrx::Uuid>(1)?, r.get::<String>(2)?)),
+            None => Ok((None, None)),
         }
+    };
+    let found = as_owner(|| match by_id {
+        Some(id) => with_prepared(
+            "SELECT id, status FROM tenant.tenants WHERE id = $1",
+            &[O::UUIDOID],
+            &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
+            read,
+        ),
+        None => with_prepared(
+            "SELECT id, status FROM tenant.tenants WHERE slug = $1",
+            &[O::TEXTOID],
+            &[key.into()],
+            read,
+        ),
     })?;
     match found {
         (Some(id), Some(status)) => {
@@ -271,14 +304,22 @@ pub fn membership_allows(tenant: uuid::Uuid, user: Option<&str>, required: bool)
     }
     ensure_watched()?;
     let (total, matched) = as_owner(|| {
-        Ok(Spi::get_two_with_args::<i64, i64>(
+        with_prepared(
             "SELECT count(*), count(*) FILTER (WHERE user_id = $2 AND status = 'active') \
              FROM tenant.members WHERE tenant_id = $1",
+            &[
+                pg_sys::PgBuiltInOids::UUIDOID,
+                pg_sys::PgBuiltInOids::TEXTOID,
+            ],
             &[
                 pgrx::Uuid::from_bytes(*tenant.as_bytes()).into(),
                 user.into(),
             ],
-        )?)
+            |t| match t.into_iter().next() {
+                Some(r) => Ok((r.get::<i64>(1)?, r.get::<i64>(2)?)),
+                None => Ok((None, None)),
+            },
+        )
     })?;
     let ok = match (total.unwrap_or(0), matched.unwrap_or(0)) {
         (_, m) if m > 0 => true,
@@ -332,10 +373,15 @@ pub fn with_entitlements<R>(
     }
     ensure_watched()?;
     let json = as_owner(|| {
-        Ok(Spi::get_one_with_args::<pgrx::JsonB>(
+        with_prepared(
             include_str!("../sql/entitlements.sql"),
+            &[pg_sys::PgBuiltInOids::UUIDOID],
             &[pgrx::Uuid::from_bytes(*tenant.as_bytes()).into()],
-        )?)
+            |t| match t.into_iter().next() {
+                Some(r) => Ok(r.get::<pgrx::JsonB>(1)?),
+                None => Ok(None),
+            },
+        )
     })?;
     let e = match json {
         Some(j) => crate::plans::Entitlements::from_json(&j.0)?,

@@ -8,8 +8,6 @@ use crate::ddl::{qualified, quote_ident, quote_literal};
 use crate::error::{Code, MtError, MtResult, OrRaise};
 use crate::plans::{parse_plan, remaining, validate_resource, window, Limit, Period};
 use pgrx::prelude::*;
-use pgrx::spi::OwnedPreparedStatement;
-use std::cell::RefCell;
 
 /// The tenant of a writable context (MT001 without, MT003 read-only).
 fn writable_tenant() -> MtResult<uuid::Uuid> {
@@ -39,16 +37,19 @@ fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
     pgrx::Uuid::from_bytes(*u.as_bytes())
 }
 
+/// The hot path: the window's counter exists, add if it fits.
+const UPDATE: &str = "UPDATE tenant.usage_counters SET used = used + $5 \
+     WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) \
+       AND ($6 < 0 OR used + $5 <= $6) \
+     RETURNING used";
+
+/// The first use of a window (or a limit that did not fit): create or add, if it fits.
 const UPSERT: &str =
     "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
      VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5) \
      ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = c.used + EXCLUDED.used \
      WHERE $6 < 0 OR c.used + EXCLUDED.used <= $6 \
      RETURNING c.used";
-
-thread_local! {
-    static UPSERT_PLAN: RefCell<Option<OwnedPreparedStatement>> = const { RefCell::new(None) };
-}
 
 /// Atomically add `amount` to the tenant's counter of the current window unless that would
 /// pass `hard_limit` (-1: no check). The row lock of the counter serializes concurrent
@@ -61,42 +62,36 @@ fn add_usage(
     amount: i64,
     hard_limit: i64,
 ) -> MtResult<Option<i64>> {
+    use pgrx::pg_sys::PgBuiltInOids as O;
     let (ws, we) = window(period, backend::now_unix());
+    let types = [
+        O::UUIDOID,
+        O::TEXTOID,
+        O::FLOAT8OID,
+        O::FLOAT8OID,
+        O::INT8OID,
+        O::INT8OID,
+    ];
     backend::as_owner(|| {
-        Spi::connect_mut(|c| {
-            let missing = UPSERT_PLAN.with(|p| p.borrow().is_none());
-            if missing {
-                use pgrx::pg_sys::PgBuiltInOids as O;
-                let types = [
-                    O::UUIDOID,
-                    O::TEXTOID,
-                    O::FLOAT8OID,
-                    O::FLOAT8OID,
-                    O::INT8OID,
-                    O::INT8OID,
-                ]
-                .map(pgrx::PgOid::BuiltIn);
-                let plan = c.prepare_mut(UPSERT, &types)?.keep();
-                UPSERT_PLAN.with(|p| *p.borrow_mut() = Some(plan));
-            }
-            UPSERT_PLAN.with(|p| -> MtResult<Option<i64>> {
-                let p = p.borrow();
-                let plan = p.as_ref().expect("prepared above");
-                let args = [
-                    pg_uuid(tenant).into(),
-                    resource.into(),
-                    (ws as f64).into(),
-                    (we as f64).into(),
-                    amount.into(),
-                    hard_limit.into(),
-                ];
-                let t = c.update(plan, Some(1), &args)?;
-                match t.into_iter().next() {
+        for sql in [UPDATE, UPSERT] {
+            let args = [
+                pg_uuid(tenant).into(),
+                resource.into(),
+                (ws as f64).into(),
+                (we as f64).into(),
+                amount.into(),
+                hard_limit.into(),
+            ];
+            let used =
+                backend::with_prepared(sql, &types, &args, |t| match t.into_iter().next() {
                     Some(row) => Ok(row.get::<i64>(1)?),
                     None => Ok(None),
-                }
-            })
-        })
+                })?;
+            if used.is_some() {
+                return Ok(used);
+            }
+        }
+        Ok(None)
     })
 }
 

@@ -1,0 +1,1 @@
+SELECT tenant.consume('api_calls');

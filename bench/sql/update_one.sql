@@ -1,0 +1,1 @@
+UPDATE public.bench_counters SET used = used + 1 WHERE id = 1;

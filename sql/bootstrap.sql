@@ -142,6 +142,47 @@ CREATE TABLE tenant.row_limits (
     tenant_column name NOT NULL
 );
 
+-- Audit trail: append-only, one hash chain per tenant ('global' for rows without one).
+CREATE TABLE tenant.audit_log (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chain            text NOT NULL,
+    seq              bigint NOT NULL,
+    tenant_id        uuid,
+    table_oid        oid,
+    table_name       text,
+    operation        text NOT NULL,
+    record_id        text,
+    user_id          text,
+    db_role          text NOT NULL,
+    client_addr      inet,
+    application_name text,
+    txid             bigint NOT NULL,
+    at               timestamptz NOT NULL,
+    old_data         jsonb,
+    new_data         jsonb,
+    changed          text[],
+    hash             bytea NOT NULL,
+    UNIQUE (chain, seq)
+);
+CREATE INDEX audit_log_tenant_at ON tenant.audit_log (tenant_id, at);
+CREATE INDEX audit_log_record ON tenant.audit_log (table_oid, record_id);
+CREATE TABLE tenant.audit_heads (
+    chain     text PRIMARY KEY,
+    seq       bigint NOT NULL,
+    hash      bytea NOT NULL,
+    base_seq  bigint NOT NULL DEFAULT 0,
+    base_hash bytea NOT NULL DEFAULT ''::bytea
+);
+CREATE TABLE tenant.audited_tables (
+    relid          regclass PRIMARY KEY,
+    ignore_columns text[] NOT NULL DEFAULT '{}',
+    changed_only   boolean NOT NULL DEFAULT false,
+    audited_at     timestamptz NOT NULL DEFAULT now()
+);
+
+SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.audit_heads', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.audited_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.plans', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.plan_limits', '');

@@ -168,6 +168,41 @@ BEGIN
 END
 $$;
 
+-- The bytes an audit entry's hash covers: every field, length-prefixed so that no two
+-- different entries can encode alike. Used by the writer and by verify_audit().
+CREATE FUNCTION tenant._audit_content(tenant_id uuid, table_name text, operation text, record_id text,
+                                      user_id text, db_role text, at timestamptz, txid bigint,
+                                      old_data jsonb, new_data jsonb, changed text[])
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT convert_to(string_agg(CASE WHEN f IS NULL THEN '-' ELSE length(f)::text || ':' || f END, '|' ORDER BY n), 'UTF8')
+    FROM unnest(ARRAY[tenant_id::text, table_name, operation, record_id, user_id, db_role,
+                      (extract(epoch FROM at) * 1000000)::bigint::text, txid::text,
+                      old_data::text, new_data::text, changed::text]) WITH ORDINALITY AS u(f, n)
+$$;
+
+CREATE FUNCTION tenant.audit(tbl regclass, ignore_columns text[] DEFAULT '{}', changed_only boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant._audit($1::oid, $2, $3) $$;
+COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS
+    'Log every INSERT, UPDATE, DELETE and TRUNCATE of tbl in tenant.audit_log (hash-chained per tenant).';
+
+CREATE FUNCTION tenant.unaudit(tbl regclass)
+RETURNS boolean LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant._unaudit($1::oid) $$;
+
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON tenant.audit_log
+    FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenant.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._audit_guard();
+CREATE TRIGGER audit_heads_guard BEFORE UPDATE OR DELETE ON tenant.audit_heads
+    FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
+CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON tenant.audit_heads
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._audit_guard();
+
 -- Cross-backend cache invalidation when tenants or the secret change.
 CREATE FUNCTION tenant._tables_changed() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -223,6 +258,12 @@ CREATE POLICY tenant_features_own ON tenant.tenant_features FOR SELECT TO PUBLIC
 CREATE POLICY tenant_features_service ON tenant.tenant_features FOR SELECT TO tenant_service, tenant_admin
     USING (true);
 
+ALTER TABLE tenant.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_log_own ON tenant.audit_log FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY audit_log_service ON tenant.audit_log FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;
@@ -233,6 +274,7 @@ GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
 GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits TO PUBLIC;
+GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
@@ -243,6 +285,8 @@ GRANT EXECUTE ON FUNCTION
     tenant.consume(text, bigint), tenant.check(text, bigint), tenant.usage_report(timestamptz, timestamptz),
     tenant.limit_rows(regclass, text, name), tenant.unlimit_rows(regclass),
     tenant._limit_rows(oid, text, text), tenant._unlimit_rows(oid),
+    tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
+    tenant._audit(oid, text[], boolean), tenant._unaudit(oid), tenant.verify_audit(text),
     tenant.isolate(regclass, name), tenant.unisolate(regclass),
     tenant._isolate(oid, text), tenant._unisolate(oid)
 TO PUBLIC;
@@ -260,7 +304,7 @@ GRANT EXECUTE ON FUNCTION
 TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.load_plan(jsonb), tenant.set_limit_override(text, text, bigint, text, double precision),
-    tenant.set_feature_override(text, text, boolean)
+    tenant.set_feature_override(text, text, boolean), tenant.purge_audit(integer, integer)
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)

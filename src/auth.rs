@@ -219,6 +219,11 @@ fn add_key_impl(
              VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), $7)",
             &[kid.into(), alg.into(), key.into(), issuer.into(), audience.into(), valid_from.into(), valid_until.into()],
         )?;
+        crate::audit::event(
+            None,
+            "jwt_key.added",
+            serde_json::json!({"kid": kid, "alg": alg}),
+        )?;
         Ok(())
     })
 }
@@ -245,7 +250,11 @@ fn deactivate_key_impl(kid: &str) -> MtResult<bool> {
              SELECT count(*) FROM u",
             &[kid.into()],
         )?;
-        Ok(n.unwrap_or(0) > 0)
+        let done = n.unwrap_or(0) > 0;
+        if done {
+            crate::audit::event(None, "jwt_key.deactivated", serde_json::json!({"kid": kid}))?;
+        }
+        Ok(done)
     })
 }
 
@@ -293,6 +302,11 @@ fn rotate_key_impl(
              WHERE kid = $1 AND (valid_until IS NULL OR valid_until > now() + make_interval(secs => $2))",
             &[old_kid.into(), (overlap_seconds as f64).into()],
         )?;
+        crate::audit::event(
+            None,
+            "jwt_key.rotated",
+            serde_json::json!({"old_kid": old_kid, "new_kid": new_kid, "overlap_seconds": overlap_seconds}),
+        )?;
         Ok(())
     })
 }
@@ -319,7 +333,12 @@ fn add_member_impl(tenant: &str, user_id: &str, roles: Vec<String>) -> MtResult<
         Spi::run_with_args(
             "INSERT INTO tenant.members (tenant_id, user_id, roles) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET roles = EXCLUDED.roles, status = 'active'",
-            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(), user_id.into(), roles.into()],
+            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(), user_id.into(), roles.clone().into()],
+        )?;
+        crate::audit::event(
+            Some(row.id),
+            "member.added",
+            serde_json::json!({"user_id": user_id, "roles": roles}),
         )?;
         Ok(())
     })
@@ -340,7 +359,15 @@ fn remove_member_impl(tenant: &str, user_id: &str) -> MtResult<bool> {
              SELECT count(*) FROM d",
             &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(), user_id.into()],
         )?;
-        Ok(n.unwrap_or(0) > 0)
+        let done = n.unwrap_or(0) > 0;
+        if done {
+            crate::audit::event(
+                Some(row.id),
+                "member.removed",
+                serde_json::json!({"user_id": user_id}),
+            )?;
+        }
+        Ok(done)
     })
 }
 

@@ -71,6 +71,7 @@ pub fn with_prepared<R>(
 /// command, so a suspended tenant or a rotated secret is seen everywhere at once.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    crate::audit::forget_relation(relid);
     STATE.with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
@@ -135,22 +136,43 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
     Ok(owner)
 }
 
-struct RestoreUser(pg_sys::Oid, i32);
-impl Drop for RestoreUser {
+/// Restores the user and the settings `as_owner` changed, also when unwinding.
+struct Restore {
+    user: pg_sys::Oid,
+    sec_context: i32,
+    guc_nest_level: i32,
+}
+impl Drop for Restore {
     fn drop(&mut self) {
-        unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        unsafe {
+            pg_sys::AtEOXact_GUC(true, self.guc_nest_level);
+            pg_sys::SetUserIdAndSecContext(self.user, self.sec_context);
+        }
     }
 }
 
-/// Run `f` as the extension owner, the way a SECURITY DEFINER function would, but without
-/// a function boundary (which would roll back a `SET LOCAL` made inside it). On error the
-/// (sub)transaction abort restores the user too.
+/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp`, the way a
+/// SECURITY DEFINER function with a pinned search_path would, but without a function
+/// boundary (which would roll back a `SET LOCAL` made by the caller's function). On error
+/// the (sub)transaction abort restores user and settings too.
 pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let owner = ext_owner()?;
     let mut prev_user = pg_sys::InvalidOid;
     let mut prev_ctx = 0i32;
+    let guc_nest_level;
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        guc_nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
         pg_sys::SetUserIdAndSecContext(
             owner,
             prev_ctx
@@ -158,7 +180,11 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
         );
     }
-    let _restore = RestoreUser(prev_user, prev_ctx);
+    let _restore = Restore {
+        user: prev_user,
+        sec_context: prev_ctx,
+        guc_nest_level,
+    };
     f()
 }
 

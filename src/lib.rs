@@ -7,6 +7,8 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod audit;
+pub mod audit_chain;
 pub mod auth;
 pub mod backend;
 pub mod context;

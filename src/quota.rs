@@ -393,9 +393,15 @@ fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
             return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))
                 .hint("Define it with tenant.load_plan(...)."));
         }
-        Spi::run_with_args(
-            "UPDATE tenant.tenants SET plan = $2, updated_at = now() WHERE id = $1",
+        let from = Spi::get_one_with_args::<String>(
+            "UPDATE tenant.tenants t SET plan = $2, updated_at = now() FROM tenant.tenants o \
+             WHERE t.id = $1 AND o.id = t.id RETURNING o.plan",
             &[pg_uuid(row.id).into(), plan.into()],
+        )?;
+        crate::audit::event(
+            Some(row.id),
+            "tenant.plan_changed",
+            serde_json::json!({"from": from, "to": plan}),
         )?;
         Ok(())
     })

@@ -42,13 +42,19 @@ fn create_impl(
                 "a tenant with slug \"{slug}\" already exists"
             )));
         }
-        Spi::get_one_with_args::<pgrx::Uuid>(
+        let id = Spi::get_one_with_args::<pgrx::Uuid>(
             "INSERT INTO tenant.tenants (slug, name, plan, status, settings, trial_ends_at) \
              VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'trial' THEN now() + interval '14 days' END) \
              RETURNING id",
             &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
         )?
-        .ok_or_else(|| MtError::invalid("tenant insert returned no row"))
+        .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
+        crate::audit::event(
+            Some(uuid::Uuid::from_bytes(*id.as_bytes())),
+            "tenant.created",
+            serde_json::json!({"slug": slug, "name": name, "plan": plan, "status": status.as_str()}),
+        )?;
+        Ok(id)
     })
 }
 
@@ -79,6 +85,11 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
         )?
         .ok_or_else(|| MtError::tenant_not_found(tenant))?;
         Status::parse(&current)?.transition(next)?;
+        crate::audit::event(
+            Some(row.id),
+            "tenant.status_changed",
+            serde_json::json!({"from": current, "to": next.as_str()}),
+        )?;
         Spi::run_with_args(
             "UPDATE tenant.tenants SET status = $2, updated_at = now() WHERE id = $1",
             &[

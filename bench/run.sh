@@ -87,6 +87,15 @@ echo "[bench] consume() vs a bare counter UPDATE (16 clients)"
 measure_pair consume_one update_one 16
 measure_pair consume_spread update_spread 16
 
+echo "[bench] audited INSERT/UPDATE ($CLIENTS clients): unaudited, tenant.audit (Rust), PL/pgSQL jsonb trigger"
+for f in ins_plain ins_rust ins_plpgsql upd_plain upd_rust upd_plpgsql; do : > "$OUT/$f.tps"; done
+for i in $(seq "$ROUNDS"); do
+    for f in ins_plain ins_rust ins_plpgsql upd_plain upd_rust upd_plpgsql; do
+        run_pgbench "$f" "$CLIENTS" >> "$OUT/$f.tps"
+    done
+done
+for f in ins_plain ins_rust ins_plpgsql upd_plain upd_rust upd_plpgsql; do TPS[$f]=$(median < "$OUT/$f.tps"); done
+
 echo "[bench] set_context server-side cost per call (loop of 20000 in one statement)"
 loop_ms() { # EXPR [ROLE] [N]
     "${PSQL[@]}" -U "${2:-mt_bench}" -d mt_bench -c "SET multitenant.jwt_cache_size = ${4:-1024}" -c "
@@ -149,4 +158,12 @@ for v in one:"one tenant (one hot row)" spread:"1,000 tenants (spread)"; do
     printf '%-40s %12.0f %12.0f %10.3f\n' "$label" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print a/b}')"
 done
 echo "(ratio = consume tps / UPDATE tps; goal >= 0.8)"
+echo
+printf '%-10s %12s %14s %14s %12s %14s\n' "audit" "plain tps" "tenant.audit" "plpgsql jsonb" "cost ratio" "vs plpgsql"
+for op in ins upd; do
+    p=${TPS[${op}_plain]}; r=${TPS[${op}_rust]}; g=${TPS[${op}_plpgsql]}
+    printf '%-10s %12.0f %14.0f %14.0f %12.3f %14.3f\n' "$([ $op = ins ] && echo INSERT || echo UPDATE)" "$p" "$r" "$g" \
+        "$(awk -v p="$p" -v r="$r" 'BEGIN{print p/r}')" "$(awk -v g="$g" -v r="$r" 'BEGIN{print r/g}')"
+done
+echo "(cost ratio = plain tps / audited tps, goal <= 1.5; vs plpgsql = tenant.audit tps / PL/pgSQL tps, > 1 is faster)"
 } | tee "$OUT/report.txt"

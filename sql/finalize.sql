@@ -168,20 +168,6 @@ BEGIN
 END
 $$;
 
--- The bytes an audit entry's hash covers: every field, length-prefixed so that no two
--- different entries can encode alike. Used by the writer and by verify_audit().
-CREATE FUNCTION tenant._audit_content(tenant_id uuid, table_name text, operation text, record_id text,
-                                      user_id text, db_role text, at timestamptz, txid bigint,
-                                      old_data jsonb, new_data jsonb, changed text[])
-RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT convert_to(string_agg(CASE WHEN f IS NULL THEN '-' ELSE length(f)::text || ':' || f END, '|' ORDER BY n), 'UTF8')
-    FROM unnest(ARRAY[tenant_id::text, table_name, operation, record_id, user_id, db_role,
-                      (extract(epoch FROM at) * 1000000)::bigint::text, txid::text,
-                      old_data::text, new_data::text, changed::text]) WITH ORDINALITY AS u(f, n)
-$$;
-
 CREATE FUNCTION tenant.audit(tbl regclass, ignore_columns text[] DEFAULT '{}', changed_only boolean DEFAULT false)
 RETURNS void LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -21,9 +21,9 @@ const WRITE: &str = "WITH v AS ( \
          txid_current() AS txid, statement_timestamp() AS at, $6::jsonb AS old_data, $7::jsonb AS new_data, \
          $8::text[] AS changed \
 ), c AS ( \
-  SELECT v.*, coalesce(v.tenant_id::text, 'global') AS chain, \
+  SELECT v.*, $9::text AS chain, \
          tenant._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
-                               v.at, v.txid, v.old_data, v.new_data, v.changed) AS content \
+                               v.at, v.txid, v.old_data::text, v.new_data::text, v.changed::text) AS content \
   FROM v \
 ), head AS ( \
   INSERT INTO tenant.audit_heads AS h (chain, seq, hash) \
@@ -37,6 +37,44 @@ INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, oper
 SELECT head.chain, head.seq, c.tenant_id, c.table_oid, c.table_name, c.operation, c.record_id, c.user_id, \
        c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash \
 FROM c, head";
+
+/// Writer slots per tenant: chains per tenant = CHAIN_SLOTS.
+const CHAIN_SLOTS: i32 = 8;
+
+/// The bytes an entry's hash covers (see `audit_chain::content`); the writer and
+/// `verify_audit` both call this.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe)]
+fn _audit_content(
+    tenant_id: Option<pgrx::Uuid>,
+    table_name: Option<&str>,
+    operation: Option<&str>,
+    record_id: Option<&str>,
+    user_id: Option<&str>,
+    db_role: Option<&str>,
+    at: Option<pgrx::datum::TimestampWithTimeZone>,
+    txid: Option<i64>,
+    old_data: Option<&str>,
+    new_data: Option<&str>,
+    changed: Option<&str>,
+) -> Vec<u8> {
+    let tenant = tenant_id.map(|u| uuid::Uuid::from_bytes(*u.as_bytes()).to_string());
+    let at = at.map(|t| t.into_inner().to_string());
+    let txid = txid.map(|t| t.to_string());
+    audit_chain::content(&[
+        tenant.as_deref(),
+        table_name,
+        operation,
+        record_id,
+        user_id,
+        db_role,
+        at.as_deref(),
+        txid.as_deref(),
+        old_data,
+        new_data,
+        changed,
+    ])
+}
 
 thread_local! {
     /// set while this backend legitimately writes or prunes the log
@@ -137,7 +175,10 @@ fn write(
         O::JSONBOID,
         O::JSONBOID,
         O::TEXTARRAYOID,
+        O::TEXTOID,
     ];
+    let slot = unsafe { pg_sys::MyProcPid }.rem_euclid(CHAIN_SLOTS) as u32;
+    let chain = audit_chain::chain_name(tenant.map(|t| t.to_string()).as_deref(), slot);
     let args = [
         tenant.map(|t| pgrx::Uuid::from_bytes(*t.as_bytes())).into(),
         table_oid.into(),
@@ -147,6 +188,7 @@ fn write(
         old.map(pgrx::JsonB).into(),
         new.map(pgrx::JsonB).into(),
         changed.into(),
+        chain.as_str().into(),
     ];
     backend::as_owner(|| backend::with_prepared(WRITE, &types, &args, |_| Ok(())))
 }
@@ -366,30 +408,15 @@ fn _unaudit(relid: pg_sys::Oid) -> bool {
     unaudit_impl(relid).or_raise()
 }
 
-fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
-    let chain = match tenant {
-        None => "global".to_string(),
-        Some(t) => backend::lookup_tenant(t)?.id.to_string(),
-    };
-    // a tenant may verify its own chain; others need tenant_service/tenant_admin
-    let own = crate::context::verified(|c| c.t.to_string())
-        .ok()
-        .as_deref()
-        == Some(chain.as_str());
-    if !own {
-        backend::require_any_role(
-            &[c"tenant_service", c"tenant_admin"],
-            "verify another tenant's audit chain",
-        )?;
-    }
+fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
     let (entries, base, head) = backend::as_owner(|| {
         Spi::connect(|c| {
             let t = c.select(
                 "SELECT id, seq, tenant._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
-                        at, txid, old_data, new_data, changed), hash \
+                        at, txid, old_data::text, new_data::text, changed::text), hash \
                  FROM tenant.audit_log WHERE chain = $1 ORDER BY seq",
                 None,
-                &[chain.as_str().into()],
+                &[chain.into()],
             )?;
             let mut entries = Vec::new();
             for r in t {
@@ -403,7 +430,7 @@ fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
             let h = c.select(
                 "SELECT seq, hash, base_seq, base_hash FROM tenant.audit_heads WHERE chain = $1",
                 None,
-                &[chain.as_str().into()],
+                &[chain.into()],
             )?;
             let (head, base) = match h.into_iter().next() {
                 Some(r) => (
@@ -421,18 +448,60 @@ fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
             Ok::<_, MtError>((entries, base, head))
         })
     })?;
-    Ok(match audit_chain::verify_chain(entries, base, head) {
-        Verdict::Intact { entries } => {
-            serde_json::json!({"chain": chain, "valid": true, "entries": entries})
+    Ok(audit_chain::verify_chain(entries, base, head))
+}
+
+fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
+    let prefix = match tenant {
+        None => "global".to_string(),
+        Some(t) => backend::lookup_tenant(t)?.id.to_string(),
+    };
+    // a tenant may verify its own chains; others need tenant_service/tenant_admin
+    let own = crate::context::verified(|c| c.t.to_string())
+        .ok()
+        .as_deref()
+        == Some(prefix.as_str());
+    if !own {
+        backend::require_any_role(
+            &[c"tenant_service", c"tenant_admin"],
+            "verify another tenant's audit chain",
+        )?;
+    }
+    // every chain of the tenant: those with a head, and any entries whose head was deleted
+    let chains = backend::as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT chain FROM tenant.audit_heads WHERE chain LIKE $1 || '/%' \
+                 UNION SELECT DISTINCT chain FROM tenant.audit_log WHERE chain LIKE $1 || '/%' ORDER BY 1",
+                None,
+                &[prefix.as_str().into()],
+            )?;
+            let mut v = Vec::new();
+            for r in t {
+                v.extend(r.get::<String>(1)?);
+            }
+            Ok::<_, MtError>(v)
+        })
+    })?;
+    let mut total = 0i64;
+    for chain in &chains {
+        match verify_chain_named(chain)? {
+            Verdict::Intact { entries } => total += entries,
+            Verdict::Broken {
+                entry_id,
+                seq,
+                reason,
+            } => {
+                return Ok(serde_json::json!({
+                    "tenant": prefix, "valid": false, "chain": chain, "broken_at_seq": seq,
+                    "entry_id": entry_id, "reason": reason
+                }))
+            }
         }
-        Verdict::Broken {
-            entry_id,
-            seq,
-            reason,
-        } => serde_json::json!({
-            "chain": chain, "valid": false, "broken_at_seq": seq, "entry_id": entry_id, "reason": reason
-        }),
-    })
+    }
+    Ok(
+        serde_json::json!({"tenant": prefix, "valid": true, "chains": chains.len(), "entries": total}),
+    )
 }
 
 /// Walk a tenant's audit chain (or the global one with NULL) and report the first broken

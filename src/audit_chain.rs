@@ -1,13 +1,40 @@
 //! Audit trail logic: pure Rust, no Postgres. Row diffs, record ids and the hash chain.
 //!
-//! Chain: one per tenant (`chain` = tenant id, or `global` for rows without a tenant), so
-//! writers of different tenants never wait for each other. Entry n of a chain stores
+//! Chains: one per tenant and writer slot (`<tenant id>/<slot>`, `global/<slot>` for rows
+//! without a tenant; slot = backend pid mod 8), so writers of different tenants never wait
+//! for each other and writers of one tenant rarely do. Entry n of a chain stores
 //! `hash_n = SHA-256(hash_{n-1} || be64(n) || content_n)` with `hash_0` empty, where
-//! `content_n` is `tenant._audit_content(...)` over the entry's stored columns (the SQL
-//! function both the writer and `verify_audit` use).
+//! `content_n` is [`content`] over the entry's stored columns (`tenant._audit_content`,
+//! used by the writer and by `verify_audit`).
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+/// The bytes an entry's hash covers: every field length-prefixed (`-` for NULL) and joined
+/// with `|`, so that no two different entries encode alike.
+pub fn content(fields: &[Option<&str>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.map_or(1, |s| s.len() + 8)).sum());
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b'|');
+        }
+        match f {
+            None => out.push(b'-'),
+            Some(s) => {
+                out.extend_from_slice(s.len().to_string().as_bytes());
+                out.push(b':');
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Chain of a writer: one per tenant and writer slot, so that concurrent writers of the
+/// same tenant rarely wait for each other (and writers of different tenants never do).
+pub fn chain_name(tenant: Option<&str>, slot: u32) -> String {
+    format!("{}/{}", tenant.unwrap_or("global"), slot)
+}
 
 pub fn chain_hash(prev: &[u8], seq: i64, content: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -254,6 +281,22 @@ mod tests {
         assert_eq!(hex.len(), 64);
         assert_ne!(chain_hash(b"", 1, b"x"), chain_hash(b"", 2, b"x"));
         assert_ne!(chain_hash(b"a", 1, b"x"), chain_hash(b"", 1, b"x"));
+    }
+
+    #[test]
+    fn content_is_unambiguous() {
+        assert_eq!(
+            content(&[Some("ab"), None, Some("")]),
+            b"2:ab|-|0:".to_vec()
+        );
+        // moving a separator between fields changes the encoding
+        assert_ne!(
+            content(&[Some("a|1:b"), Some("c")]),
+            content(&[Some("a"), Some("b|1:c")])
+        );
+        assert_ne!(content(&[None]), content(&[Some("-")]));
+        assert_eq!(chain_name(None, 3), "global/3");
+        assert_eq!(chain_name(Some("t"), 0), "t/0");
     }
 
     #[test]

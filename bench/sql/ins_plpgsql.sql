@@ -1,0 +1,1 @@
+INSERT INTO public.audit_plpgsql (tenant_id, payload, n) VALUES (:tid, 'payload', 1);

@@ -151,7 +151,8 @@ impl Drop for Restore {
     }
 }
 
-/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp`, the way a
+/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp` (and generic
+/// plans for the kept statements), the way a
 /// SECURITY DEFINER function with a pinned search_path would, but without a function
 /// boundary (which would roll back a `SET LOCAL` made by the caller's function). On error
 /// the (sub)transaction abort restores user and settings too.
@@ -163,16 +164,24 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
         guc_nest_level = pg_sys::NewGUCNestLevel();
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        // our kept plans are parameterized lookups and writes: a generic plan is always
+        // right for them, and re-planning per call (the default for the first executions,
+        // and forever when custom plans look cheaper) would cost more than the query
+        for (name, value) in [
+            (c"search_path", c"pg_catalog, pg_temp"),
+            (c"plan_cache_mode", c"force_generic_plan"),
+        ] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         pg_sys::SetUserIdAndSecContext(
             owner,
             prev_ctx

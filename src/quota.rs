@@ -96,17 +96,15 @@ fn add_usage(
 }
 
 fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<i64> {
+    use pgrx::pg_sys::PgBuiltInOids as O;
     let (ws, _) = window(period, backend::now_unix());
     backend::as_owner(|| {
-        let r = Spi::get_one_with_args::<i64>(
+        backend::with_prepared(
             "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+            &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
             &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
-        );
-        match r {
-            Ok(v) => Ok(v.unwrap_or(0)),
-            Err(pgrx::spi::Error::InvalidPosition) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+            |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+        )
     })
 }
 

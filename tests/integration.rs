@@ -1769,3 +1769,79 @@ fn audit_chains_verify_after_16_concurrent_writers() {
     assert!(logged >= 16 * 30 * 2);
     assert_eq!(verify(&mut su, None)["valid"], true, "global chain");
 }
+
+#[test]
+fn purge_audit_removes_old_entries_and_chains_still_verify() {
+    let db = Db::new("audit_purge");
+    audited(&db);
+    let mut be = db.as_role("mt_it_backend");
+    for k in 0..6 {
+        be.batch_execute(&format!(
+            "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.notes (body) VALUES ('p{k}'); COMMIT;"
+        ))
+        .unwrap();
+    }
+    let mut su = db.as_role("postgres");
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.purge_audit()"),
+        "42501",
+        "tenant_admin only"
+    );
+    assert_eq!(err_of(&mut su, "SELECT tenant.purge_audit(0, 1)"), "MT030");
+    let n: i64 = su
+        .query_one("SELECT tenant.purge_audit()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing is past retention yet");
+    // make the first three entries of the busiest acme chain 40 days old (a superuser with
+    // triggers off; `at` is hashed, so verify now fails until they are purged)
+    let chain: String = su
+        .query_one(
+            "SELECT chain FROM tenant.audit_log WHERE tenant_id = (SELECT id FROM tenant.tenants WHERE slug = 'acme') \
+             GROUP BY chain ORDER BY count(*) DESC LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let total: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenant.audit_log WHERE chain = $1",
+            &[&chain],
+        )
+        .unwrap()
+        .get(0);
+    assert!(total >= 6);
+    su.execute("SET session_replication_role = replica", &[])
+        .unwrap();
+    su.execute(
+        "UPDATE tenant.audit_log SET at = at - interval '40 days' WHERE chain = $1 AND seq <= 3",
+        &[&chain],
+    )
+    .unwrap();
+    su.execute("RESET session_replication_role", &[]).unwrap();
+    assert_eq!(verify(&mut su, Some("acme"))["valid"], false);
+    // 30 days for plans without audit_logs: the three old entries (a prefix) go
+    let n: i64 = su
+        .query_one("SELECT tenant.purge_audit(30, 365)", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+    let left: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenant.audit_log WHERE chain = $1",
+            &[&chain],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, total - 3);
+    let v = verify(&mut su, Some("acme"));
+    assert_eq!(
+        v["valid"], true,
+        "the chain verifies from its new base: {v}"
+    );
+    assert_eq!(
+        err_of(&mut su, "DELETE FROM tenant.audit_log"),
+        "MT020",
+        "still append-only"
+    );
+}

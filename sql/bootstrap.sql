@@ -180,6 +180,41 @@ CREATE TABLE tenant.audited_tables (
     audited_at     timestamptz NOT NULL DEFAULT now()
 );
 
+-- Roles per tenant (built-ins copied at tenant creation), what they inherit, permissions.
+CREATE TABLE tenant.roles (
+    tenant_id uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    name      text NOT NULL CHECK (name ~ '^[a-z0-9_.-]{1,100}$'),
+    inherits  text[] NOT NULL DEFAULT '{}',
+    builtin   boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (tenant_id, name)
+);
+CREATE TABLE tenant.permissions (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    role      text NOT NULL,
+    resource  text NOT NULL,
+    action    text NOT NULL,
+    condition jsonb,
+    FOREIGN KEY (tenant_id, role) REFERENCES tenant.roles (tenant_id, name) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE UNIQUE INDEX permissions_unique ON tenant.permissions
+    (tenant_id, role, resource, action, coalesce(condition, 'null'::jsonb));
+CREATE TABLE tenant.invitations (
+    id          uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    tenant_id   uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    email       text NOT NULL,
+    role        text NOT NULL,
+    token_hash  bytea NOT NULL UNIQUE,
+    invited_by  text,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL,
+    accepted_at timestamptz,
+    accepted_by text
+);
+
+SELECT pg_catalog.pg_extension_config_dump('tenant.roles', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.permissions', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.invitations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_heads', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audited_tables', '');

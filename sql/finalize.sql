@@ -180,6 +180,13 @@ RETURNS boolean LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT tenant._unaudit($1::oid) $$;
 
+CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column name DEFAULT NULL)
+RETURNS void LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant._protect($1::oid, $2, $3::text) $$;
+COMMENT ON FUNCTION tenant.protect(regclass, text, name) IS
+    'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, {owner_id}).';
+
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON tenant.audit_log
     FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenant.audit_log
@@ -201,6 +208,10 @@ CREATE TRIGGER secret_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON te
 CREATE TRIGGER jwt_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.jwt_keys
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 CREATE TRIGGER members_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.members
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.roles
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+CREATE TRIGGER permissions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.permissions
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
 CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.plans
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
@@ -244,6 +255,13 @@ CREATE POLICY tenant_features_own ON tenant.tenant_features FOR SELECT TO PUBLIC
 CREATE POLICY tenant_features_service ON tenant.tenant_features FOR SELECT TO tenant_service, tenant_admin
     USING (true);
 
+ALTER TABLE tenant.roles ENABLE ROW LEVEL SECURITY;
+CREATE POLICY roles_own ON tenant.roles FOR SELECT TO PUBLIC USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY roles_service ON tenant.roles FOR SELECT TO tenant_service, tenant_admin USING (true);
+ALTER TABLE tenant.permissions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY permissions_own ON tenant.permissions FOR SELECT TO PUBLIC USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY permissions_service ON tenant.permissions FOR SELECT TO tenant_service, tenant_admin USING (true);
+
 ALTER TABLE tenant.audit_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY audit_log_own ON tenant.audit_log FOR SELECT TO PUBLIC
     USING (tenant_id = (SELECT tenant.current_tenant()));
@@ -261,6 +279,7 @@ GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
 GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits TO PUBLIC;
 GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
+GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
@@ -273,6 +292,10 @@ GRANT EXECUTE ON FUNCTION
     tenant._limit_rows(oid, text, text), tenant._unlimit_rows(oid),
     tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
     tenant._audit(oid, text[], boolean), tenant._unaudit(oid), tenant.verify_audit(text),
+    tenant.can(text, text, jsonb), tenant.authorize(text, text, jsonb),
+    tenant.create_role(text, text[]), tenant.drop_role(text),
+    tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
+    tenant.protect(regclass, text, name), tenant._protect(oid, text, text), tenant.invite(text, text, integer),
     tenant.isolate(regclass, name), tenant.unisolate(regclass),
     tenant._isolate(oid, text), tenant._unisolate(oid)
 TO PUBLIC;
@@ -286,7 +309,8 @@ GRANT EXECUTE ON FUNCTION
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.add_member(text, text, text[]), tenant.remove_member(text, text),
-    tenant.set_plan(text, text), tenant.invoice(text, date), tenant.run_maintenance(interval)
+    tenant.set_plan(text, text), tenant.invoice(text, date), tenant.run_maintenance(interval),
+    tenant.accept_invitation(text, text)
 TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.load_plan(jsonb), tenant.set_limit_override(text, text, bigint, text, double precision),

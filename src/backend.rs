@@ -84,6 +84,7 @@ pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg
                 s.ext_owner = None;
                 s.watched.clear();
                 crate::context::forget_verified();
+                crate::rbac::forget_all();
             }
         }
     });
@@ -101,7 +102,7 @@ fn _invalidate(relid: pg_sys::Oid) {
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
 }
 
-fn ensure_watched() -> MtResult<()> {
+pub fn ensure_watched() -> MtResult<()> {
     let empty = STATE.with(|s| s.borrow().watched.is_empty());
     if empty {
         let watched = Spi::connect(|c| -> MtResult<Vec<pg_sys::Oid>> {
@@ -109,7 +110,8 @@ fn ensure_watched() -> MtResult<()> {
                 "SELECT c.oid FROM pg_catalog.pg_class c \
                  WHERE c.relnamespace = 'tenant'::regnamespace \
                    AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members', 'plans', \
-                                     'plan_limits', 'tenant_limits', 'tenant_features')",
+                                     'plan_limits', 'tenant_limits', 'tenant_features', \
+                                     'roles', 'permissions')",
                 None,
                 &[],
             )?;

@@ -101,6 +101,23 @@ pub(crate) fn tenant_column(relid: pg_sys::Oid, table: &str, column: &str) -> Mt
     Ok(Column { attnum, default })
 }
 
+/// The column exists (any type).
+pub(crate) fn column_exists(relid: pg_sys::Oid, table: &str, column: &str) -> MtResult<()> {
+    let found = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 \
+         AND attnum > 0 AND NOT attisdropped)",
+        &[relid.into(), column.into()],
+    )?
+    .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(MtError::invalid(format!(
+            "column \"{column}\" of {table} does not exist"
+        )))
+    }
+}
+
 fn run_all(statements: &[String]) -> MtResult<()> {
     Spi::connect_mut(|c| {
         for s in statements {

@@ -19,6 +19,8 @@ pub mod jwt;
 pub mod lifecycle;
 pub mod plans;
 pub mod quota;
+pub mod rbac;
+pub mod rbac_core;
 pub mod registry;
 pub mod token;
 

@@ -49,6 +49,7 @@ fn create_impl(
             &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
         )?
         .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
+        crate::rbac::install_builtins(uuid::Uuid::from_bytes(*id.as_bytes()))?;
         crate::audit::event(
             Some(uuid::Uuid::from_bytes(*id.as_bytes())),
             "tenant.created",

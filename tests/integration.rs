@@ -1845,3 +1845,324 @@ fn purge_audit_removes_old_entries_and_chains_still_verify() {
         "still append-only"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Roles, permissions, protect() and invitations
+// ---------------------------------------------------------------------------------------
+
+/// The seeds' matrix in tenant acme: explorer < business < agency, conditions on owner.
+fn seed_roles(db: &Db) {
+    let mut be = db.as_role("mt_it_backend");
+    be.batch_execute(
+        r#"BEGIN; SELECT tenant.set_context('acme');
+           SELECT tenant.create_role('explorer');
+           SELECT tenant.create_role('business', ARRAY['explorer']);
+           SELECT tenant.create_role('agency', ARRAY['business']);
+           SELECT tenant.grant_permission('explorer', 'missions', 'read');
+           SELECT tenant.grant_permission('explorer', 'profile', 'update', '{"user_id": "self"}');
+           SELECT tenant.grant_permission('business', 'campaigns', 'create');
+           SELECT tenant.grant_permission('business', 'campaigns', 'read', '{"owner_id": "self"}');
+           SELECT tenant.grant_permission('business', 'campaigns', 'update', '{"owner_id": "self"}');
+           SELECT tenant.grant_permission('agency', 'campaigns', 'read');
+           SELECT tenant.grant_permission('agency', 'members', 'invite');
+           SELECT tenant.grant_permission('agency', 'reports', '*');
+           SELECT tenant.add_member('acme', 'eve', ARRAY['explorer']);
+           SELECT tenant.add_member('acme', 'bob', ARRAY['business']);
+           SELECT tenant.add_member('acme', 'ann', ARRAY['agency']);
+           SELECT tenant.add_member('acme', 'root', ARRAY['admin']);
+           COMMIT;"#,
+    )
+    .unwrap();
+}
+
+fn can_as(
+    c: &mut Client,
+    tenant: &str,
+    user: &str,
+    resource: &str,
+    action: &str,
+    ctx: &str,
+) -> bool {
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT tenant.set_context($1, $2)", &[&tenant, &user])
+        .unwrap();
+    let ok: bool = tx
+        .query_one(
+            &format!("SELECT tenant.can($1, $2, '{ctx}'::jsonb)"),
+            &[&resource, &action],
+        )
+        .unwrap()
+        .get(0);
+    tx.commit().unwrap();
+    ok
+}
+
+#[test]
+fn rbac_seed_matrix_inheritance_conditions_and_wildcards() {
+    let db = Db::new("rbac_matrix");
+    seed_roles(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let cases = [
+        ("eve", "missions", "read", "{}", true),
+        ("eve", "campaigns", "create", "{}", false),
+        ("eve", "profile", "update", r#"{"user_id": "eve"}"#, true),
+        ("eve", "profile", "update", r#"{"user_id": "bob"}"#, false),
+        ("bob", "missions", "read", "{}", true),
+        ("bob", "campaigns", "create", "{}", true),
+        ("bob", "campaigns", "update", r#"{"owner_id": "bob"}"#, true),
+        (
+            "bob",
+            "campaigns",
+            "update",
+            r#"{"owner_id": "ann"}"#,
+            false,
+        ),
+        ("bob", "reports", "read", "{}", false),
+        ("ann", "campaigns", "update", r#"{"owner_id": "ann"}"#, true),
+        ("ann", "campaigns", "read", r#"{"owner_id": "bob"}"#, true),
+        ("ann", "reports", "export", "{}", true),
+        ("root", "anything", "purge", "{}", true),
+        ("nobody", "missions", "read", "{}", false),
+    ];
+    for (user, res, act, ctx, expected) in cases {
+        assert_eq!(
+            can_as(&mut be, "acme", user, res, act, ctx),
+            expected,
+            "{user} {act} {res} {ctx}"
+        );
+    }
+    // authorize raises the permission SQLSTATE
+    let st = err_of(&mut be, "BEGIN; SELECT tenant.set_context('acme', 'eve'); SELECT tenant.authorize('reports', 'read')");
+    assert_eq!(st, "MT020");
+    // a cycle is rejected when written; unknown operators too
+    for sql in [
+        "SELECT tenant.create_role('explorer', ARRAY['agency'])",
+        "SELECT tenant.create_role('loop', ARRAY['loop'])",
+        "SELECT tenant.grant_permission('explorer', 'missions', 'read', '{\"owner_id\": {\"regex\": \".*\"}}')",
+        "SELECT tenant.grant_permission('ghost', 'missions', 'read')",
+    ] {
+        assert_eq!(err_of(&mut be, &format!("BEGIN; SELECT tenant.set_context('acme'); {sql}")), "MT030", "{sql}");
+    }
+    // without a context nothing is allowed
+    let no: bool = be
+        .query_one("SELECT tenant.can('missions', 'read')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!no);
+    // roles of one tenant mean nothing in another
+    assert!(!can_as(&mut be, "globex", "ann", "campaigns", "read", "{}"));
+}
+
+#[test]
+fn rbac_protect_enforces_owner_rules_and_revocation_is_seen_at_once() {
+    let db = Db::new("rbac_protect");
+    seed_roles(&db);
+    let mut owner = db.as_role("mt_it_owner");
+    owner
+        .batch_execute(
+            "CREATE TABLE public.campaigns (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                 tenant_id uuid NOT NULL, owner_id text NOT NULL DEFAULT tenant.current_user_id(), name text);
+             SELECT tenant.isolate('public.campaigns');
+             SELECT tenant.protect('public.campaigns', 'campaigns', owner_column => 'owner_id');
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.campaigns TO mt_it_backend;",
+        )
+        .unwrap();
+    let mut be = db.as_role("mt_it_backend");
+    let run = |c: &mut Client, user: &str, sql: &str| -> Result<u64, String> {
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT tenant.set_context('acme', $1)", &[&user])
+            .unwrap();
+        match tx.execute(sql, &[]) {
+            Ok(n) => {
+                tx.commit().unwrap();
+                Ok(n)
+            }
+            Err(e) => Err(sqlstate(&e)),
+        }
+    };
+    assert_eq!(
+        run(
+            &mut be,
+            "bob",
+            "INSERT INTO public.campaigns (name) VALUES ('bob1')"
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        run(
+            &mut be,
+            "ann",
+            "INSERT INTO public.campaigns (name) VALUES ('ann1')"
+        ),
+        Ok(1)
+    );
+    assert_eq!(
+        run(
+            &mut be,
+            "eve",
+            "INSERT INTO public.campaigns (name) VALUES ('eve1')"
+        ),
+        Err("42501".into())
+    );
+    assert_eq!(
+        run(
+            &mut be,
+            "bob",
+            "UPDATE public.campaigns SET name = name || '!'"
+        ),
+        Ok(1),
+        "only his own"
+    );
+    assert_eq!(
+        run(&mut be, "bob", "SELECT 1 FROM public.campaigns"),
+        Ok(1),
+        "reads only his own"
+    );
+    assert_eq!(
+        run(&mut be, "ann", "SELECT 1 FROM public.campaigns"),
+        Ok(2),
+        "agency reads all"
+    );
+    assert_eq!(run(&mut be, "eve", "SELECT 1 FROM public.campaigns"), Ok(0));
+    assert_eq!(
+        run(&mut be, "bob", "DELETE FROM public.campaigns"),
+        Ok(0),
+        "no delete permission"
+    );
+    // revocation in one session is seen by another open session at its next statement
+    let mut admin = db.as_role("mt_it_backend");
+    admin
+        .batch_execute("BEGIN; SELECT tenant.set_context('acme'); SELECT tenant.revoke_permission('business', 'campaigns', 'update'); COMMIT;")
+        .unwrap();
+    assert_eq!(
+        run(
+            &mut be,
+            "bob",
+            "UPDATE public.campaigns SET name = name || '?'"
+        ),
+        Ok(0)
+    );
+    assert!(!can_as(
+        &mut be,
+        "acme",
+        "bob",
+        "campaigns",
+        "update",
+        r#"{"owner_id": "bob"}"#
+    ));
+}
+
+#[test]
+fn rbac_member_of_two_tenants_sees_each_only_in_its_context() {
+    let db = Db::new("rbac_two");
+    let mut be = db.as_role("mt_it_backend");
+    be.batch_execute(
+        "SELECT tenant.add_member('acme', 'sam', ARRAY['viewer']); SELECT tenant.add_member('globex', 'sam', ARRAY['admin'])",
+    )
+    .unwrap();
+    let mut tx = be.transaction().unwrap();
+    tx.execute("SELECT tenant.set_context('acme', 'sam')", &[])
+        .unwrap();
+    let rows: Vec<String> = tx
+        .query("SELECT body FROM public.notes ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let can_del: bool = tx
+        .query_one("SELECT tenant.can('notes', 'delete')", &[])
+        .unwrap()
+        .get(0);
+    tx.commit().unwrap();
+    assert_eq!(rows, vec!["a1", "a2"]);
+    assert!(!can_del, "viewer in acme");
+    let mut tx = be.transaction().unwrap();
+    tx.execute("SELECT tenant.set_context('globex', 'sam')", &[])
+        .unwrap();
+    let rows: Vec<String> = tx
+        .query("SELECT body FROM public.notes ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let can_del: bool = tx
+        .query_one("SELECT tenant.can('notes', 'delete')", &[])
+        .unwrap()
+        .get(0);
+    tx.commit().unwrap();
+    assert_eq!(rows, vec!["g1"]);
+    assert!(can_del, "admin in globex");
+}
+
+#[test]
+fn invitations_are_single_use_expiring_and_cannot_escalate() {
+    let db = Db::new("rbac_invite");
+    seed_roles(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let invite = |c: &mut Client, user: &str, role: &str| -> Result<String, String> {
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT tenant.set_context('acme', $1)", &[&user])
+            .unwrap();
+        match tx.query_one("SELECT tenant.invite('new@example.com', $1)", &[&role]) {
+            Ok(r) => {
+                let t: String = r.get(0);
+                tx.commit().unwrap();
+                Ok(t)
+            }
+            Err(e) => Err(sqlstate(&e)),
+        }
+    };
+    // ann (agency, may invite) can hand out business but not admin (above her)
+    let tok = invite(&mut be, "ann", "business").unwrap();
+    assert_eq!(invite(&mut be, "ann", "admin").unwrap_err(), "MT020");
+    assert_eq!(
+        invite(&mut be, "bob", "explorer").unwrap_err(),
+        "MT020",
+        "business may not invite"
+    );
+    let tenant: String = be
+        .query_one(
+            "SELECT tenant.accept_invitation($1, 'newbie')::text",
+            &[&tok],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(tenant, db.tenant_id("acme").to_string());
+    assert!(can_as(
+        &mut be,
+        "acme",
+        "newbie",
+        "campaigns",
+        "create",
+        "{}"
+    ));
+    // single use
+    let e = be
+        .query_one("SELECT tenant.accept_invitation($1, 'other')", &[&tok])
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "MT004");
+    // expired
+    let tok2 = invite(&mut be, "ann", "explorer").unwrap();
+    let mut su = db.as_role("postgres");
+    su.batch_execute("UPDATE tenant.invitations SET expires_at = now() - interval '1 second' WHERE accepted_at IS NULL")
+        .unwrap();
+    let e = be
+        .query_one("SELECT tenant.accept_invitation($1, 'late')", &[&tok2])
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "MT004");
+    // only the hash is stored
+    let stored: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenant.invitations WHERE token_hash = convert_to($1, 'UTF8')",
+            &[&tok2],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    // the API role cannot redeem invitations for arbitrary users
+    let mut api = db.as_role("mt_it_api");
+    assert_eq!(
+        err_of(&mut api, "SELECT tenant.accept_invitation('x', 'y')"),
+        "42501"
+    );
+}

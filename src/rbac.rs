@@ -1,0 +1,491 @@
+//! Roles, permissions, `can`/`authorize`, `protect` and invitations for the current tenant.
+//! The rules are in `rbac_core` (pure); this module loads, caches and writes them.
+
+use crate::backend;
+use crate::context::verified;
+use crate::ddl::{qualified, quote_ident, quote_literal};
+use crate::error::{MtError, MtResult, OrRaise};
+use crate::rbac_core::{builtin_roles, validate_condition, validate_name, Permission, Policy};
+use pgrx::pg_sys::PgBuiltInOids as O;
+use pgrx::prelude::*;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// (tenant, user) -> the user's membership roles
+type RoleCache = HashMap<(uuid::Uuid, String), Rc<Vec<String>>>;
+
+thread_local! {
+    static POLICIES: RefCell<HashMap<uuid::Uuid, Rc<Policy>>> = RefCell::new(HashMap::new());
+    static USER_ROLES: RefCell<RoleCache> = RefCell::new(HashMap::new());
+}
+
+/// Dropped by the relcache callback whenever roles, permissions or members change.
+pub fn forget_all() {
+    let _ = POLICIES.with(|p| p.try_borrow_mut().map(|mut p| p.clear()));
+    let _ = USER_ROLES.with(|p| p.try_borrow_mut().map(|mut p| p.clear()));
+}
+
+fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*u.as_bytes())
+}
+
+fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
+    if let Some(p) = POLICIES.with(|p| p.borrow().get(&tenant).cloned()) {
+        return Ok(p);
+    }
+    backend::ensure_watched()?;
+    let json = backend::as_owner(|| {
+        backend::with_prepared(
+            "SELECT jsonb_build_object( \
+               'roles', coalesce((SELECT jsonb_object_agg(name, inherits) FROM tenant.roles WHERE tenant_id = $1), '{}'), \
+               'permissions', coalesce((SELECT jsonb_agg(jsonb_build_array(role, resource, action, condition)) \
+                                        FROM tenant.permissions WHERE tenant_id = $1), '[]'))",
+            &[O::UUIDOID],
+            &[pg_uuid(tenant).into()],
+            |t| Ok(t.into_iter().next().map(|r| r.get::<pgrx::JsonB>(1)).transpose()?.flatten()),
+        )
+    })?;
+    let mut pol = Policy::default();
+    if let Some(pgrx::JsonB(v)) = json {
+        if let Some(Value::Object(roles)) = v.get("roles") {
+            for (name, parents) in roles {
+                let ps = parents.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                });
+                pol.inherits.insert(name.clone(), ps.unwrap_or_default());
+            }
+        }
+        if let Some(Value::Array(perms)) = v.get("permissions") {
+            for p in perms {
+                let s = |i: usize| {
+                    p.get(i)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                pol.permissions.push(Permission {
+                    role: s(0),
+                    resource: s(1),
+                    action: s(2),
+                    condition: p.get(3).cloned().unwrap_or(Value::Null),
+                });
+            }
+        }
+    }
+    let pol = Rc::new(pol);
+    POLICIES.with(|p| p.borrow_mut().insert(tenant, pol.clone()));
+    Ok(pol)
+}
+
+/// Roles of `user` in `tenant`: its active membership's roles.
+fn member_roles(tenant: uuid::Uuid, user: &str) -> MtResult<Rc<Vec<String>>> {
+    let key = (tenant, user.to_string());
+    if let Some(r) = USER_ROLES.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(r);
+    }
+    backend::ensure_watched()?;
+    let roles = backend::as_owner(|| {
+        backend::with_prepared(
+            "SELECT roles FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
+            &[O::UUIDOID, O::TEXTOID],
+            &[pg_uuid(tenant).into(), user.into()],
+            |t| Ok(t.into_iter().next().map(|r| r.get::<Vec<String>>(1)).transpose()?.flatten().unwrap_or_default()),
+        )
+    })?;
+    let roles = Rc::new(roles);
+    USER_ROLES.with(|m| m.borrow_mut().insert(key, roles.clone()));
+    Ok(roles)
+}
+
+struct Caller {
+    tenant: uuid::Uuid,
+    user: Option<String>,
+    roles: Vec<String>,
+}
+
+/// The current tenant, user and roles (membership roles plus a verified JWT's roles).
+fn caller() -> MtResult<Caller> {
+    let (tenant, user, mut roles) =
+        verified(|c| (c.t, c.u.clone(), c.r.clone())).map_err(|_| MtError::no_context())?;
+    if let Some(u) = &user {
+        roles.extend(member_roles(tenant, u)?.iter().cloned());
+    }
+    Ok(Caller {
+        tenant,
+        user,
+        roles,
+    })
+}
+
+fn can_impl(resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
+    let c = match caller() {
+        Ok(c) => c,
+        Err(_) => return Ok(false),
+    };
+    Ok(policy(c.tenant)?.can(&c.roles, resource, action, ctx, c.user.as_deref()))
+}
+
+/// May the current user do `action` on `resource`? `ctx` holds the fields conditions test
+/// (`self` in a condition is the current user id). False without a context.
+#[pg_extern(stable, parallel_safe)]
+fn can(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jsonb")) -> bool {
+    can_impl(resource, action, &ctx.0).or_raise()
+}
+
+/// Like `can` but raises MT020 (detail: resource and action) when not allowed.
+#[pg_extern(stable, parallel_safe)]
+fn authorize(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jsonb")) -> bool {
+    let ok = can_impl(resource, action, &ctx.0).or_raise();
+    if !ok {
+        MtError::denied(format!("permission denied: {action} on {resource}"))
+            .detail(format!("resource={resource} action={action}"))
+            .raise();
+    }
+    true
+}
+
+/// Management of roles needs `tenant_service`/`tenant_admin`, or a user allowed
+/// `manage` on `roles` in the current tenant.
+fn require_manager() -> MtResult<uuid::Uuid> {
+    let c = caller()?;
+    if backend::has_role(c"tenant_service") || backend::has_role(c"tenant_admin") {
+        return Ok(c.tenant);
+    }
+    if policy(c.tenant)?.can(&c.roles, "roles", "manage", &Value::Null, c.user.as_deref()) {
+        return Ok(c.tenant);
+    }
+    Err(MtError::denied("permission denied to manage roles")
+        .hint("Needs tenant_service, tenant_admin or permission roles/manage."))
+}
+
+fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
+    let tenant = require_manager()?;
+    validate_name("role", name)?;
+    if name.contains('*') {
+        return Err(MtError::invalid("role names cannot contain '*'"));
+    }
+    let pol = policy(tenant)?;
+    for p in &inherits {
+        if !pol.inherits.contains_key(p) {
+            return Err(MtError::invalid(format!(
+                "role \"{p}\" does not exist in this tenant"
+            )));
+        }
+    }
+    if pol.creates_cycle(name, &inherits) {
+        return Err(
+            MtError::invalid(format!("role \"{name}\" would inherit from itself"))
+                .hint("Inheritance must not form a cycle."),
+        );
+    }
+    backend::as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.roles (tenant_id, name, inherits) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET inherits = EXCLUDED.inherits",
+            &[pg_uuid(tenant).into(), name.into(), inherits.clone().into()],
+        )?;
+        crate::audit::event(
+            Some(tenant),
+            "role.defined",
+            serde_json::json!({"role": name, "inherits": inherits}),
+        )
+    })
+}
+
+/// Create (or redefine) a role of the current tenant that inherits `inherits`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_role(name: &str, inherits: default!(Vec<String>, "'{}'::text[]")) {
+    create_role_impl(name, inherits).or_raise()
+}
+
+fn drop_role_impl(name: &str) -> MtResult<bool> {
+    let tenant = require_manager()?;
+    let pol = policy(tenant)?;
+    if let Some((child, _)) = pol
+        .inherits
+        .iter()
+        .find(|(_, ps)| ps.iter().any(|p| p == name))
+    {
+        return Err(MtError::invalid(format!(
+            "role \"{child}\" inherits from \"{name}\""
+        )));
+    }
+    backend::as_owner(|| {
+        let n = Spi::get_one_with_args::<i64>(
+            "WITH d AS (DELETE FROM tenant.roles WHERE tenant_id = $1 AND name = $2 RETURNING 1) SELECT count(*) FROM d",
+            &[pg_uuid(tenant).into(), name.into()],
+        )?;
+        Ok(n.unwrap_or(0) > 0)
+    })
+}
+
+/// Drop a role of the current tenant (and its permissions).
+#[pg_extern(volatile, parallel_unsafe)]
+fn drop_role(name: &str) -> bool {
+    drop_role_impl(name).or_raise()
+}
+
+fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>) -> MtResult<()> {
+    let tenant = require_manager()?;
+    validate_name("resource", resource)?;
+    validate_name("action", action)?;
+    let condition = condition.unwrap_or(Value::Null);
+    validate_condition(&condition)?;
+    if !policy(tenant)?.inherits.contains_key(role) {
+        return Err(MtError::invalid(format!(
+            "role \"{role}\" does not exist in this tenant"
+        )));
+    }
+    backend::as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT DO NOTHING",
+            &[
+                pg_uuid(tenant).into(),
+                role.into(),
+                resource.into(),
+                action.into(),
+                (!condition.is_null()).then(|| pgrx::JsonB(condition.clone())).into(),
+            ],
+        )?;
+        crate::audit::event(
+            Some(tenant),
+            "permission.granted",
+            serde_json::json!({"role": role, "resource": resource, "action": action, "condition": condition}),
+        )
+    })
+}
+
+/// Let `role` do `action` on `resource` (wildcards `*` and `prefix.*`), when `condition` holds.
+#[pg_extern(volatile, parallel_unsafe)]
+fn grant_permission(
+    role: &str,
+    resource: &str,
+    action: &str,
+    condition: default!(Option<pgrx::JsonB>, "NULL"),
+) {
+    grant_impl(role, resource, action, condition.map(|j| j.0)).or_raise()
+}
+
+fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
+    let tenant = require_manager()?;
+    backend::as_owner(|| {
+        let n = Spi::get_one_with_args::<i64>(
+            "WITH d AS (DELETE FROM tenant.permissions WHERE tenant_id = $1 AND role = $2 AND resource = $3 AND action = $4 \
+             RETURNING 1) SELECT count(*) FROM d",
+            &[pg_uuid(tenant).into(), role.into(), resource.into(), action.into()],
+        )?
+        .unwrap_or(0);
+        crate::audit::event(
+            Some(tenant),
+            "permission.revoked",
+            serde_json::json!({"role": role, "resource": resource, "action": action}),
+        )?;
+        Ok(n)
+    })
+}
+
+/// Remove `role`'s permissions for `action` on `resource`; returns how many were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn revoke_permission(role: &str, resource: &str, action: &str) -> i64 {
+    revoke_impl(role, resource, action).or_raise()
+}
+
+/// Copy the built-in roles into a new tenant (called by `tenant.create`, as the owner).
+pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
+    for (role, inherits, perms) in builtin_roles() {
+        let inherits: Vec<String> = inherits.into_iter().map(str::to_string).collect();
+        Spi::run_with_args(
+            "INSERT INTO tenant.roles (tenant_id, name, inherits, builtin) VALUES ($1, $2, $3, true)",
+            &[pg_uuid(tenant).into(), role.into(), inherits.into()],
+        )?;
+        for (res, act, cond) in perms {
+            Spi::run_with_args(
+                "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    pg_uuid(tenant).into(),
+                    role.into(),
+                    res.into(),
+                    act.into(),
+                    (!cond.is_null()).then(|| pgrx::JsonB(cond.clone())).into(),
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn protect_impl(
+    relid: pgrx::pg_sys::Oid,
+    resource: &str,
+    owner_column: Option<&str>,
+) -> MtResult<()> {
+    validate_name("resource", resource)?;
+    let info = crate::isolation::check_table(relid)?;
+    let name = qualified(&info.schema, &info.table);
+    let ctx = match owner_column {
+        Some(col) => {
+            crate::isolation::column_exists(relid, &name, col)?;
+            format!("jsonb_build_object('owner_id', {}::text)", quote_ident(col))
+        }
+        None => "'{}'::jsonb".to_string(),
+    };
+    let res = quote_literal(resource);
+    let can = |action: &str| format!("\"tenant\".\"can\"({res}, '{action}', {ctx})");
+    let mut statements = Vec::new();
+    for p in [
+        "tenant_protect_read",
+        "tenant_protect_create",
+        "tenant_protect_update",
+        "tenant_protect_delete",
+    ] {
+        statements.push(format!(
+            "DROP POLICY IF EXISTS {} ON {name}",
+            quote_ident(p)
+        ));
+    }
+    statements.push(format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"));
+    statements.push(format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"));
+    statements.push(format!(
+        "CREATE POLICY \"tenant_protect_read\" ON {name} AS RESTRICTIVE FOR SELECT USING ({})",
+        can("read")
+    ));
+    statements.push(format!(
+        "CREATE POLICY \"tenant_protect_create\" ON {name} AS RESTRICTIVE FOR INSERT WITH CHECK ({})",
+        can("create")
+    ));
+    statements.push(format!(
+        "CREATE POLICY \"tenant_protect_update\" ON {name} AS RESTRICTIVE FOR UPDATE USING ({}) WITH CHECK ({})",
+        can("update"),
+        can("update")
+    ));
+    statements.push(format!(
+        "CREATE POLICY \"tenant_protect_delete\" ON {name} AS RESTRICTIVE FOR DELETE USING ({})",
+        can("delete")
+    ));
+    Spi::connect_mut(|c| {
+        for s in &statements {
+            c.update(s.as_str(), None, &[])?;
+        }
+        Ok(())
+    })
+}
+
+/// Internal: `tenant.protect(regclass, text, name)` is the SQL wrapper.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _protect(relid: pgrx::pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
+    protect_impl(relid, resource, owner_column).or_raise()
+}
+
+fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
+    let c = caller()?;
+    if !(1..=24 * 90).contains(&ttl_hours) {
+        return Err(MtError::invalid("ttl_hours must be between 1 and 2160"));
+    }
+    if email.len() > 320 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return Err(MtError::invalid(format!(
+            "invalid email \"{}\"",
+            email.escape_default()
+        )));
+    }
+    let pol = policy(c.tenant)?;
+    if !pol.inherits.contains_key(role) {
+        return Err(MtError::invalid(format!(
+            "role \"{role}\" does not exist in this tenant"
+        )));
+    }
+    let service = backend::has_role(c"tenant_service") || backend::has_role(c"tenant_admin");
+    let allowed = if c.user.is_none() && service {
+        true
+    } else {
+        pol.can(
+            &c.roles,
+            "members",
+            "invite",
+            &Value::Null,
+            c.user.as_deref(),
+        ) && pol.may_grant(&c.roles, role)
+    };
+    if !allowed {
+        return Err(
+            MtError::denied(format!("permission denied to invite to role \"{role}\"")).hint(
+                "An inviter needs members/invite and every permission of the role it hands out.",
+            ),
+        );
+    }
+    backend::as_owner(|| {
+        let token = Spi::get_one::<String>(
+            "SELECT replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')",
+        )?
+        .unwrap_or_default();
+        Spi::run_with_args(
+            "INSERT INTO tenant.invitations (tenant_id, email, role, token_hash, invited_by, expires_at) \
+             VALUES ($1, $2, $3, sha256(convert_to($4, 'UTF8')), $5, now() + make_interval(hours => $6))",
+            &[pg_uuid(c.tenant).into(), email.into(), role.into(), token.as_str().into(), c.user.clone().into(), ttl_hours.into()],
+        )?;
+        crate::audit::event(
+            Some(c.tenant),
+            "member.invited",
+            serde_json::json!({"email": email, "role": role}),
+        )?;
+        Ok(token)
+    })
+}
+
+/// Invite `email` to the current tenant with `role`; returns the single-use token (only its
+/// hash is stored). The inviter must hold every permission of the role.
+#[pg_extern(volatile, parallel_unsafe)]
+fn invite(email: &str, role: &str, ttl_hours: default!(i32, 72)) -> String {
+    invite_impl(email, role, ttl_hours).or_raise()
+}
+
+fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
+    backend::require_any_role(&[c"tenant_service", c"tenant_admin"], "accept invitations")?;
+    if user_id.is_empty() || user_id.len() > 256 {
+        return Err(MtError::invalid("user_id must be 1-256 characters"));
+    }
+    let bad = || {
+        MtError::new(
+            crate::error::Code::InvalidToken,
+            "invalid, expired or used invitation",
+        )
+    };
+    if token.len() > 200 {
+        return Err(bad());
+    }
+    backend::as_owner(|| {
+        let row = Spi::get_two_with_args::<pgrx::Uuid, String>(
+            "UPDATE tenant.invitations SET accepted_at = now(), accepted_by = $2 \
+             WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND accepted_at IS NULL AND expires_at > now() \
+             RETURNING tenant_id, role",
+            &[token.into(), user_id.into()],
+        );
+        let (tenant, role) = match row {
+            Ok((Some(t), Some(r))) => (t, r),
+            Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => return Err(bad()),
+            Err(e) => return Err(e.into()),
+        };
+        Spi::run_with_args(
+            "INSERT INTO tenant.members (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY[$3]) \
+             ON CONFLICT (tenant_id, user_id) DO UPDATE SET status = 'active', \
+               roles = (SELECT array_agg(DISTINCT r) FROM unnest(tenant.members.roles || EXCLUDED.roles) r)",
+            &[tenant.into(), user_id.into(), role.as_str().into()],
+        )?;
+        crate::audit::event(
+            Some(uuid::Uuid::from_bytes(*tenant.as_bytes())),
+            "member.joined",
+            serde_json::json!({"user_id": user_id, "role": role}),
+        )?;
+        Ok(tenant)
+    })
+}
+
+/// Redeem an invitation token for `user_id` (once, before it expires); returns the tenant.
+#[pg_extern(volatile, parallel_unsafe)]
+fn accept_invitation(token: &str, user_id: &str) -> pgrx::Uuid {
+    accept_impl(token, user_id).or_raise()
+}

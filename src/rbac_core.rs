@@ -1,0 +1,469 @@
+//! Roles, inheritance, permissions and conditions: pure Rust, no Postgres.
+//!
+//! Condition language (kept small on purpose), a JSON object whose every entry must hold:
+//!   `{"owner_id": "self"}`                 field equals the current user id
+//!   `{"scope": "own_campaigns"}`           field equals a literal
+//!   `{"status": {"in": ["draft", "open"]}}` field is one of the values
+//!   `{"status": {"ne": "archived"}}`       field differs from the value
+//!   `{"amount": {"lte": 100}}`             numeric comparison: lt, lte, gt, gte
+//! Fields are looked up in the context object passed to `can()`; a missing field fails the
+//! condition. Unknown operators are rejected when the permission is written.
+
+use crate::error::{MtError, MtResult};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+pub const OPERATORS: [&str; 7] = ["eq", "ne", "in", "lt", "lte", "gt", "gte"];
+
+/// Validate a condition when a permission is written.
+pub fn validate_condition(c: &Value) -> MtResult<()> {
+    let obj = match c {
+        Value::Null => return Ok(()),
+        Value::Object(o) => o,
+        _ => {
+            return Err(MtError::invalid(
+                "a condition must be a JSON object of field: test",
+            ))
+        }
+    };
+    for (field, test) in obj {
+        if field.is_empty() {
+            return Err(MtError::invalid("condition fields must not be empty"));
+        }
+        if let Value::Object(ops) = test {
+            if ops.len() != 1 {
+                return Err(MtError::invalid(format!(
+                    "condition on \"{field}\" must have exactly one operator"
+                )));
+            }
+            let (op, arg) = ops.iter().next().expect("one entry");
+            if !OPERATORS.contains(&op.as_str()) {
+                return Err(
+                    MtError::invalid(format!("unknown condition operator \"{op}\""))
+                        .hint("Use eq, ne, in, lt, lte, gt or gte."),
+                );
+            }
+            if op == "in" && !arg.is_array() {
+                return Err(MtError::invalid("\"in\" needs an array"));
+            }
+            if ["lt", "lte", "gt", "gte"].contains(&op.as_str()) && !arg.is_number() {
+                return Err(MtError::invalid(format!("\"{op}\" needs a number")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve<'a>(
+    v: &'a Value,
+    user: Option<&'a str>,
+    self_value: &'a mut Option<Value>,
+) -> Option<&'a Value> {
+    match v {
+        Value::String(s) if s == "self" => {
+            *self_value = user.map(|u| Value::String(u.to_string()));
+            self_value.as_ref()
+        }
+        other => Some(other),
+    }
+}
+
+fn loosely_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+            n.to_string() == *s
+        }
+        _ => a == b,
+    }
+}
+
+/// Does `condition` hold for `ctx`, with `self` meaning `user`?
+pub fn condition_holds(condition: &Value, ctx: &Value, user: Option<&str>) -> bool {
+    let obj = match condition {
+        Value::Null => return true,
+        Value::Object(o) => o,
+        _ => return false,
+    };
+    obj.iter().all(|(field, test)| {
+        let Some(actual) = ctx.get(field) else {
+            return false;
+        };
+        let (op, arg) = match test {
+            Value::Object(ops) => match ops.iter().next() {
+                Some((op, arg)) => (op.as_str(), arg),
+                None => return false,
+            },
+            lit => ("eq", lit),
+        };
+        let mut tmp = None;
+        let Some(expected) = resolve(arg, user, &mut tmp) else {
+            return false;
+        };
+        let num = |v: &Value| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        };
+        match op {
+            "eq" => loosely_equal(actual, expected),
+            "ne" => !loosely_equal(actual, expected),
+            "in" => expected.as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    let mut t = None;
+                    resolve(x, user, &mut t).is_some_and(|x| loosely_equal(actual, x))
+                })
+            }),
+            "lt" | "lte" | "gt" | "gte" => match (num(actual), num(expected)) {
+                (Some(a), Some(e)) => match op {
+                    "lt" => a < e,
+                    "lte" => a <= e,
+                    "gt" => a > e,
+                    _ => a >= e,
+                },
+                _ => false,
+            },
+            _ => false,
+        }
+    })
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Permission {
+    pub role: String,
+    pub resource: String,
+    pub action: String,
+    pub condition: Value,
+}
+
+fn matches(pattern: &str, value: &str) -> bool {
+    pattern == "*"
+        || pattern == value
+        || pattern
+            .strip_suffix(".*")
+            .is_some_and(|p| value.starts_with(p) && value[p.len()..].starts_with('.'))
+}
+
+/// A tenant's roles and permissions, compiled for `can()`.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// role -> roles it inherits from
+    pub inherits: HashMap<String, Vec<String>>,
+    pub permissions: Vec<Permission>,
+}
+
+impl Policy {
+    /// All roles reachable from `roles` through inheritance (cycles are rejected on write,
+    /// and tolerated here).
+    pub fn expand(&self, roles: &[String]) -> HashSet<String> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut stack: Vec<String> = roles.to_vec();
+        while let Some(r) = stack.pop() {
+            if seen.insert(r.clone()) {
+                if let Some(parents) = self.inherits.get(&r) {
+                    stack.extend(parents.iter().cloned());
+                }
+            }
+        }
+        seen
+    }
+
+    pub fn can(
+        &self,
+        roles: &[String],
+        resource: &str,
+        action: &str,
+        ctx: &Value,
+        user: Option<&str>,
+    ) -> bool {
+        let all = self.expand(roles);
+        self.permissions.iter().any(|p| {
+            all.contains(&p.role)
+                && matches(&p.resource, resource)
+                && matches(&p.action, action)
+                && condition_holds(&p.condition, ctx, user)
+        })
+    }
+
+    /// Would making `role` inherit `parents` create a cycle?
+    pub fn creates_cycle(&self, role: &str, parents: &[String]) -> bool {
+        let mut g = self.inherits.clone();
+        g.insert(role.to_string(), parents.to_vec());
+        let probe = Policy {
+            inherits: g,
+            permissions: vec![],
+        };
+        parents
+            .iter()
+            .any(|p| probe.expand(std::slice::from_ref(p)).contains(role))
+    }
+
+    /// May a holder of `granter` roles hand out `role`? Only if every permission `role`
+    /// (with what it inherits) carries is one the granter holds unconditionally or identically.
+    pub fn may_grant(&self, granter: &[String], role: &str) -> bool {
+        let mine = self.expand(granter);
+        if mine.contains(role) {
+            return true;
+        }
+        let theirs = self.expand(&[role.to_string()]);
+        self.permissions
+            .iter()
+            .filter(|p| theirs.contains(&p.role))
+            .all(|p| {
+                self.permissions.iter().any(|q| {
+                    mine.contains(&q.role)
+                        && matches(&q.resource, &p.resource)
+                        && matches(&q.action, &p.action)
+                        && (q.condition.is_null() || q.condition == p.condition)
+                })
+            })
+    }
+}
+
+/// A built-in role template: name, roles it inherits, (resource, action, condition).
+pub type RoleTemplate = (
+    &'static str,
+    Vec<&'static str>,
+    Vec<(&'static str, &'static str, Value)>,
+);
+
+/// Built-in role templates copied into every new tenant.
+pub fn builtin_roles() -> Vec<RoleTemplate> {
+    vec![
+        ("viewer", vec![], vec![("*", "read", Value::Null)]),
+        (
+            "member",
+            vec!["viewer"],
+            vec![
+                ("*", "create", Value::Null),
+                ("*", "update", serde_json::json!({"owner_id": "self"})),
+                ("*", "delete", serde_json::json!({"owner_id": "self"})),
+            ],
+        ),
+        ("admin", vec!["member"], vec![("*", "*", Value::Null)]),
+        ("owner", vec!["admin"], vec![]),
+    ]
+}
+
+pub fn validate_name(kind: &str, s: &str) -> MtResult<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 100
+        && (s == "*"
+            || s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b)));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            MtError::invalid(format!("invalid {kind} \"{}\"", s.escape_default()))
+                .hint("Use 1-100 characters of a-z, 0-9, '_', '-', '.' (and '*' as a wildcard)."),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(role: &str, res: &str, act: &str, cond: Value) -> Permission {
+        Permission {
+            role: role.into(),
+            resource: res.into(),
+            action: act.into(),
+            condition: cond,
+        }
+    }
+
+    /// The seeds' matrix: explorer < business < agency, with self and owner conditions.
+    fn seeds() -> Policy {
+        let mut inherits = HashMap::new();
+        inherits.insert("business".to_string(), vec!["explorer".to_string()]);
+        inherits.insert("agency".to_string(), vec!["business".to_string()]);
+        inherits.insert("admin".to_string(), vec!["agency".to_string()]);
+        Policy {
+            inherits,
+            permissions: vec![
+                p("explorer", "missions", "read", Value::Null),
+                p("explorer", "profile", "update", json!({"userId": "self"})),
+                p("business", "campaigns", "create", Value::Null),
+                p(
+                    "business",
+                    "campaigns",
+                    "update",
+                    json!({"ownerId": "self"}),
+                ),
+                p(
+                    "agency",
+                    "campaigns",
+                    "read",
+                    json!({"scope": "own_campaigns"}),
+                ),
+                p("agency", "reports", "*", Value::Null),
+                p("admin", "*", "*", Value::Null),
+            ],
+        }
+    }
+
+    #[test]
+    fn seed_matrix() {
+        let pol = seeds();
+        let r = |x: &str| vec![x.to_string()];
+        let me = Some("u1");
+        let none = json!({});
+        assert!(pol.can(&r("explorer"), "missions", "read", &none, me));
+        assert!(!pol.can(&r("explorer"), "campaigns", "create", &none, me));
+        assert!(
+            pol.can(&r("business"), "missions", "read", &none, me),
+            "inherited"
+        );
+        assert!(pol.can(
+            &r("business"),
+            "campaigns",
+            "update",
+            &json!({"ownerId": "u1"}),
+            me
+        ));
+        assert!(!pol.can(
+            &r("business"),
+            "campaigns",
+            "update",
+            &json!({"ownerId": "u2"}),
+            me
+        ));
+        assert!(
+            !pol.can(&r("business"), "campaigns", "update", &none, me),
+            "missing field fails"
+        );
+        assert!(pol.can(
+            &r("explorer"),
+            "profile",
+            "update",
+            &json!({"userId": "u1"}),
+            me
+        ));
+        assert!(!pol.can(
+            &r("explorer"),
+            "profile",
+            "update",
+            &json!({"userId": "u1"}),
+            None
+        ));
+        assert!(
+            pol.can(&r("agency"), "reports", "delete", &none, me),
+            "action wildcard"
+        );
+        assert!(pol.can(
+            &r("agency"),
+            "campaigns",
+            "read",
+            &json!({"scope": "own_campaigns"}),
+            me
+        ));
+        assert!(!pol.can(
+            &r("agency"),
+            "campaigns",
+            "read",
+            &json!({"scope": "all"}),
+            me
+        ));
+        assert!(
+            pol.can(&r("admin"), "anything", "purge", &none, me),
+            "super admin *"
+        );
+        assert!(!pol.can(&[], "missions", "read", &none, me));
+    }
+
+    #[test]
+    fn cycles_are_detected() {
+        let pol = seeds();
+        assert!(pol.creates_cycle("explorer", &["agency".to_string()]));
+        assert!(pol.creates_cycle("x", &["x".to_string()]));
+        assert!(!pol.creates_cycle("viewer2", &["agency".to_string()]));
+        // expand terminates even on a cyclic graph
+        let mut cyc = Policy::default();
+        cyc.inherits.insert("a".into(), vec!["b".into()]);
+        cyc.inherits.insert("b".into(), vec!["a".into()]);
+        assert_eq!(cyc.expand(&["a".to_string()]).len(), 2);
+    }
+
+    #[test]
+    fn grant_rules() {
+        let pol = seeds();
+        let r = |x: &str| vec![x.to_string()];
+        assert!(pol.may_grant(&r("agency"), "business"));
+        assert!(pol.may_grant(&r("admin"), "agency"));
+        assert!(!pol.may_grant(&r("business"), "agency"));
+        assert!(!pol.may_grant(&r("explorer"), "admin"));
+    }
+
+    #[test]
+    fn operators() {
+        let ctx = json!({"status": "open", "amount": 50, "owner": "u1", "n": "7"});
+        assert!(condition_holds(
+            &json!({"status": {"in": ["open", "draft"]}}),
+            &ctx,
+            None
+        ));
+        assert!(!condition_holds(
+            &json!({"status": {"in": ["closed"]}}),
+            &ctx,
+            None
+        ));
+        assert!(condition_holds(
+            &json!({"status": {"ne": "archived"}}),
+            &ctx,
+            None
+        ));
+        assert!(condition_holds(&json!({"amount": {"lte": 50}}), &ctx, None));
+        assert!(!condition_holds(&json!({"amount": {"lt": 50}}), &ctx, None));
+        assert!(condition_holds(&json!({"n": {"gt": 6}}), &ctx, None));
+        assert!(condition_holds(
+            &json!({"owner": {"in": ["self"]}}),
+            &ctx,
+            Some("u1")
+        ));
+        assert!(
+            condition_holds(&json!({"amount": "50"}), &ctx, None),
+            "numbers compare loosely with strings"
+        );
+        assert!(condition_holds(&Value::Null, &ctx, None));
+        assert!(!condition_holds(&json!([1]), &ctx, None));
+    }
+
+    #[test]
+    fn conditions_are_validated_on_write() {
+        assert!(validate_condition(&json!({"owner_id": "self"})).is_ok());
+        assert!(validate_condition(&json!({"a": {"in": [1]}})).is_ok());
+        assert!(validate_condition(&Value::Null).is_ok());
+        for bad in [
+            json!({"a": {"regex": ".*"}}),
+            json!({"a": {"in": 1}}),
+            json!({"a": {"lt": "x"}}),
+            json!({"a": {"eq": 1, "ne": 2}}),
+            json!([1]),
+            json!({"": 1}),
+        ] {
+            assert!(validate_condition(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(matches("*", "x"));
+        assert!(matches("billing.*", "billing.invoices"));
+        assert!(!matches("billing.*", "billingx"));
+        assert!(!matches("billing.*", "billing"));
+        assert!(!matches("a", "b"));
+        assert!(validate_name("resource", "billing.*").is_ok());
+        assert!(validate_name("resource", "Bad").is_err());
+    }
+
+    #[test]
+    fn builtins_form_a_chain() {
+        let b = builtin_roles();
+        assert_eq!(
+            b.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec!["viewer", "member", "admin", "owner"]
+        );
+    }
+}

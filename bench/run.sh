@@ -117,6 +117,22 @@ for i in $(seq "$ROUNDS"); do
     loop_ms "tenant.authenticate('$JWT_ES' || left(g::text, 0))" mt_bench_api 1000 0 >> "$OUT/loop_es.ms"
     loop_ms "length('$JWT_ES' || left(g::text, 0))" mt_bench_api 5000 >> "$OUT/loop_abase.ms"
 done
+echo "[bench] can() from cache vs a hand-written SQL join (loop of 20000 in one statement)"
+T1=$("${PSQL[@]}" -U postgres -d mt_bench -c "SELECT id FROM tenant.tenants WHERE slug = 't1'")
+CAN_TOKEN=$("${PSQL[@]}" -U mt_bench -d mt_bench -c "SELECT tenant.set_context('t1', 'bob', false)" -c "SHOW multitenant.context" | tail -1)
+JOIN_SQL="EXISTS (WITH RECURSIVE r(name) AS (
+      SELECT unnest(m.roles) FROM tenant.members m WHERE m.tenant_id = '$T1' AND m.user_id = 'bob' AND m.status = 'active'
+      UNION SELECT unnest(ro.inherits) FROM tenant.roles ro JOIN r ON ro.tenant_id = '$T1' AND ro.name = r.name)
+    SELECT 1 FROM tenant.permissions p JOIN r ON p.role = r.name
+    WHERE p.tenant_id = '$T1' AND p.resource IN ('campaigns', '*') AND p.action IN ('update', '*')
+      AND (p.condition IS NULL OR p.condition->>'owner_id' IN ('self', 'bob')) AND g > 0)"
+: > "$OUT/loop_can.ms"; : > "$OUT/loop_join.ms"; : > "$OUT/loop_cbase.ms"
+for i in $(seq "$ROUNDS"); do
+    PGOPTIONS="-c multitenant.context=$CAN_TOKEN" loop_ms "tenant.can('campaigns', 'update', jsonb_build_object('owner_id', 'bob', 'g', g))" mt_bench >> "$OUT/loop_can.ms"
+    loop_ms "$JOIN_SQL" postgres >> "$OUT/loop_join.ms"
+    loop_ms "jsonb_build_object('owner_id', 'bob', 'g', g)" mt_bench >> "$OUT/loop_cbase.ms"
+done
+LOOP_CAN=$(median < "$OUT/loop_can.ms"); LOOP_JOIN=$(median < "$OUT/loop_join.ms"); LOOP_CBASE=$(median < "$OUT/loop_cbase.ms")
 LOOP_HS=$(median < "$OUT/loop_hs.ms"); LOOP_ES=$(median < "$OUT/loop_es.ms"); LOOP_ABASE=$(median < "$OUT/loop_abase.ms")
 
 {
@@ -158,6 +174,10 @@ for v in one:"one tenant (one hot row)" spread:"1,000 tenants (spread)"; do
     printf '%-40s %12.0f %12.0f %10.3f\n' "$label" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN{print a/b}')"
 done
 echo "(ratio = consume tps / UPDATE tps; goal >= 0.8)"
+echo
+printf 'can() from cache, per call                      %10.2f us\n' "$(awk -v s="$LOOP_CAN" -v b="$LOOP_CBASE" 'BEGIN{print (s-b)*1000/20000}')"
+printf 'hand-written SQL join (recursive roles), per call %8.2f us\n' "$(awk -v s="$LOOP_JOIN" -v b="$LOOP_CBASE" 'BEGIN{print (s-b)*1000/20000}')"
+echo "(goal: can() under 5 us)"
 echo
 printf '%-10s %12s %14s %14s %12s %14s\n' "audit" "plain tps" "tenant.audit" "plpgsql jsonb" "cost ratio" "vs plpgsql"
 for op in ins upd; do

@@ -72,3 +72,16 @@ SELECT setval(pg_get_serial_sequence('public.audit_rust', 'id'), 10000),
        setval(pg_get_serial_sequence('public.audit_plpgsql', 'id'), 10000);
 GRANT SELECT, INSERT, UPDATE ON public.audit_plain, public.audit_rust, public.audit_plpgsql TO mt_bench;
 GRANT INSERT ON public.plpgsql_audit_log TO mt_bench;
+
+-- can() bench: the seeds' roles in tenant t1
+BEGIN;
+SELECT tenant.set_context('t1');
+SELECT tenant.create_role('explorer');
+SELECT tenant.create_role('business', ARRAY['explorer']);
+SELECT tenant.create_role('agency', ARRAY['business']);
+SELECT tenant.grant_permission('explorer', 'missions', 'read');
+SELECT tenant.grant_permission('business', 'campaigns', 'create');
+SELECT tenant.grant_permission('business', 'campaigns', 'update', '{"owner_id": "self"}');
+SELECT tenant.grant_permission('agency', 'reports', '*');
+SELECT tenant.add_member('t1', 'bob', ARRAY['agency']);
+COMMIT;

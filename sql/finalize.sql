@@ -203,24 +203,16 @@ AS $$ BEGIN PERFORM tenant._invalidate(TG_RELID); RETURN NULL; END $$;
 
 CREATE TRIGGER tenants_changed AFTER UPDATE OR DELETE OR TRUNCATE ON tenant.tenants
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER secret_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.secret
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER jwt_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.jwt_keys
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER members_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.members
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER roles_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.roles
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER permissions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.permissions
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER plans_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.plans
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER plan_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.plan_limits
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER tenant_limits_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.tenant_limits
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
-CREATE TRIGGER tenant_features_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.tenant_features
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+DO $inval$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['secret', 'jwt_keys', 'members', 'roles', 'permissions', 'plans', 'plan_limits', 'tenant_limits', 'tenant_features'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed()', t || '_changed', t);
+    END LOOP;
+END
+$inval$;
+
 
 -- Application roles see only their own tenant's row; the backend and admins see all.
 ALTER TABLE tenant.tenants ENABLE ROW LEVEL SECURITY;
@@ -228,45 +220,24 @@ CREATE POLICY tenants_own ON tenant.tenants FOR SELECT TO PUBLIC
     USING (id = (SELECT tenant.current_tenant()));
 CREATE POLICY tenants_service ON tenant.tenants FOR SELECT TO tenant_service, tenant_admin
     USING (true);
-ALTER TABLE tenant.members ENABLE ROW LEVEL SECURITY;
-CREATE POLICY members_own ON tenant.members FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY members_service ON tenant.members FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
 
-ALTER TABLE tenant.usage_counters ENABLE ROW LEVEL SECURITY;
-CREATE POLICY usage_counters_own ON tenant.usage_counters FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY usage_counters_service ON tenant.usage_counters FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
-ALTER TABLE tenant.usage_daily ENABLE ROW LEVEL SECURITY;
-CREATE POLICY usage_daily_own ON tenant.usage_daily FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY usage_daily_service ON tenant.usage_daily FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
-ALTER TABLE tenant.tenant_limits ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_limits_own ON tenant.tenant_limits FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY tenant_limits_service ON tenant.tenant_limits FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
-ALTER TABLE tenant.tenant_features ENABLE ROW LEVEL SECURITY;
-CREATE POLICY tenant_features_own ON tenant.tenant_features FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY tenant_features_service ON tenant.tenant_features FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
 
-ALTER TABLE tenant.roles ENABLE ROW LEVEL SECURITY;
-CREATE POLICY roles_own ON tenant.roles FOR SELECT TO PUBLIC USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY roles_service ON tenant.roles FOR SELECT TO tenant_service, tenant_admin USING (true);
-ALTER TABLE tenant.permissions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY permissions_own ON tenant.permissions FOR SELECT TO PUBLIC USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY permissions_service ON tenant.permissions FOR SELECT TO tenant_service, tenant_admin USING (true);
 
-ALTER TABLE tenant.audit_log ENABLE ROW LEVEL SECURITY;
-CREATE POLICY audit_log_own ON tenant.audit_log FOR SELECT TO PUBLIC
-    USING (tenant_id = (SELECT tenant.current_tenant()));
-CREATE POLICY audit_log_service ON tenant.audit_log FOR SELECT TO tenant_service, tenant_admin
-    USING (true);
+
+-- Tenant-scoped extension tables: application roles read their own tenant's rows, the
+-- backend and admins read all. Writes go through the extension's functions only.
+DO $rls$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions', 'audit_log'] LOOP
+        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
+                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
+                       'USING (true)', t || '_service', t);
+    END LOOP;
+END
+$rls$;
 
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;

@@ -2060,38 +2060,30 @@ fn rbac_member_of_two_tenants_sees_each_only_in_its_context() {
         "SELECT tenant.add_member('acme', 'sam', ARRAY['viewer']); SELECT tenant.add_member('globex', 'sam', ARRAY['admin'])",
     )
     .unwrap();
-    let mut tx = be.transaction().unwrap();
-    tx.execute("SELECT tenant.set_context('acme', 'sam')", &[])
-        .unwrap();
-    let rows: Vec<String> = tx
-        .query("SELECT body FROM public.notes ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let can_del: bool = tx
-        .query_one("SELECT tenant.can('notes', 'delete')", &[])
-        .unwrap()
-        .get(0);
-    tx.commit().unwrap();
-    assert_eq!(rows, vec!["a1", "a2"]);
-    assert!(!can_del, "viewer in acme");
-    let mut tx = be.transaction().unwrap();
-    tx.execute("SELECT tenant.set_context('globex', 'sam')", &[])
-        .unwrap();
-    let rows: Vec<String> = tx
-        .query("SELECT body FROM public.notes ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let can_del: bool = tx
-        .query_one("SELECT tenant.can('notes', 'delete')", &[])
-        .unwrap()
-        .get(0);
-    tx.commit().unwrap();
-    assert_eq!(rows, vec!["g1"]);
-    assert!(can_del, "admin in globex");
+    let mut visit = |slug: &str| -> (Vec<String>, bool) {
+        let mut tx = be.transaction().unwrap();
+        tx.execute("SELECT tenant.set_context($1, 'sam')", &[&slug])
+            .unwrap();
+        let rows = tx
+            .query("SELECT body FROM public.notes ORDER BY 1", &[])
+            .unwrap();
+        let can_del: bool = tx
+            .query_one("SELECT tenant.can('notes', 'delete')", &[])
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        (rows.iter().map(|r| r.get(0)).collect(), can_del)
+    };
+    assert_eq!(
+        visit("acme"),
+        (vec!["a1".to_string(), "a2".to_string()], false),
+        "viewer in acme"
+    );
+    assert_eq!(
+        visit("globex"),
+        (vec!["g1".to_string()], true),
+        "admin in globex"
+    );
 }
 
 #[test]

@@ -16,10 +16,17 @@ BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
 OUT="$HERE/bench/results"
 mkdir -p "$OUT"
 
+# `cargo pgrx test --runas` installs its debug build into the server's library directory:
+# always measure the release build.
 if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
     "$HERE/scripts/setup.sh" >/dev/null
     "$HERE/scripts/cluster.sh" install
 fi
+if ! cmp -s "$("$BIN/pg_config" --pkglibdir)/multitenant.so" "$HERE/target/release/libmultitenant.so"; then
+    echo "[bench] the installed multitenant.so is not target/release: run without BENCH_SKIP_INSTALL" >&2
+    exit 1
+fi
+"$HERE/scripts/cluster.sh" stop   # new backends load the library fresh
 "$HERE/scripts/cluster.sh" start
 
 PSQL=("$BIN/psql" -X -q -At -h 127.0.0.1 -p "$PORT")

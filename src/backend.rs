@@ -138,41 +138,27 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
     Ok(owner)
 }
 
-/// Restores the user and the settings `as_owner` changed, also when unwinding.
+/// Restores the settings a `with_settings` changed (and the user, for `as_owner`), also
+/// when unwinding.
 struct Restore {
-    user: pg_sys::Oid,
-    sec_context: i32,
+    user: Option<(pg_sys::Oid, i32)>,
     guc_nest_level: i32,
 }
 impl Drop for Restore {
     fn drop(&mut self) {
         unsafe {
             pg_sys::AtEOXact_GUC(true, self.guc_nest_level);
-            pg_sys::SetUserIdAndSecContext(self.user, self.sec_context);
+            if let Some((user, sec_context)) = self.user {
+                pg_sys::SetUserIdAndSecContext(user, sec_context);
+            }
         }
     }
 }
 
-/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp` (and generic
-/// plans for the kept statements), the way a
-/// SECURITY DEFINER function with a pinned search_path would, but without a function
-/// boundary (which would roll back a `SET LOCAL` made by the caller's function). On error
-/// the (sub)transaction abort restores user and settings too.
-pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
-    let owner = ext_owner()?;
-    let mut prev_user = pg_sys::InvalidOid;
-    let mut prev_ctx = 0i32;
-    let guc_nest_level;
+fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
     unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
-        guc_nest_level = pg_sys::NewGUCNestLevel();
-        // our kept plans are parameterized lookups and writes: a generic plan is always
-        // right for them, and re-planning per call (the default for the first executions,
-        // and forever when custom plans look cheaper) would cost more than the query
-        for (name, value) in [
-            (c"search_path", c"pg_catalog, pg_temp"),
-            (c"plan_cache_mode", c"force_generic_plan"),
-        ] {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in settings {
             pg_sys::set_config_option(
                 name.as_ptr(),
                 value.as_ptr(),
@@ -184,6 +170,37 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
                 false,
             );
         }
+        level
+    }
+}
+
+/// Run `f` without NOTICEs reaching the client (our `DROP ... IF EXISTS` and the like are
+/// implementation details), as the current user.
+pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let _restore = Restore {
+        user: None,
+        guc_nest_level: push_settings(&[(c"client_min_messages", c"warning")]),
+    };
+    f()
+}
+
+/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp`, the way a
+/// SECURITY DEFINER function with a pinned search_path would, but without a function
+/// boundary (which would roll back a `SET LOCAL` made by the caller's function). Our kept
+/// plans are parameterized lookups and writes, so generic plans are forced: re-planning per
+/// call would cost more than the query. On error the (sub)transaction abort restores user
+/// and settings too.
+pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let owner = ext_owner()?;
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    let guc_nest_level = push_settings(&[
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"plan_cache_mode", c"force_generic_plan"),
+        (c"client_min_messages", c"warning"),
+    ]);
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
         pg_sys::SetUserIdAndSecContext(
             owner,
             prev_ctx
@@ -192,8 +209,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
         );
     }
     let _restore = Restore {
-        user: prev_user,
-        sec_context: prev_ctx,
+        user: Some((prev_user, prev_ctx)),
         guc_nest_level,
     };
     f()

@@ -119,11 +119,13 @@ pub(crate) fn column_exists(relid: pg_sys::Oid, table: &str, column: &str) -> Mt
 }
 
 fn run_all(statements: &[String]) -> MtResult<()> {
-    Spi::connect_mut(|c| {
-        for s in statements {
-            c.update(s.as_str(), None, &[])?;
-        }
-        Ok(())
+    backend::quietly(|| {
+        Spi::connect_mut(|c| {
+            for s in statements {
+                c.update(s.as_str(), None, &[])?;
+            }
+            Ok(())
+        })
     })
 }
 

@@ -367,11 +367,13 @@ fn protect_impl(
         "CREATE POLICY \"tenant_protect_delete\" ON {name} AS RESTRICTIVE FOR DELETE USING ({})",
         can("delete")
     ));
-    Spi::connect_mut(|c| {
-        for s in &statements {
-            c.update(s.as_str(), None, &[])?;
-        }
-        Ok(())
+    backend::quietly(|| {
+        Spi::connect_mut(|c| {
+            for s in &statements {
+                c.update(s.as_str(), None, &[])?;
+            }
+            Ok(())
+        })
     })
 }
 

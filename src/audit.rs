@@ -378,28 +378,7 @@ fn _audit(relid: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
 }
 
 fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
-    let info = crate::isolation::check_table(relid)?;
-    let name = qualified(&info.schema, &info.table);
-    backend::as_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}").as_str(),
-                None,
-                &[],
-            )?;
-            c.update(
-                format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}").as_str(),
-                None,
-                &[],
-            )?;
-            let t = c.update(
-                "DELETE FROM tenant.audited_tables WHERE relid = $1::regclass RETURNING 1",
-                None,
-                &[relid.into()],
-            )?;
-            Ok(!t.is_empty())
-        })
-    })
+    crate::isolation::detach_triggers(relid, &["mt_audit", "mt_audit_truncate"], "audited_tables")
 }
 
 /// Internal: `tenant.unaudit(regclass)` is the SQL wrapper.

@@ -118,6 +118,35 @@ pub(crate) fn column_exists(relid: pg_sys::Oid, table: &str, column: &str) -> Mt
     }
 }
 
+/// For the table's owner: drop the extension's `triggers` from the table and its row from
+/// `registry` (one of the extension's own tables). Returns whether the table was registered.
+pub(crate) fn detach_triggers(
+    relid: pg_sys::Oid,
+    triggers: &[&str],
+    registry: &'static str,
+) -> MtResult<bool> {
+    let info = check_table(relid)?;
+    let name = ddl::qualified(&info.schema, &info.table);
+    backend::as_owner(|| {
+        Spi::connect_mut(|c| {
+            for t in triggers {
+                c.update(
+                    format!("DROP TRIGGER IF EXISTS {} ON {name}", ddl::quote_ident(t)).as_str(),
+                    None,
+                    &[],
+                )?;
+            }
+            let deleted = c.update(
+                format!("DELETE FROM tenant.{registry} WHERE relid = $1::regclass RETURNING 1")
+                    .as_str(),
+                None,
+                &[relid.into()],
+            )?;
+            Ok(!deleted.is_empty())
+        })
+    })
+}
+
 fn run_all(statements: &[String]) -> MtResult<()> {
     backend::quietly(|| {
         Spi::connect_mut(|c| {

@@ -298,23 +298,7 @@ fn _limit_rows(relid: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
 }
 
 fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
-    let info = crate::isolation::check_table(relid)?;
-    let name = qualified(&info.schema, &info.table);
-    backend::as_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}").as_str(),
-                None,
-                &[],
-            )?;
-            let t = c.update(
-                "DELETE FROM tenant.row_limits WHERE relid = $1::regclass RETURNING 1",
-                None,
-                &[relid.into()],
-            )?;
-            Ok(!t.is_empty())
-        })
-    })
+    crate::isolation::detach_triggers(relid, &["mt_limit_rows"], "row_limits")
 }
 
 /// Internal: `tenant.unlimit_rows(regclass)` is the SQL wrapper.

@@ -2158,3 +2158,126 @@ fn invitations_are_single_use_expiring_and_cannot_escalate() {
         "42501"
     );
 }
+
+#[test]
+fn unaudit_and_unlimit_rows_detach_and_need_the_owner() {
+    let db = Db::new("detach");
+    load_plans(&db);
+    audited(&db);
+    let mut owner = db.as_role("mt_it_owner");
+    owner
+        .batch_execute("SELECT tenant.limit_rows('public.notes', 'campaigns')")
+        .unwrap();
+    let mut be = db.as_role("mt_it_backend");
+    // acme already has 2 notes, the campaigns limit is 1: inserts are refused
+    assert_eq!(
+        in_tenant(
+            &mut be,
+            "acme",
+            "INSERT INTO public.notes (body) VALUES ('x')"
+        )
+        .unwrap_err(),
+        "MT010"
+    );
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.unlimit_rows('public.notes')"),
+        "MT020",
+        "owner only"
+    );
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.unaudit('public.notes')"),
+        "MT020",
+        "owner only"
+    );
+    let done: bool = owner
+        .query_one("SELECT tenant.unlimit_rows('public.notes')", &[])
+        .unwrap()
+        .get(0);
+    assert!(done);
+    let again: bool = owner
+        .query_one("SELECT tenant.unlimit_rows('public.notes')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!again);
+    in_tenant(
+        &mut be,
+        "acme",
+        "INSERT INTO public.notes (body) VALUES ('y')",
+    )
+    .unwrap();
+    let mut su = db.as_role("postgres");
+    let count = |su: &mut Client| -> i64 {
+        su.query_one(
+            "SELECT count(*) FROM tenant.audit_log WHERE table_name = 'public.notes'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = count(&mut su);
+    assert!(before >= 1, "the insert was audited");
+    let done: bool = owner
+        .query_one("SELECT tenant.unaudit('public.notes')", &[])
+        .unwrap()
+        .get(0);
+    assert!(done);
+    in_tenant(
+        &mut be,
+        "globex",
+        "INSERT INTO public.notes (body) VALUES ('z')",
+    )
+    .unwrap();
+    assert_eq!(count(&mut su), before, "no longer audited");
+    let n: i64 = su
+        .query_one("SELECT count(*) FROM tenant.audited_tables", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn remove_member_and_drop_role_take_effect_at_once() {
+    let db = Db::new("rbac_remove");
+    seed_roles(&db);
+    let mut be = db.as_role("mt_it_backend");
+    assert!(can_as(&mut be, "acme", "ann", "reports", "export", "{}"));
+    // a role that others inherit from cannot be dropped
+    assert_eq!(
+        err_of(
+            &mut be,
+            "BEGIN; SELECT tenant.set_context('acme'); SELECT tenant.drop_role('explorer')"
+        ),
+        "MT030"
+    );
+    let mut other = db.as_role("mt_it_backend");
+    other
+        .batch_execute(
+            "BEGIN; SELECT tenant.set_context('acme'); SELECT tenant.drop_role('agency'); COMMIT",
+        )
+        .unwrap();
+    assert!(
+        !can_as(&mut be, "acme", "ann", "reports", "export", "{}"),
+        "role dropped"
+    );
+    assert!(can_as(&mut be, "acme", "bob", "campaigns", "create", "{}"));
+    let removed: bool = other
+        .query_one("SELECT tenant.remove_member('acme', 'bob')", &[])
+        .unwrap()
+        .get(0);
+    assert!(removed);
+    let again: bool = other
+        .query_one("SELECT tenant.remove_member('acme', 'bob')", &[])
+        .unwrap()
+        .get(0);
+    assert!(!again);
+    assert!(
+        !can_as(&mut be, "acme", "bob", "campaigns", "create", "{}"),
+        "no longer a member"
+    );
+    // and an app role cannot manage roles
+    let mut app = db.as_role("mt_it_app");
+    assert_eq!(
+        err_of(&mut app, "SELECT tenant.remove_member('acme', 'eve')"),
+        "42501"
+    );
+}

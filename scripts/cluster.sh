@@ -43,7 +43,9 @@ full_page_writes = off
 CONF
     fi
     if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
-        as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+        # a Rust backtrace setting in the caller's environment would put backtraces into the
+        # DETAIL of errors raised through pgrx; the server should not inherit it
+        as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
     fi
     ;;
 stop)

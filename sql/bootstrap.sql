@@ -46,7 +46,7 @@ REVOKE ALL ON tenant.secret FROM PUBLIC;
 CREATE TABLE tenant.isolated_tables (
     relid            regclass PRIMARY KEY,
     tenant_column    name NOT NULL,
-    created_index    regclass,
+    created_index    text,        -- quoted, qualified name of the index isolate created
     previous_default text,
     rls_was_enabled  boolean NOT NULL DEFAULT false,
     rls_was_forced   boolean NOT NULL DEFAULT false,

@@ -59,8 +59,10 @@ impl Target<'_> {
 
 /// Statements that make a table tenant-isolated.
 /// `create_index`: no index leads with the tenant column yet.
-/// `replace`: the table was isolated before; drop our policies first (idempotent re-run).
-pub fn isolate_statements(t: &Target, create_index: bool, replace: bool) -> Vec<String> {
+/// Our policies are dropped first when present: a re-run is idempotent, and policies left on
+/// the table by a `DROP EXTENSION ... CASCADE` (the permissive one depends on no extension
+/// object) do not get in the way.
+pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let tbl = t.table();
     let col = t.column();
     // `(SELECT f())` makes the context an InitPlan: evaluated once per query, and the
@@ -70,10 +72,8 @@ pub fn isolate_statements(t: &Target, create_index: bool, replace: bool) -> Vec<
     let mut v = Vec::with_capacity(10);
     v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
     v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
-    if replace {
-        for p in ALL_POLICIES {
-            v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
-        }
+    for p in ALL_POLICIES {
+        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
     }
     v.push(format!(
         "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
@@ -108,7 +108,7 @@ pub struct Previous<'a> {
     pub rls_forced: bool,
     /// `pg_get_expr` text of the column default before isolate (catalog output, not user input)
     pub column_default: Option<&'a str>,
-    /// the index isolate created, as `regclass` text (already quoted by Postgres)
+    /// the index isolate created, as a quoted qualified name (`format('%I.%I')` output)
     pub created_index: Option<&'a str>,
 }
 
@@ -162,7 +162,7 @@ mod tests {
             table: "ev\"il",
             column: "tenant id",
         };
-        let v = isolate_statements(&t, true, true);
+        let v = isolate_statements(&t, true);
         assert!(v
             .iter()
             .all(|s| !s.contains("app.") && !s.contains(" ev\"il")));
@@ -183,12 +183,9 @@ mod tests {
             v.last().unwrap(),
             "CREATE INDEX ON \"app\".\"ev\"\"il\" (\"tenant id\")"
         );
-        assert!(!isolate_statements(&t, false, true)
+        assert!(!isolate_statements(&t, false)
             .iter()
             .any(|s| s.starts_with("CREATE INDEX")));
-        assert!(!isolate_statements(&t, false, false)
-            .iter()
-            .any(|s| s.starts_with("DROP POLICY")));
         // re-running replaces: every CREATE POLICY is preceded by its DROP POLICY IF EXISTS
         for p in ALL_POLICIES {
             let drop = v

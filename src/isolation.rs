@@ -176,20 +176,24 @@ fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
             .hint("Run tenant.unisolate(...) first to change the tenant column."));
         }
         // idempotent: re-create the policies and default, keep what was recorded
-        return run_all(&ddl::isolate_statements(&target, false, true));
+        return run_all(&ddl::isolate_statements(&target, false));
     }
     let has_index = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
         &[relid.into(), col.attnum.into()],
     )?
     .unwrap_or(false);
-    run_all(&ddl::isolate_statements(&target, !has_index, false))?;
+    run_all(&ddl::isolate_statements(&target, !has_index))?;
     let created_index = if has_index {
         None
     } else {
-        Spi::get_one_with_args::<pg_sys::Oid>(
-            "SELECT indexrelid FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2 \
-             ORDER BY indexrelid DESC LIMIT 1",
+        // kept as its quoted, qualified name: a regclass would not survive pg_dump, which
+        // loads this table's rows before it creates the index
+        Spi::get_one_with_args::<String>(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE i.indrelid = $1 AND i.indkey[0] = $2 ORDER BY i.indexrelid DESC LIMIT 1",
             &[relid.into(), col.attnum.into()],
         )?
     };
@@ -197,7 +201,7 @@ fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         Spi::run_with_args(
             "INSERT INTO tenant.isolated_tables \
                (relid, tenant_column, created_index, previous_default, rls_was_enabled, rls_was_forced) \
-             VALUES ($1::regclass, $2, $3::regclass, $4, $5, $6)",
+             VALUES ($1::regclass, $2, $3, $4, $5, $6)",
             &[
                 relid.into(),
                 column.into(),
@@ -222,7 +226,7 @@ struct Record {
 fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT tenant_column::text, created_index::text, previous_default, rls_was_enabled, rls_was_forced \
+            "SELECT tenant_column::text, created_index, previous_default, rls_was_enabled, rls_was_forced \
              FROM tenant.isolated_tables WHERE relid = $1::regclass",
             None,
             &[relid.into()],

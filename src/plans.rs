@@ -127,12 +127,22 @@ fn split_period(key: &str) -> (&str, Period) {
     (key, Period::None)
 }
 
-fn valid_name(kind: &str, s: &str) -> MtResult<()> {
-    let ok = !s.is_empty()
+/// A name of 1-100 characters of a-z, 0-9, '_', '-' and the `extra` bytes (shared by plans,
+/// resources, features, roles and permissions).
+pub fn name_ok(s: &str, extra: &[u8]) -> bool {
+    !s.is_empty()
         && s.len() <= 100
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-    if ok {
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'_'
+                || b == b'-'
+                || extra.contains(&b)
+        })
+}
+
+fn valid_name(kind: &str, s: &str) -> MtResult<()> {
+    if name_ok(s, b"") {
         Ok(())
     } else {
         Err(

@@ -245,11 +245,7 @@ pub fn builtin_roles() -> Vec<RoleTemplate> {
 }
 
 pub fn validate_name(kind: &str, s: &str) -> MtResult<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 100
-        && (s == "*"
-            || s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b)));
+    let ok = s == "*" || crate::plans::name_ok(s, b".*");
     if ok {
         Ok(())
     } else {

@@ -58,7 +58,7 @@ fn _audit_content(
     new_data: Option<&str>,
     changed: Option<&str>,
 ) -> Vec<u8> {
-    let tenant = tenant_id.map(|u| uuid::Uuid::from_bytes(*u.as_bytes()).to_string());
+    let tenant = tenant_id.map(|u| backend::from_pg_uuid(u).to_string());
     let at = at.map(|t| t.into_inner().to_string());
     let txid = txid.map(|t| t.to_string());
     audit_chain::content(&[
@@ -180,7 +180,7 @@ fn write(
     let slot = unsafe { pg_sys::MyProcPid }.rem_euclid(CHAIN_SLOTS) as u32;
     let chain = audit_chain::chain_name(tenant.map(|t| t.to_string()).as_deref(), slot);
     let args = [
-        tenant.map(|t| pgrx::Uuid::from_bytes(*t.as_bytes())).into(),
+        tenant.map(backend::pg_uuid).into(),
         table_oid.into(),
         table_name.into(),
         operation.into(),

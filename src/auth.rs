@@ -166,7 +166,7 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn authenticate(token: &str) -> pgrx::Uuid {
     let id = authenticate_impl(token).or_raise();
-    pgrx::Uuid::from_bytes(*id.as_bytes())
+    backend::pg_uuid(id)
 }
 
 /// The verified claims of the current context (the JWT payload for `authenticate`), or NULL.
@@ -333,7 +333,7 @@ fn add_member_impl(tenant: &str, user_id: &str, roles: Vec<String>) -> MtResult<
         Spi::run_with_args(
             "INSERT INTO tenant.members (tenant_id, user_id, roles) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET roles = EXCLUDED.roles, status = 'active'",
-            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(), user_id.into(), roles.clone().into()],
+            &[backend::pg_uuid(row.id).into(), user_id.into(), roles.clone().into()],
         )?;
         crate::audit::event(
             Some(row.id),
@@ -357,7 +357,7 @@ fn remove_member_impl(tenant: &str, user_id: &str) -> MtResult<bool> {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 RETURNING 1) \
              SELECT count(*) FROM d",
-            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(), user_id.into()],
+            &[backend::pg_uuid(row.id).into(), user_id.into()],
         )?;
         let done = n.unwrap_or(0) > 0;
         if done {

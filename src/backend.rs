@@ -271,7 +271,7 @@ pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
         Some(id) => with_prepared(
             "SELECT id, status FROM tenant.tenants WHERE id = $1",
             &[O::UUIDOID],
-            &[pgrx::Uuid::from_bytes(*id.as_bytes()).into()],
+            &[pg_uuid(id).into()],
             read,
         ),
         None => with_prepared(
@@ -284,7 +284,7 @@ pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
     match found {
         (Some(id), Some(status)) => {
             let row = TenantRow {
-                id: uuid::Uuid::from_bytes(*id.as_bytes()),
+                id: from_pg_uuid(id),
                 status: Status::parse(&status)?,
             };
             STATE.with(|s| s.borrow_mut().tenants.insert(key.to_string(), row.clone()));
@@ -292,6 +292,16 @@ pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
         }
         _ => Err(MtError::tenant_not_found(key)),
     }
+}
+
+/// uuid crate -> SQL uuid.
+pub fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*u.as_bytes())
+}
+
+/// SQL uuid -> uuid crate.
+pub fn from_pg_uuid(u: pgrx::Uuid) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(*u.as_bytes())
 }
 
 /// Seconds since the Unix epoch, from Postgres' clock.
@@ -364,10 +374,7 @@ pub fn membership_allows(tenant: uuid::Uuid, user: Option<&str>, required: bool)
                 pg_sys::PgBuiltInOids::UUIDOID,
                 pg_sys::PgBuiltInOids::TEXTOID,
             ],
-            &[
-                pgrx::Uuid::from_bytes(*tenant.as_bytes()).into(),
-                user.into(),
-            ],
+            &[pg_uuid(tenant).into(), user.into()],
             |t| match t.into_iter().next() {
                 Some(r) => Ok((r.get::<i64>(1)?, r.get::<i64>(2)?)),
                 None => Ok((None, None)),
@@ -429,7 +436,7 @@ pub fn with_entitlements<R>(
         with_prepared(
             include_str!("../sql/entitlements.sql"),
             &[pg_sys::PgBuiltInOids::UUIDOID],
-            &[pgrx::Uuid::from_bytes(*tenant.as_bytes()).into()],
+            &[pg_uuid(tenant).into()],
             |t| match t.into_iter().next() {
                 Some(r) => Ok(r.get::<pgrx::JsonB>(1)?),
                 None => Ok(None),

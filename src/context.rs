@@ -192,10 +192,6 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
     Ok(VERIFIED.with(|v| f(&v.borrow().as_ref().expect("just verified").claims)))
 }
 
-fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*u.as_bytes())
-}
-
 /// Put a freshly minted token into the GUC. Transaction-local unless `local` is false.
 /// When Citus is loaded the value is set with a `SET [LOCAL]` statement through SPI, which
 /// Citus propagates to worker nodes; otherwise `set_config_option` is called directly.
@@ -305,7 +301,7 @@ fn set_context(
     user_id: default!(Option<&str>, "NULL"),
     is_local: default!(bool, true),
 ) -> pgrx::Uuid {
-    pg_uuid(set_context_impl(tenant, user_id, is_local).or_raise())
+    backend::pg_uuid(set_context_impl(tenant, user_id, is_local).or_raise())
 }
 
 /// Leave the tenant context (for the session, not just the transaction).
@@ -318,7 +314,7 @@ fn clear_context() {
 /// The verified context's tenant id, or NULL when there is no valid context.
 #[pg_extern(stable, parallel_safe)]
 fn current_tenant() -> Option<pgrx::Uuid> {
-    verified(|c| pg_uuid(c.t)).ok()
+    verified(|c| backend::pg_uuid(c.t)).ok()
 }
 
 /// Like `current_tenant()` but raises MT001 without a valid context, and MT003 when the
@@ -327,7 +323,7 @@ fn current_tenant() -> Option<pgrx::Uuid> {
 fn require_tenant() -> pgrx::Uuid {
     let r = verified(|c| (c.t, c.ro));
     match r {
-        Ok((t, false)) => pg_uuid(t),
+        Ok((t, false)) => backend::pg_uuid(t),
         Ok((t, true)) => MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
             .detail(format!("tenant id {t}"))
             .hint("Reactivate the tenant with tenant.set_status(..., 'active').")

@@ -33,10 +33,6 @@ fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
     })
 }
 
-fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*u.as_bytes())
-}
-
 /// The hot path: the window's counter exists, add if it fits.
 const UPDATE: &str = "UPDATE tenant.usage_counters SET used = used + $5 \
      WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) \
@@ -75,7 +71,7 @@ fn add_usage(
     backend::as_owner(|| {
         for sql in [UPDATE, UPSERT] {
             let args = [
-                pg_uuid(tenant).into(),
+                backend::pg_uuid(tenant).into(),
                 resource.into(),
                 (ws as f64).into(),
                 (we as f64).into(),
@@ -102,7 +98,7 @@ fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<
         backend::with_prepared(
             "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
             &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
-            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+            &[backend::pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
             |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
         )
     })
@@ -220,7 +216,7 @@ fn require_feature(feature: &str) -> bool {
 fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
     let r = (|| -> MtResult<()> {
         let t = tenant.ok_or_else(MtError::no_context)?;
-        let t = uuid::Uuid::from_bytes(*t.as_bytes());
+        let t = backend::from_pg_uuid(t);
         if delta > 0 {
             consume_for(t, resource, delta as i64, Some(Period::None)).map(|_| ())
         } else {
@@ -230,7 +226,7 @@ fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
                     "UPDATE tenant.usage_counters SET used = greatest(used + $4, 0) \
                      WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
                     &[
-                        pg_uuid(t).into(),
+                        backend::pg_uuid(t).into(),
                         resource.into(),
                         (ws as f64).into(),
                         (delta as i64).into(),
@@ -378,7 +374,7 @@ fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
         let from = Spi::get_one_with_args::<String>(
             "UPDATE tenant.tenants t SET plan = $2, updated_at = now() FROM tenant.tenants o \
              WHERE t.id = $1 AND o.id = t.id RETURNING o.plan",
-            &[pg_uuid(row.id).into(), plan.into()],
+            &[backend::pg_uuid(row.id).into(), plan.into()],
         )?;
         crate::audit::event(
             Some(row.id),
@@ -418,7 +414,7 @@ fn set_limit_override_impl(
              VALUES ($1, $2, $3, $4, $5::numeric) \
              ON CONFLICT (tenant_id, resource) DO UPDATE SET limit_value = EXCLUDED.limit_value, \
                period = EXCLUDED.period, overage_price = EXCLUDED.overage_price",
-            &[pg_uuid(row.id).into(), resource.into(), limit.into(), period.as_str().into(), overage_price.into()],
+            &[backend::pg_uuid(row.id).into(), resource.into(), limit.into(), period.as_str().into(), overage_price.into()],
         )?;
         Ok(())
     })
@@ -446,11 +442,11 @@ fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>)
             Some(on) => Spi::run_with_args(
                 "INSERT INTO tenant.tenant_features (tenant_id, feature, enabled) VALUES ($1, $2, $3) \
                  ON CONFLICT (tenant_id, feature) DO UPDATE SET enabled = EXCLUDED.enabled",
-                &[pg_uuid(row.id).into(), feature.into(), on.into()],
+                &[backend::pg_uuid(row.id).into(), feature.into(), on.into()],
             )?,
             None => Spi::run_with_args(
                 "DELETE FROM tenant.tenant_features WHERE tenant_id = $1 AND feature = $2",
-                &[pg_uuid(row.id).into(), feature.into()],
+                &[backend::pg_uuid(row.id).into(), feature.into()],
             )?,
         }
         Ok(())

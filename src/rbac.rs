@@ -27,10 +27,6 @@ pub fn forget_all() {
     let _ = USER_ROLES.with(|p| p.try_borrow_mut().map(|mut p| p.clear()));
 }
 
-fn pg_uuid(u: uuid::Uuid) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*u.as_bytes())
-}
-
 fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
     if let Some(p) = POLICIES.with(|p| p.borrow().get(&tenant).cloned()) {
         return Ok(p);
@@ -43,7 +39,7 @@ fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
                'permissions', coalesce((SELECT jsonb_agg(jsonb_build_array(role, resource, action, condition)) \
                                         FROM tenant.permissions WHERE tenant_id = $1), '[]'))",
             &[O::UUIDOID],
-            &[pg_uuid(tenant).into()],
+            &[backend::pg_uuid(tenant).into()],
             |t| Ok(t.into_iter().next().map(|r| r.get::<pgrx::JsonB>(1)).transpose()?.flatten()),
         )
     })?;
@@ -92,7 +88,7 @@ fn member_roles(tenant: uuid::Uuid, user: &str) -> MtResult<Rc<Vec<String>>> {
         backend::with_prepared(
             "SELECT roles FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
             &[O::UUIDOID, O::TEXTOID],
-            &[pg_uuid(tenant).into(), user.into()],
+            &[backend::pg_uuid(tenant).into(), user.into()],
             |t| Ok(t.into_iter().next().map(|r| r.get::<Vec<String>>(1)).transpose()?.flatten().unwrap_or_default()),
         )
     })?;
@@ -186,7 +182,11 @@ fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
         Spi::run_with_args(
             "INSERT INTO tenant.roles (tenant_id, name, inherits) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET inherits = EXCLUDED.inherits",
-            &[pg_uuid(tenant).into(), name.into(), inherits.clone().into()],
+            &[
+                backend::pg_uuid(tenant).into(),
+                name.into(),
+                inherits.clone().into(),
+            ],
         )?;
         crate::audit::event(
             Some(tenant),
@@ -217,7 +217,7 @@ fn drop_role_impl(name: &str) -> MtResult<bool> {
     backend::as_owner(|| {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.roles WHERE tenant_id = $1 AND name = $2 RETURNING 1) SELECT count(*) FROM d",
-            &[pg_uuid(tenant).into(), name.into()],
+            &[backend::pg_uuid(tenant).into(), name.into()],
         )?;
         Ok(n.unwrap_or(0) > 0)
     })
@@ -245,7 +245,7 @@ fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>
             "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT DO NOTHING",
             &[
-                pg_uuid(tenant).into(),
+                backend::pg_uuid(tenant).into(),
                 role.into(),
                 resource.into(),
                 action.into(),
@@ -277,7 +277,7 @@ fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.permissions WHERE tenant_id = $1 AND role = $2 AND resource = $3 AND action = $4 \
              RETURNING 1) SELECT count(*) FROM d",
-            &[pg_uuid(tenant).into(), role.into(), resource.into(), action.into()],
+            &[backend::pg_uuid(tenant).into(), role.into(), resource.into(), action.into()],
         )?
         .unwrap_or(0);
         crate::audit::event(
@@ -301,13 +301,13 @@ pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
         let inherits: Vec<String> = inherits.into_iter().map(str::to_string).collect();
         Spi::run_with_args(
             "INSERT INTO tenant.roles (tenant_id, name, inherits, builtin) VALUES ($1, $2, $3, true)",
-            &[pg_uuid(tenant).into(), role.into(), inherits.into()],
+            &[backend::pg_uuid(tenant).into(), role.into(), inherits.into()],
         )?;
         for (res, act, cond) in perms {
             Spi::run_with_args(
                 "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5)",
                 &[
-                    pg_uuid(tenant).into(),
+                    backend::pg_uuid(tenant).into(),
                     role.into(),
                     res.into(),
                     act.into(),
@@ -427,7 +427,7 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
         Spi::run_with_args(
             "INSERT INTO tenant.invitations (tenant_id, email, role, token_hash, invited_by, expires_at) \
              VALUES ($1, $2, $3, sha256(convert_to($4, 'UTF8')), $5, now() + make_interval(hours => $6))",
-            &[pg_uuid(c.tenant).into(), email.into(), role.into(), token.as_str().into(), c.user.clone().into(), ttl_hours.into()],
+            &[backend::pg_uuid(c.tenant).into(), email.into(), role.into(), token.as_str().into(), c.user.clone().into(), ttl_hours.into()],
         )?;
         crate::audit::event(
             Some(c.tenant),
@@ -478,7 +478,7 @@ fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
             &[tenant.into(), user_id.into(), role.as_str().into()],
         )?;
         crate::audit::event(
-            Some(uuid::Uuid::from_bytes(*tenant.as_bytes())),
+            Some(backend::from_pg_uuid(tenant)),
             "member.joined",
             serde_json::json!({"user_id": user_id, "role": role}),
         )?;

@@ -49,9 +49,9 @@ fn create_impl(
             &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
         )?
         .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
-        crate::rbac::install_builtins(uuid::Uuid::from_bytes(*id.as_bytes()))?;
+        crate::rbac::install_builtins(backend::from_pg_uuid(id))?;
         crate::audit::event(
-            Some(uuid::Uuid::from_bytes(*id.as_bytes())),
+            Some(backend::from_pg_uuid(id)),
             "tenant.created",
             serde_json::json!({"slug": slug, "name": name, "plan": plan, "status": status.as_str()}),
         )?;
@@ -82,7 +82,7 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
         // read under lock: the cache may be stale by a concurrent change not yet seen
         let current = Spi::get_one_with_args::<String>(
             "SELECT status FROM tenant.tenants WHERE id = $1 FOR UPDATE",
-            &[pgrx::Uuid::from_bytes(*row.id.as_bytes()).into()],
+            &[backend::pg_uuid(row.id).into()],
         )?
         .ok_or_else(|| MtError::tenant_not_found(tenant))?;
         Status::parse(&current)?.transition(next)?;
@@ -93,10 +93,7 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
         )?;
         Spi::run_with_args(
             "UPDATE tenant.tenants SET status = $2, updated_at = now() WHERE id = $1",
-            &[
-                pgrx::Uuid::from_bytes(*row.id.as_bytes()).into(),
-                next.as_str().into(),
-            ],
+            &[backend::pg_uuid(row.id).into(), next.as_str().into()],
         )?;
         Ok(next.as_str().to_string())
     })

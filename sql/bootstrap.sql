@@ -12,6 +12,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_admin') THEN
         CREATE ROLE tenant_admin NOLOGIN;
     END IF;
+    -- reads every audit entry of the tenant of its context, whatever the audited table
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_auditor') THEN
+        CREATE ROLE tenant_auditor NOLOGIN;
+    END IF;
 END
 $roles$;
 
@@ -229,3 +233,6 @@ SELECT pg_catalog.pg_extension_config_dump('tenant.row_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.jwt_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');
+-- identity sequences too: after a restore the next id must follow the restored rows
+SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.permissions_id_seq', '');

@@ -1,46 +1,15 @@
 -- multitenant finalize: SQL wrappers, triggers, policies and grants (runs last).
 
-CREATE FUNCTION tenant.isolate(tbl regclass, tenant_column name DEFAULT 'tenant_id')
-RETURNS void LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._isolate($1::oid, $2::text) $$;
-COMMENT ON FUNCTION tenant.isolate(regclass, name) IS
-    'Enable and force RLS with tenant policies, a default and an index on the tenant column. Idempotent.';
-
-CREATE FUNCTION tenant.unisolate(tbl regclass)
-RETURNS boolean LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._unisolate($1::oid) $$;
-COMMENT ON FUNCTION tenant.unisolate(regclass) IS
-    'Reverse tenant.isolate(): drop its policies, index and default, restore the previous RLS state.';
-
-CREATE FUNCTION tenant.limit_rows(tbl regclass, resource text, tenant_column name DEFAULT 'tenant_id')
-RETURNS void LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._limit_rows($1::oid, $2, $3::text) $$;
-COMMENT ON FUNCTION tenant.limit_rows(regclass, text, name) IS
-    'Count the rows of each tenant in tbl against the limit of resource; INSERT past it raises MT010.';
-
-CREATE FUNCTION tenant.unlimit_rows(tbl regclass)
-RETURNS boolean LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._unlimit_rows($1::oid) $$;
-
--- Row trigger of limit_rows: counts the row's tenant in (INSERT) or out (DELETE). SECURITY
--- DEFINER so that application roles need no access to the counters; the counter row lock
--- makes concurrent inserts take the last slot exactly once.
-CREATE FUNCTION tenant._limit_rows_trigger() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM tenant._count_row((to_jsonb(NEW) ->> TG_ARGV[1])::uuid, TG_ARGV[0], 1);
-        RETURN NEW;
-    END IF;
-    PERFORM tenant._count_row((to_jsonb(OLD) ->> TG_ARGV[1])::uuid, TG_ARGV[0], -1);
-    RETURN OLD;
-END
-$$;
+-- The permissive half of the isolation policies (tenant.isolate): RLS needs one permissive
+-- policy to let any row through, the restrictive ones narrow it to the tenant. Written as a
+-- call (inlined to `true` by the planner, so it costs nothing) so that the policy depends on
+-- the extension: DROP EXTENSION ... CASCADE removes it with the restrictive ones, and a table
+-- left with RLS forced and no policy shows no rows to anyone (fail closed).
+CREATE FUNCTION tenant._allow() RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT true $$;
+COMMENT ON FUNCTION tenant._allow() IS
+    'Internal: the permissive isolation policy (always true; exists so the policy depends on the extension).';
 
 -- Usage of the current tenant: per resource of its plan, the current window against the
 -- limit, and everything used between from_ts and to_ts (daily history plus what
@@ -168,25 +137,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION tenant.audit(tbl regclass, ignore_columns text[] DEFAULT '{}', changed_only boolean DEFAULT false)
-RETURNS void LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._audit($1::oid, $2, $3) $$;
-COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS
-    'Log every INSERT, UPDATE, DELETE and TRUNCATE of tbl in tenant.audit_log (hash-chained per tenant).';
-
-CREATE FUNCTION tenant.unaudit(tbl regclass)
-RETURNS boolean LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._unaudit($1::oid) $$;
-
-CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column name DEFAULT NULL)
-RETURNS void LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT tenant._protect($1::oid, $2, $3::text) $$;
-COMMENT ON FUNCTION tenant.protect(regclass, text, name) IS
-    'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, {owner_id}).';
-
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON tenant.audit_log
     FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenant.audit_log
@@ -195,6 +145,12 @@ CREATE TRIGGER audit_heads_guard BEFORE UPDATE OR DELETE ON tenant.audit_heads
     FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
 CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON tenant.audit_heads
     FOR EACH STATEMENT EXECUTE FUNCTION tenant._audit_guard();
+
+-- Partitions and inheritance children of isolated tables, created or attached later, are
+-- isolated in the same statement (tenant._on_ddl runs as the role that ran the DDL).
+CREATE EVENT TRIGGER multitenant_isolate_children ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION tenant._on_ddl();
 
 -- Cross-backend cache invalidation when tenants or the secret change.
 CREATE FUNCTION tenant._tables_changed() RETURNS trigger LANGUAGE plpgsql
@@ -229,7 +185,7 @@ CREATE POLICY tenants_service ON tenant.tenants FOR SELECT TO tenant_service, te
 DO $rls$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions', 'audit_log'] LOOP
+    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions'] LOOP
         EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
                        'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
@@ -238,6 +194,21 @@ BEGIN
     END LOOP;
 END
 $rls$;
+
+-- The audit log: an entry about a table is readable by a role of the entry's tenant only if
+-- that role may read the table itself (the entry holds the row's data). The table is found by
+-- its name, which survives pg_dump/restore (oids do not); a dropped or renamed table's entries
+-- are hidden from application roles. Management events and everything of the tenant are for
+-- tenant_auditor members in the tenant's context; tenant_service and tenant_admin read all.
+ALTER TABLE tenant.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_log_own ON tenant.audit_log FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant())
+           AND table_name IS NOT NULL
+           AND coalesce(pg_catalog.has_table_privilege(pg_catalog.to_regclass(table_name), 'SELECT'), false));
+CREATE POLICY audit_log_auditor ON tenant.audit_log FOR SELECT TO tenant_auditor
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY audit_log_service ON tenant.audit_log FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
 
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
@@ -253,23 +224,30 @@ GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
+-- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it). The
+-- trigger functions cannot be called directly and check their registration when they fire;
+-- _allow is the policy helper above; everything else of the extension's is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
     tenant.current_claims(), tenant.current_roles(),
     tenant.has_feature(text), tenant.require_feature(text),
     tenant.consume(text, bigint), tenant.check(text, bigint), tenant.usage_report(timestamptz, timestamptz),
-    tenant.limit_rows(regclass, text, name), tenant.unlimit_rows(regclass),
-    tenant._limit_rows(oid, text, text), tenant._unlimit_rows(oid),
-    tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
-    tenant._audit(oid, text[], boolean), tenant._unaudit(oid), tenant.verify_audit(text),
+    tenant.verify_audit(text),
     tenant.can(text, text, jsonb), tenant.authorize(text, text, jsonb),
     tenant.create_role(text, text[]), tenant.drop_role(text),
     tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
-    tenant.protect(regclass, text, name), tenant._protect(oid, text, text), tenant.invite(text, text, integer),
-    tenant.isolate(regclass, name), tenant.unisolate(regclass),
-    tenant._isolate(oid, text), tenant._unisolate(oid)
+    tenant.invite(text, text, integer),
+    tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
+    tenant._allow(), tenant._audit_trigger(), tenant._limit_rows_trigger(), tenant._on_ddl()
 TO PUBLIC;
+
+-- Registration functions that write shared state (counters, audit chains): tenant_admin.
+GRANT EXECUTE ON FUNCTION
+    tenant.limit_rows(regclass, text, text), tenant.unlimit_rows(regclass),
+    tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass)
+TO tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;

@@ -3,8 +3,8 @@
 
 use crate::audit_chain::{self, changed_columns, only, record_id, strip, Base, Entry, Verdict};
 use crate::backend;
-use crate::ddl::{qualified, quote_literal};
-use crate::error::{MtError, MtResult, OrRaise};
+use crate::ddl::qualified;
+use crate::error::{boundary, MtError, MtResult};
 use pgrx::pg_sys;
 use pgrx::pg_sys::PgBuiltInOids as O;
 use pgrx::prelude::*;
@@ -100,6 +100,10 @@ struct TableMeta {
     name: String,
     pk: Vec<String>,
     tenant_column: Option<String>,
+    /// registered with `tenant.audit` (itself or a partitioned table above it)
+    registered: bool,
+    ignore: Vec<String>,
+    changed_only: bool,
 }
 
 pub fn forget_relation(relid: pg_sys::Oid) {
@@ -118,7 +122,7 @@ fn table_meta(relid: pg_sys::Oid) -> MtResult<std::rc::Rc<TableMeta>> {
     if let Some(m) = META.with(|m| m.borrow().get(&relid).cloned()) {
         return Ok(m);
     }
-    let (name, pk, tenant_column) = backend::as_owner(|| {
+    let (name, pk, tenant_column, registered, ignore, changed_only) = backend::as_owner(|| {
         Spi::connect(|c| {
             let t = c.select(
                 "SELECT format('%I.%I', n.nspname, c.relname), \
@@ -128,8 +132,13 @@ fn table_meta(relid: pg_sys::Oid) -> MtResult<std::rc::Rc<TableMeta>> {
                      WHERE i.indrelid = c.oid AND i.indisprimary), \
                    coalesce((SELECT tenant_column::text FROM tenant.isolated_tables WHERE relid = c.oid), \
                             (SELECT 'tenant_id' FROM pg_catalog.pg_attribute \
-                              WHERE attrelid = c.oid AND attname = 'tenant_id' AND NOT attisdropped)) \
+                              WHERE attrelid = c.oid AND attname = 'tenant_id' AND NOT attisdropped)), \
+                   r.relid IS NOT NULL, r.ignore_columns, r.changed_only \
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 LEFT JOIN LATERAL ( \
+                   SELECT a.relid, a.ignore_columns, a.changed_only FROM tenant.audited_tables a \
+                   JOIN pg_catalog.pg_partition_ancestors(c.oid) p(relid) ON p.relid = a.relid::oid \
+                   LIMIT 1) r ON true \
                  WHERE c.oid = $1",
                 None,
                 &[relid.into()],
@@ -142,6 +151,9 @@ fn table_meta(relid: pg_sys::Oid) -> MtResult<std::rc::Rc<TableMeta>> {
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<Vec<String>>(2)?.unwrap_or_default(),
                 r.get::<String>(3)?,
+                r.get::<bool>(4)?.unwrap_or(false),
+                r.get::<Vec<String>>(5)?.unwrap_or_default(),
+                r.get::<bool>(6)?.unwrap_or(false),
             ))
         })
     })?;
@@ -149,6 +161,9 @@ fn table_meta(relid: pg_sys::Oid) -> MtResult<std::rc::Rc<TableMeta>> {
         name,
         pk,
         tenant_column,
+        registered,
+        ignore,
+        changed_only,
     });
     META.with(|c| c.borrow_mut().insert(relid, m.clone()));
     Ok(m)
@@ -177,6 +192,7 @@ fn write(
         O::TEXTARRAYOID,
         O::TEXTOID,
     ];
+    // SAFETY: MyProcPid is set once at backend start and only read here
     let slot = unsafe { pg_sys::MyProcPid }.rem_euclid(CHAIN_SLOTS) as u32;
     let chain = audit_chain::chain_name(tenant.map(|t| t.to_string()).as_deref(), slot);
     let args = [
@@ -213,6 +229,9 @@ fn row_json(tuple: Option<PgHeapTuple<'_, AllocatedByPostgres>>) -> MtResult<Opt
     let Some(datum) = t.into_composite_datum() else {
         return Ok(None);
     };
+    // SAFETY: `datum` is a valid composite datum of the trigger's tuple (it lives in the
+    // trigger's memory context for this call); row_to_json(record) is a built-in that takes
+    // exactly one argument and returns text-compatible json, read back as a String at once.
     let text = unsafe {
         let d = pg_sys::OidFunctionCall1Coll(
             pg_sys::Oid::from(pg_sys::F_ROW_TO_JSON_RECORD),
@@ -231,15 +250,12 @@ fn row_json(tuple: Option<PgHeapTuple<'_, AllocatedByPostgres>>) -> MtResult<Opt
 
 fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
     let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
-    let args = t
-        .extra_args()
-        .map_err(|e| MtError::invalid(e.to_string()))?;
-    let ignore: Vec<String> = args
-        .first()
-        .and_then(|a| serde_json::from_str(a).ok())
-        .unwrap_or_default();
-    let changed_only = args.get(1).map(|a| a == "t").unwrap_or(false);
     let meta = table_meta(relid)?;
+    if !meta.registered {
+        return Err(MtError::invalid(format!("{} is not audited", meta.name))
+            .hint("Attach the audit trigger with tenant.audit(...), never by hand."));
+    }
+    let (ignore, changed_only) = (&meta.ignore, meta.changed_only);
     let op = match t.op().map_err(|e| MtError::invalid(e.to_string()))? {
         PgTriggerOperation::Insert => "INSERT",
         PgTriggerOperation::Update => "UPDATE",
@@ -266,16 +282,23 @@ fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
         .or(old.as_ref())
         .cloned()
         .unwrap_or(Value::Null);
-    let tenant = meta
+    // the row's tenant owns the entry only when the writer could write under that tenant
+    // (its context, or a role that bypasses RLS); otherwise the entry goes to the global
+    // chain, which only tenant_service/tenant_admin read
+    let row_tenant = meta
         .tenant_column
         .as_ref()
         .and_then(|c| row.get(c))
         .and_then(Value::as_str)
-        .and_then(|s| uuid::Uuid::parse_str(s).ok())
-        .or(context_tenant);
+        .and_then(|s| uuid::Uuid::parse_str(s).ok());
+    let tenant = match row_tenant {
+        Some(t) if crate::quota::writes_for(t) => Some(t),
+        Some(_) => None,
+        None => context_tenant,
+    };
     let record = record_id(&row, &meta.pk);
     for r in [&mut old, &mut new].into_iter().flatten() {
-        strip(r, &ignore);
+        strip(r, ignore);
     }
     let changed = match (&old, &new) {
         (Some(o), Some(n)) => {
@@ -304,13 +327,13 @@ fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
 }
 
 /// Row trigger (AFTER INSERT/UPDATE/DELETE) and statement trigger (AFTER TRUNCATE) that
-/// `tenant.audit()` attaches. Arguments: ignored columns as a JSON array, 't' to log only
-/// changed columns on UPDATE.
+/// `tenant.audit()` attaches. No arguments: ignored columns and `changed_only` are read from
+/// `tenant.audited_tables`, so attaching it by hand to another table only raises.
 #[pg_trigger]
 fn _audit_trigger<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    audit_trigger_impl(trigger).or_raise();
+    boundary(|| audit_trigger_impl(trigger));
     Ok(None)
 }
 
@@ -320,13 +343,14 @@ fn _audit_trigger<'a>(
 fn _audit_guard<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
-    if !WRITING.with(|w| w.get()) {
-        MtError::denied("the audit log is append-only")
-            .hint(
-                "Entries can only be removed by tenant.purge_audit() after their retention period.",
-            )
-            .raise();
-    }
+    boundary(|| {
+        if WRITING.with(|w| w.get()) {
+            return Ok(());
+        }
+        Err(MtError::denied("the audit log is append-only").hint(
+            "Entries can only be removed by tenant.purge_audit() after their retention period.",
+        ))
+    });
     Ok(match trigger.op()? {
         PgTriggerOperation::Delete => trigger.old(),
         _ => trigger.new(),
@@ -334,57 +358,71 @@ fn _audit_guard<'a>(
 }
 
 fn audit_impl(relid: pg_sys::Oid, ignore: Vec<String>, changed_only: bool) -> MtResult<()> {
-    let info = crate::isolation::check_table(relid)?;
+    backend::require_any_role(&[c"tenant_admin"], "audit tables")?;
+    let info = crate::isolation::check_table(relid, "audit")?;
+    for member in crate::isolation::descendants(relid)? {
+        crate::isolation::check_table(member, "audit")?;
+    }
     let name = qualified(&info.schema, &info.table);
-    let ignore_json = serde_json::to_string(&ignore).expect("strings serialize");
-    let args = format!(
-        "{}, {}",
-        quote_literal(&ignore_json),
-        quote_literal(if changed_only { "t" } else { "f" })
-    );
-    let statements = [
+    // DDL on the table runs as its owner (the caller); the trigger takes no arguments
+    crate::isolation::run_all(&[
         format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}"),
         format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"({args})"
+             FOR EACH ROW EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
         ),
         format!(
             "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
-             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"({args})"
+             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
         ),
-    ];
+    ])?;
     backend::as_owner(|| {
-        Spi::connect_mut(|c| {
-            for s in &statements {
-                c.update(s.as_str(), None, &[])?;
-            }
-            c.update(
-                "INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only) VALUES ($1::regclass, $2, $3) \
-                 ON CONFLICT (relid) DO UPDATE SET ignore_columns = EXCLUDED.ignore_columns, \
-                   changed_only = EXCLUDED.changed_only",
-                None,
-                &[relid.into(), ignore.into(), changed_only.into()],
-            )?;
-            Ok(())
-        })
-    })
+        Spi::run_with_args(
+            "INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only) VALUES ($1::regclass, $2, $3) \
+             ON CONFLICT (relid) DO UPDATE SET ignore_columns = EXCLUDED.ignore_columns, \
+               changed_only = EXCLUDED.changed_only",
+            &[relid.into(), ignore.into(), changed_only.into()],
+        )?;
+        Ok(())
+    })?;
+    forget_relation(pg_sys::InvalidOid);
+    Ok(())
 }
 
-/// Internal: `tenant.audit(regclass, text[], boolean)` is the SQL wrapper.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _audit(relid: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
-    audit_impl(relid, ignore_columns, changed_only).or_raise()
+/// `tenant.audit(tbl, ignore_columns, changed_only)`: log every INSERT, UPDATE, DELETE and
+/// TRUNCATE of `tbl` in `tenant.audit_log`. For tenant_admin members who own the table.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.audit(tbl regclass, ignore_columns text[] DEFAULT '{}', changed_only boolean DEFAULT false) \
+           RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
+    boundary(|| audit_impl(tbl, ignore_columns, changed_only))
 }
 
 fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
-    crate::isolation::detach_triggers(relid, &["mt_audit", "mt_audit_truncate"], "audited_tables")
+    backend::require_any_role(&[c"tenant_admin"], "stop auditing tables")?;
+    let done = crate::isolation::detach_triggers(
+        relid,
+        &["mt_audit", "mt_audit_truncate"],
+        "audited_tables",
+        "unaudit",
+    )?;
+    forget_relation(pg_sys::InvalidOid);
+    Ok(done)
 }
 
-/// Internal: `tenant.unaudit(regclass)` is the SQL wrapper.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _unaudit(relid: pg_sys::Oid) -> bool {
-    unaudit_impl(relid).or_raise()
+/// `tenant.unaudit(tbl)`: detach the audit triggers (entries already written stay).
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.unaudit(tbl regclass) \
+           RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn unaudit(tbl: pg_sys::Oid) -> bool {
+    boundary(|| unaudit_impl(tbl))
 }
 
 fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
@@ -487,7 +525,7 @@ fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
 /// link: `{"valid": false, "broken_at_seq": 7, "entry_id": 123, "reason": "..."}`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn verify_audit(tenant: Option<&str>) -> pgrx::JsonB {
-    pgrx::JsonB(verify_impl(tenant).or_raise())
+    boundary(|| verify_impl(tenant).map(pgrx::JsonB))
 }
 
 fn purge_impl(default_retention_days: i32, feature_retention_days: i32) -> MtResult<i64> {
@@ -514,5 +552,5 @@ fn purge_audit(
     default_retention_days: default!(i32, 30),
     feature_retention_days: default!(i32, 365),
 ) -> i64 {
-    purge_impl(default_retention_days, feature_retention_days).or_raise()
+    boundary(|| purge_impl(default_retention_days, feature_retention_days))
 }

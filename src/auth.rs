@@ -3,7 +3,7 @@
 
 use crate::backend;
 use crate::context::{self, verified};
-use crate::error::{Code, MtError, MtResult, OrRaise};
+use crate::error::{boundary, Code, MtError, MtResult};
 use crate::jwt::{self, ClaimNames};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
@@ -165,18 +165,17 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
 /// tenant.jwt_keys). Transaction-local. For `tenant_user` (and `tenant_service`).
 #[pg_extern(volatile, parallel_unsafe)]
 fn authenticate(token: &str) -> pgrx::Uuid {
-    let id = authenticate_impl(token).or_raise();
-    backend::pg_uuid(id)
+    boundary(|| authenticate_impl(token).map(backend::pg_uuid))
 }
 
 /// The verified claims of the current context (the JWT payload for `authenticate`), or NULL.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_claims() -> Option<pgrx::JsonB> {
     verified(|c| c.c.clone()).ok().flatten().map(pgrx::JsonB)
 }
 
 /// The roles carried by the current context (from the JWT's roles claim), empty without.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_roles() -> Vec<String> {
     verified(|c| c.r.clone()).unwrap_or_default()
 }
@@ -239,7 +238,7 @@ fn add_jwt_key(
     valid_from: default!(Option<TimestampWithTimeZone>, "NULL"),
     valid_until: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) {
-    add_key_impl(kid, alg, key, issuer, audience, valid_from, valid_until).or_raise()
+    boundary(|| add_key_impl(kid, alg, key, issuer, audience, valid_from, valid_until))
 }
 
 fn deactivate_key_impl(kid: &str) -> MtResult<bool> {
@@ -261,7 +260,7 @@ fn deactivate_key_impl(kid: &str) -> MtResult<bool> {
 /// Stop accepting tokens signed with key `kid` (at once, in every session).
 #[pg_extern(volatile, parallel_unsafe)]
 fn deactivate_jwt_key(kid: &str) -> bool {
-    deactivate_key_impl(kid).or_raise()
+    boundary(|| deactivate_key_impl(kid))
 }
 
 fn rotate_key_impl(
@@ -320,7 +319,7 @@ fn rotate_jwt_key(
     key: &str,
     overlap_seconds: default!(i32, 3600),
 ) {
-    rotate_key_impl(old_kid, new_kid, alg, key, overlap_seconds).or_raise()
+    boundary(|| rotate_key_impl(old_kid, new_kid, alg, key, overlap_seconds))
 }
 
 fn add_member_impl(tenant: &str, user_id: &str, roles: Vec<String>) -> MtResult<()> {
@@ -347,7 +346,7 @@ fn add_member_impl(tenant: &str, user_id: &str, roles: Vec<String>) -> MtResult<
 /// Make `user_id` an active member of `tenant` with `roles` (insert or update).
 #[pg_extern(volatile, parallel_unsafe)]
 fn add_member(tenant: &str, user_id: &str, roles: default!(Vec<String>, "ARRAY['member']")) {
-    add_member_impl(tenant, user_id, roles).or_raise()
+    boundary(|| add_member_impl(tenant, user_id, roles))
 }
 
 fn remove_member_impl(tenant: &str, user_id: &str) -> MtResult<bool> {
@@ -374,5 +373,5 @@ fn remove_member_impl(tenant: &str, user_id: &str) -> MtResult<bool> {
 /// Remove `user_id` from `tenant`; returns whether a membership was removed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn remove_member(tenant: &str, user_id: &str) -> bool {
-    remove_member_impl(tenant, user_id).or_raise()
+    boundary(|| remove_member_impl(tenant, user_id))
 }

@@ -45,33 +45,80 @@ thread_local! {
 
 /// Run `sql` (a constant) with a plan prepared once per backend and kept; `f` reads the
 /// result. Plans are revalidated by Postgres when the tables they use change.
+/// `write`: the statement modifies data. Reads run as read-only SPI: they assign no
+/// transaction id, so they work in parallel mode (a policy's InitPlan under a Gather) and on
+/// a hot standby.
+fn run_prepared<R>(
+    sql: &'static str,
+    write: bool,
+    types: &[pg_sys::PgBuiltInOids],
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> MtResult<R>,
+) -> MtResult<R> {
+    Spi::connect(|c| {
+        if !PREPARED.with(|m| m.borrow().contains_key(sql)) {
+            let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
+            // a "mutating" plan runs with read_only = false; the write itself assigns the xid
+            let plan = if write {
+                c.prepare_mut(sql, &oids)?.keep()
+            } else {
+                c.prepare(sql, &oids)?.keep()
+            };
+            PREPARED.with(|m| m.borrow_mut().insert(sql, plan));
+        }
+        let table = PREPARED.with(|m| -> MtResult<SpiTupleTable<'_>> {
+            let m = m.borrow();
+            let plan = m.get(sql).expect("prepared above");
+            Ok(c.select(plan, None, args)?)
+        })?;
+        f(table)
+    })
+}
+
+/// A kept, read-only statement (see [`run_prepared`]).
+pub fn with_prepared_read<R>(
+    sql: &'static str,
+    types: &[pg_sys::PgBuiltInOids],
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> MtResult<R>,
+) -> MtResult<R> {
+    run_prepared(sql, false, types, args, f)
+}
+
+/// A kept statement that writes (see [`run_prepared`]).
 pub fn with_prepared<R>(
     sql: &'static str,
     types: &[pg_sys::PgBuiltInOids],
     args: &[DatumWithOid],
     f: impl FnOnce(SpiTupleTable<'_>) -> MtResult<R>,
 ) -> MtResult<R> {
-    Spi::connect_mut(|c| {
-        if !PREPARED.with(|m| m.borrow().contains_key(sql)) {
-            let oids: Vec<PgOid> = types.iter().map(|t| PgOid::BuiltIn(*t)).collect();
-            let plan = c.prepare_mut(sql, &oids)?.keep();
-            PREPARED.with(|m| m.borrow_mut().insert(sql, plan));
+    run_prepared(sql, true, types, args, f)
+}
+
+/// The first column of the first row of a read-only query (no xid assigned, unlike
+/// `Spi::get_one`, which runs every statement as a write).
+pub fn read_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> MtResult<Option<T>> {
+    Spi::connect(|c| {
+        let t = c.select(sql, Some(1), args)?;
+        match t.into_iter().next() {
+            Some(r) => Ok(r.get::<T>(1)?),
+            None => Ok(None),
         }
-        PREPARED.with(|m| {
-            let m = m.borrow();
-            let plan = m.get(sql).expect("prepared above");
-            let table = c.update(plan, None, args)?;
-            f(table)
-        })
     })
 }
 
 /// Relcache invalidation callback (registered in `_PG_init`). A statement trigger on our
 /// tables calls `CacheInvalidateRelcacheByRelid`, which every backend receives at its next
 /// command, so a suspended tenant or a rotated secret is seen everywhere at once.
+/// # Safety
+/// Called by Postgres' invalidation machinery only, with a relation oid (or InvalidOid).
 #[pg_guard]
 pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     crate::audit::forget_relation(relid);
+    crate::quota::forget_relation(relid);
     STATE.with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             if relid == pg_sys::InvalidOid || s.watched.contains(&relid) {
@@ -91,6 +138,8 @@ pub unsafe extern "C-unwind" fn relcache_callback(_arg: pg_sys::Datum, relid: pg
 }
 
 pub fn register_callbacks() {
+    // SAFETY: called once from _PG_init; the callback is a #[pg_guard] extern fn that lives
+    // as long as the library (never unloaded)
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(Some(relcache_callback), pg_sys::Datum::from(0usize));
     }
@@ -99,6 +148,7 @@ pub fn register_callbacks() {
 /// Send a relcache invalidation for `relid` to every backend (at commit).
 #[pg_extern(volatile, parallel_unsafe)]
 fn _invalidate(relid: pg_sys::Oid) {
+    // SAFETY: queues an invalidation message; an unknown relid is harmless (nobody watches it)
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) }
 }
 
@@ -130,8 +180,9 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
     if let Some(o) = STATE.with(|s| s.borrow().ext_owner) {
         return Ok(o);
     }
-    let owner = Spi::get_one::<pg_sys::Oid>(
+    let owner = read_one::<pg_sys::Oid>(
         "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'multitenant'",
+        &[],
     )?
     .ok_or_else(|| MtError::invalid("extension multitenant is not installed in this database"))?;
     STATE.with(|s| s.borrow_mut().ext_owner = Some(owner));
@@ -146,6 +197,8 @@ struct Restore {
 }
 impl Drop for Restore {
     fn drop(&mut self) {
+        // SAFETY: undoes exactly what push_settings/as_owner did, with the nest level and
+        // user they recorded; called once per guard, also while unwinding
         unsafe {
             pg_sys::AtEOXact_GUC(true, self.guc_nest_level);
             if let Some((user, sec_context)) = self.user {
@@ -156,6 +209,8 @@ impl Drop for Restore {
 }
 
 fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
+    // SAFETY: names and values are NUL-terminated constants; GUC_ACTION_SAVE inside a new
+    // nest level is what fmgr does for a function's SET clause (allowed in parallel mode)
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
         for (name, value) in settings {
@@ -179,7 +234,10 @@ fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
 pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: None,
-        guc_nest_level: push_settings(&[(c"client_min_messages", c"warning")]),
+        guc_nest_level: push_settings(&[
+            (c"client_min_messages", c"warning"),
+            (c"standard_conforming_strings", c"on"),
+        ]),
     };
     f()
 }
@@ -198,7 +256,12 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
         (c"search_path", c"pg_catalog, pg_temp"),
         (c"plan_cache_mode", c"force_generic_plan"),
         (c"client_min_messages", c"warning"),
+        // how SQL text is read must not depend on the caller's session
+        (c"standard_conforming_strings", c"on"),
+        (c"backslash_quote", c"safe_encoding"),
     ]);
+    // SAFETY: the out-pointers are valid locals; the previous user and security context are
+    // restored by `Restore` on return and on unwinding (and by the abort otherwise)
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
         pg_sys::SetUserIdAndSecContext(
@@ -217,6 +280,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
 
 /// Does the current user have the privileges of `role` (superusers always do)?
 pub fn has_role(role: &CStr) -> bool {
+    // SAFETY: `role` is NUL-terminated; get_role_oid with missing_ok returns InvalidOid
     unsafe {
         let oid = pg_sys::get_role_oid(role.as_ptr(), true);
         oid != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), oid)
@@ -244,7 +308,7 @@ pub fn with_secret<R>(f: impl FnOnce(&[u8]) -> R) -> MtResult<R> {
     let cached = STATE.with(|s| s.borrow().secret.is_some());
     if !cached {
         ensure_watched()?;
-        let key = as_owner(|| Ok(Spi::get_one::<Vec<u8>>("SELECT key FROM tenant.secret")?))?
+        let key = as_owner(|| read_one::<Vec<u8>>("SELECT key FROM tenant.secret", &[]))?
             .ok_or_else(|| {
                 MtError::invalid("the context secret is missing").hint("Reinstall the extension.")
             })?;
@@ -268,13 +332,13 @@ pub fn lookup_tenant(key: &str) -> MtResult<TenantRow> {
         }
     };
     let found = as_owner(|| match by_id {
-        Some(id) => with_prepared(
+        Some(id) => with_prepared_read(
             "SELECT id, status FROM tenant.tenants WHERE id = $1",
             &[O::UUIDOID],
             &[pg_uuid(id).into()],
             read,
         ),
-        None => with_prepared(
+        None => with_prepared_read(
             "SELECT id, status FROM tenant.tenants WHERE slug = $1",
             &[O::TEXTOID],
             &[key.into()],
@@ -307,11 +371,13 @@ pub fn from_pg_uuid(u: pgrx::Uuid) -> uuid::Uuid {
 /// Seconds since the Unix epoch, from Postgres' clock.
 pub fn now_unix() -> i64 {
     const PG_EPOCH_OFFSET_SECS: i64 = 946_684_800;
+    // SAFETY: reads the clock, no arguments
     let ts = unsafe { pg_sys::GetCurrentTimestamp() };
     ts.div_euclid(1_000_000) + PG_EPOCH_OFFSET_SECS
 }
 
 pub fn database_oid() -> u32 {
+    // SAFETY: MyDatabaseId is set at connection start and never changes afterwards
     unsafe { pg_sys::MyDatabaseId.to_u32() }
 }
 
@@ -367,7 +433,7 @@ pub fn membership_allows(tenant: uuid::Uuid, user: Option<&str>, required: bool)
     }
     ensure_watched()?;
     let (total, matched) = as_owner(|| {
-        with_prepared(
+        with_prepared_read(
             "SELECT count(*), count(*) FILTER (WHERE user_id = $2 AND status = 'active') \
              FROM tenant.members WHERE tenant_id = $1",
             &[
@@ -433,7 +499,7 @@ pub fn with_entitlements<R>(
     }
     ensure_watched()?;
     let json = as_owner(|| {
-        with_prepared(
+        with_prepared_read(
             include_str!("../sql/entitlements.sql"),
             &[pg_sys::PgBuiltInOids::UUIDOID],
             &[pg_uuid(tenant).into()],

@@ -2,7 +2,7 @@
 //! `set_context`, verified (once per distinct value per backend) by every reader.
 
 use crate::backend::{self, TenantRow};
-use crate::error::{Code, MtError, MtResult, OrRaise};
+use crate::error::{boundary, Code, MtError, MtResult};
 use crate::lifecycle::{access_for, Access};
 use crate::token::{self, Claims, TokenError};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
@@ -65,10 +65,14 @@ pub fn register_gucs() {
     );
 }
 
-/// The last verified token of this backend and its claims.
+/// The last verified token of this backend and its claims, with `ro` set from the tenant's
+/// status at verification time. Dropped whenever `tenant.tenants` changes (relcache callback),
+/// so a suspension or deletion is seen by every backend at its next statement.
 struct Verified {
     raw: Vec<u8>,
     claims: Claims,
+    /// `multitenant.suspended_access` the status was judged under
+    suspended_read: bool,
 }
 
 /// A `request.jwt.claims` value and what it resolved to.
@@ -96,10 +100,12 @@ pub fn forget_verified() {
 /// PostgREST interop: claims from `request.jwt.claims`, only when the DBA turned
 /// `multitenant.postgrest_claims` on. The tenant must exist and allow access.
 fn postgrest_claims<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
+    // SAFETY: a NUL-terminated name; missing_ok, so NULL when the setting does not exist
     let p = unsafe { pg_sys::GetConfigOption(c"request.jwt.claims".as_ptr(), true, false) };
     if p.is_null() {
         return Err(TokenError::Empty);
     }
+    // SAFETY: non-NULL, NUL-terminated GUC value, read before anything can assign it again
     let raw = unsafe { CStr::from_ptr(p).to_bytes() };
     if raw.is_empty() {
         return Err(TokenError::Empty);
@@ -147,10 +153,13 @@ fn resolve_postgrest(raw: &[u8]) -> Result<Claims, TokenError> {
 
 /// The raw GUC value without copying it.
 fn raw_context() -> &'static [u8] {
+    // SAFETY: the GUC's backing variable, registered in _PG_init; read on the main thread
     let p = unsafe { *CONTEXT.as_ptr() };
     if p.is_null() {
         return b"";
     }
+    // SAFETY: a non-NULL GUC string is NUL-terminated and stays allocated until the setting
+    // is assigned again; callers compare or copy it before calling anything that could
     unsafe { CStr::from_ptr(p).to_bytes() }
 }
 
@@ -164,12 +173,15 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
         return Err(TokenError::Empty);
     }
     let now = backend::now_unix();
+    let suspended_read = SUSPENDED_ACCESS.get() == SuspendedAccess::Read;
     let hit = VERIFIED.with(|v| match &*v.borrow() {
-        Some(c) if c.raw == raw => Some(if now < c.claims.exp {
-            Ok(())
-        } else {
-            Err(TokenError::Expired)
-        }),
+        Some(c) if c.raw == raw && c.suspended_read == suspended_read => {
+            Some(if now < c.claims.exp {
+                Ok(())
+            } else {
+                Err(TokenError::Expired)
+            })
+        }
         _ => None,
     });
     match hit {
@@ -177,14 +189,23 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
         Some(Err(e)) => return Err(e),
         None => {
             let text = std::str::from_utf8(raw).map_err(|_| TokenError::Malformed)?;
-            let claims = backend::with_secret(|secret| {
+            let mut claims = backend::with_secret(|secret| {
                 token::verify(secret, text, now, backend::database_oid())
             })
             .map_err(|_| TokenError::BadSignature)??;
+            // the signature proves who minted it; the tenant's status now decides what it may do
+            let row =
+                backend::lookup_tenant(&claims.t.to_string()).map_err(|_| TokenError::Inactive)?;
+            claims.ro = match access_for(row.status, suspended_read) {
+                Access::ReadWrite => false,
+                Access::ReadOnly => true,
+                Access::None => return Err(TokenError::Inactive),
+            };
             VERIFIED.with(|v| {
                 *v.borrow_mut() = Some(Verified {
                     raw: raw.to_vec(),
                     claims,
+                    suspended_read,
                 })
             });
         }
@@ -196,6 +217,7 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
 /// When Citus is loaded the value is set with a `SET [LOCAL]` statement through SPI, which
 /// Citus propagates to worker nodes; otherwise `set_config_option` is called directly.
 fn store_token(token: &str, local: bool) -> MtResult<()> {
+    // SAFETY: NUL-terminated name, missing_ok
     let citus = unsafe {
         !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
     };
@@ -211,6 +233,7 @@ fn store_token(token: &str, local: bool) -> MtResult<()> {
     } else {
         pg_sys::GucAction::GUC_ACTION_SET
     };
+    // SAFETY: NUL-terminated name and value (CString above); a user-settable GUC
     unsafe {
         pg_sys::set_config_option(
             GUC_NAME.as_ptr(),
@@ -270,6 +293,7 @@ pub fn enter(claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
         *v.borrow_mut() = Some(Verified {
             raw: token.into_bytes(),
             claims,
+            suspended_read: SUSPENDED_ACCESS.get() == SuspendedAccess::Read,
         })
     });
     Ok(id)
@@ -301,47 +325,50 @@ fn set_context(
     user_id: default!(Option<&str>, "NULL"),
     is_local: default!(bool, true),
 ) -> pgrx::Uuid {
-    backend::pg_uuid(set_context_impl(tenant, user_id, is_local).or_raise())
+    boundary(|| set_context_impl(tenant, user_id, is_local).map(backend::pg_uuid))
 }
 
 /// Leave the tenant context (for the session, not just the transaction).
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() {
     forget_verified();
-    store_token("", false).or_raise()
+    boundary(|| store_token("", false))
 }
 
 /// The verified context's tenant id, or NULL when there is no valid context.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_tenant() -> Option<pgrx::Uuid> {
     verified(|c| backend::pg_uuid(c.t)).ok()
 }
 
 /// Like `current_tenant()` but raises MT001 without a valid context, and MT003 when the
 /// context is read-only. Used in WITH CHECK and column defaults of isolated tables.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn require_tenant() -> pgrx::Uuid {
-    let r = verified(|c| (c.t, c.ro));
-    match r {
-        Ok((t, false)) => backend::pg_uuid(t),
-        Ok((t, true)) => MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
-            .detail(format!("tenant id {t}"))
-            .hint("Reactivate the tenant with tenant.set_status(..., 'active').")
-            .raise(),
-        Err(TokenError::Empty) => MtError::no_context().raise(),
-        Err(e) => MtError::no_context().detail(e.describe()).raise(),
-    }
+    boundary(|| match verified(|c| (c.t, c.ro)) {
+        Ok((t, false)) => Ok(backend::pg_uuid(t)),
+        Ok((t, true)) => Err(
+            MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
+                .detail(format!("tenant id {t}"))
+                .hint("Reactivate the tenant with tenant.set_status(..., 'active')."),
+        ),
+        Err(TokenError::Empty) => Err(MtError::no_context()),
+        Err(TokenError::Inactive) => Err(MtError::new(Code::TenantNotActive, "tenant is not active")
+            .detail(TokenError::Inactive.describe())
+            .hint("Reactivate the tenant with tenant.set_status(..., 'active').")),
+        Err(e) => Err(MtError::no_context().detail(e.describe())),
+    })
 }
 
 /// The verified context's user id, or NULL.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_user_id() -> Option<String> {
     verified(|c| c.u.clone()).ok().flatten()
 }
 
 /// What the current context is, or why it does not verify (for debugging; reveals nothing
 /// that the caller could not already see).
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn context_status() -> pgrx::JsonB {
     let v = match verified(|c| c.clone()) {
         Ok(c) => serde_json::json!({

@@ -60,8 +60,7 @@ impl Target<'_> {
 /// Statements that make a table tenant-isolated.
 /// `create_index`: no index leads with the tenant column yet.
 /// Our policies are dropped first when present: a re-run is idempotent, and policies left on
-/// the table by a `DROP EXTENSION ... CASCADE` (the permissive one depends on no extension
-/// object) do not get in the way.
+/// the table by an older version do not get in the way.
 pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let tbl = t.table();
     let col = t.column();
@@ -90,7 +89,7 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
         quote_ident(POLICY_DELETE)
     ));
     v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING (true) WITH CHECK (true)",
+        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant\".\"_allow\"()) WITH CHECK (\"tenant\".\"_allow\"())",
         quote_ident(POLICY_ACCESS)
     ));
     v.push(format!(

@@ -122,6 +122,7 @@ mod raise {
     use pgrx::pg_sys;
     use std::ffi::c_char;
 
+    // Postgres' error API, declared here because pgrx keeps it private (see `raise`).
     unsafe extern "C-unwind" {
         fn errstart(elevel: i32, domain: *const c_char) -> bool;
         fn errcode(sqlerrcode: i32) -> i32;
@@ -134,6 +135,8 @@ mod raise {
     /// Copy a Rust string into the current memory context (freed by the error cleanup).
     fn pstr(s: &str) -> *mut c_char {
         let clean = s.replace('\0', "");
+        // SAFETY: palloc returns len + 1 writable bytes (or raises); we copy `clean` (no NUL
+        // inside) and terminate it
         unsafe {
             let p = pg_sys::palloc(clean.len() + 1) as *mut c_char;
             std::ptr::copy_nonoverlapping(clean.as_ptr() as *const c_char, p, clean.len());
@@ -145,7 +148,7 @@ mod raise {
     impl MtError {
         /// Raise this error as a Postgres ERROR with its own SQLSTATE. Never returns.
         #[track_caller]
-        pub fn raise(self) -> ! {
+        pub(super) fn raise(self) -> ! {
             let at = std::panic::Location::caller();
             let file = pstr(at.file());
             let line = at.line() as i32;
@@ -155,6 +158,11 @@ mod raise {
             let hint = self.hint.as_deref().map(pstr);
             drop(self);
             const PCT_S: &std::ffi::CStr = c"%s";
+            // SAFETY: pgrx cannot raise a SQLSTATE outside its own list (it maps MTxxx to
+            // XX000), so this is Postgres' ereport() spelled out, like pgrx's do_ereport: only
+            // `boundary` calls it, after the body returned and every Rust value it made was
+            // dropped (`self` was consumed above; the strings are palloc'd and freed by the
+            // error cleanup). "%s" keeps user text out of the format string.
             unsafe {
                 if errstart(pg_sys::PGERROR as i32, std::ptr::null()) {
                     errcode(code);
@@ -173,20 +181,18 @@ mod raise {
     }
 }
 
-/// `result.or_raise()` in the `#[pg_extern]` wrappers.
-pub trait OrRaise<T> {
-    #[track_caller]
-    fn or_raise(self) -> T;
-}
-
-impl<T> OrRaise<T> for MtResult<T> {
-    #[inline]
-    #[track_caller]
-    fn or_raise(self) -> T {
-        match self {
-            Ok(v) => v,
-            Err(e) => e.raise(),
-        }
+/// The pgrx boundary: every `#[pg_extern]`/`#[pg_trigger]` body is `boundary(|| ...)` and
+/// nothing else. The closure does all the work and returns; by the time an error is raised
+/// every value it created has been dropped, and what remains above this frame is pgrx's
+/// argument conversion (borrowed datums, no destructors). This is the only caller of
+/// [`MtError::raise`].
+#[track_caller]
+#[inline]
+pub fn boundary<T>(body: impl FnOnce() -> MtResult<T>) -> T {
+    let result = body();
+    match result {
+        Ok(v) => v,
+        Err(e) => e.raise(),
     }
 }
 

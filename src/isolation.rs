@@ -3,7 +3,7 @@
 
 use crate::backend;
 use crate::ddl::{self, Previous, Target};
-use crate::error::{MtError, MtResult, OrRaise};
+use crate::error::{boundary, MtError, MtResult};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -13,6 +13,7 @@ pub(crate) struct TableInfo {
     pub schema: String,
     pub table: String,
     kind: String,
+    persistence: String,
     rls_enabled: bool,
     rls_forced: bool,
     is_owner: bool,
@@ -22,7 +23,8 @@ fn table_info(relid: pg_sys::Oid) -> MtResult<TableInfo> {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity, \
-                    c.relforcerowsecurity, pg_catalog.pg_has_role(c.relowner, 'USAGE') \
+                    c.relforcerowsecurity, pg_catalog.pg_has_role(c.relowner, 'USAGE'), \
+                    c.relpersistence::text \
              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.oid = $1",
             None,
@@ -41,28 +43,84 @@ fn table_info(relid: pg_sys::Oid) -> MtResult<TableInfo> {
             rls_enabled: row.get::<bool>(4)?.unwrap_or(false),
             rls_forced: row.get::<bool>(5)?.unwrap_or(false),
             is_owner: row.get::<bool>(6)?.unwrap_or(false),
+            persistence: row.get::<String>(7)?.unwrap_or_default(),
         })
     })
 }
 
-pub(crate) fn check_table(relid: pg_sys::Oid) -> MtResult<TableInfo> {
+/// A table the caller may register with one of the extension's functions (`what`, for
+/// messages): a persistent ordinary or partitioned table the caller owns, outside the
+/// system and extension schemas. Temporary tables are refused: they are private to a
+/// session, so rows in them prove nothing about a tenant, and registering one would let any
+/// role with TEMP write into shared state (counters, audit chains).
+pub(crate) fn check_table(relid: pg_sys::Oid, what: &str) -> MtResult<TableInfo> {
     let info = table_info(relid)?;
     let name = ddl::qualified(&info.schema, &info.table);
     if !info.is_owner {
         return Err(MtError::denied(format!(
-            "must be owner of table {name} to isolate it"
+            "must be owner of table {name} to {what} it"
         )));
+    }
+    if info.persistence == "t" {
+        return Err(MtError::invalid(format!("{name} is a temporary table"))
+            .hint("Only persistent tables can be registered with the extension."));
     }
     if info.kind != "r" && info.kind != "p" {
         return Err(MtError::invalid(format!("{name} is not a table"))
-            .hint("Only ordinary and partitioned tables can be isolated."));
+            .hint("Only ordinary and partitioned tables can be registered."));
     }
-    if ["tenant", "pg_catalog", "information_schema"].contains(&info.schema.as_str()) {
+    if ["tenant", "pg_catalog", "information_schema", "pg_toast"].contains(&info.schema.as_str()) {
         return Err(MtError::invalid(format!(
             "{name} is a system or extension table"
         )));
     }
     Ok(info)
+}
+
+/// The partitions and inheritance children of `relid`, at every depth (parents first).
+pub(crate) fn descendants(relid: pg_sys::Oid) -> MtResult<Vec<pg_sys::Oid>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "WITH RECURSIVE d(relid, depth) AS ( \
+               SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1 \
+               UNION ALL \
+               SELECT i.inhrelid, d.depth + 1 FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid \
+               WHERE d.depth < 64) \
+             SELECT relid FROM d GROUP BY relid ORDER BY min(depth), relid",
+            None,
+            &[relid.into()],
+        )?;
+        let mut v = Vec::new();
+        for r in t {
+            v.extend(r.get::<pg_sys::Oid>(1)?);
+        }
+        Ok(v)
+    })
+}
+
+/// The nearest isolated ancestor of `relid` (partition parent or inheritance parent) and
+/// its tenant column.
+fn isolated_ancestor(relid: pg_sys::Oid) -> MtResult<Option<(pg_sys::Oid, String)>> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "WITH RECURSIVE up(relid, depth) AS ( \
+               SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = $1 \
+               UNION ALL \
+               SELECT i.inhparent, up.depth + 1 FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.relid \
+               WHERE up.depth < 64) \
+             SELECT up.relid, t.tenant_column::text FROM up \
+             JOIN tenant.isolated_tables t ON t.relid::oid = up.relid \
+             ORDER BY up.depth LIMIT 1",
+            None,
+            &[relid.into()],
+        )?;
+        match t.into_iter().next() {
+            Some(r) => Ok(r
+                .get::<pg_sys::Oid>(1)?
+                .zip(r.get::<String>(2)?)),
+            None => Ok(None),
+        }
+    })
 }
 
 pub(crate) struct Column {
@@ -124,18 +182,17 @@ pub(crate) fn detach_triggers(
     relid: pg_sys::Oid,
     triggers: &[&str],
     registry: &'static str,
+    what: &str,
 ) -> MtResult<bool> {
-    let info = check_table(relid)?;
+    let info = check_table(relid, what)?;
     let name = ddl::qualified(&info.schema, &info.table);
+    let statements: Vec<String> = triggers
+        .iter()
+        .map(|t| format!("DROP TRIGGER IF EXISTS {} ON {name}", ddl::quote_ident(t)))
+        .collect();
+    run_all(&statements)?;
     backend::as_owner(|| {
         Spi::connect_mut(|c| {
-            for t in triggers {
-                c.update(
-                    format!("DROP TRIGGER IF EXISTS {} ON {name}", ddl::quote_ident(t)).as_str(),
-                    None,
-                    &[],
-                )?;
-            }
             let deleted = c.update(
                 format!("DELETE FROM tenant.{registry} WHERE relid = $1::regclass RETURNING 1")
                     .as_str(),
@@ -147,7 +204,7 @@ pub(crate) fn detach_triggers(
     })
 }
 
-fn run_all(statements: &[String]) -> MtResult<()> {
+pub(crate) fn run_all(statements: &[String]) -> MtResult<()> {
     backend::quietly(|| {
         Spi::connect_mut(|c| {
             for s in statements {
@@ -158,8 +215,42 @@ fn run_all(statements: &[String]) -> MtResult<()> {
     })
 }
 
-fn isolate_impl(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
-    let info = check_table(relid)?;
+thread_local! {
+    /// set while isolate/unisolate run their own DDL, so the DDL event hook stays out
+    static BUSY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+struct Busy(bool);
+impl Busy {
+    fn start() -> Busy {
+        Busy(BUSY.with(|b| b.replace(true)))
+    }
+}
+impl Drop for Busy {
+    fn drop(&mut self) {
+        BUSY.with(|b| b.set(self.0));
+    }
+}
+
+/// Isolate `relid` and every partition and inheritance child below it: RLS on a parent
+/// does not apply to a query that names a partition directly.
+fn isolate_tree(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+    let _busy = Busy::start();
+    let mut tree = vec![relid];
+    tree.extend(descendants(relid)?);
+    // check every member first, so nothing is half done when one is refused
+    for &member in &tree {
+        let info = check_table(member, "isolate")?;
+        tenant_column(member, &ddl::qualified(&info.schema, &info.table), column)?;
+    }
+    for member in tree {
+        isolate_one(member, column)?;
+    }
+    Ok(())
+}
+
+fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+    let info = check_table(relid, "isolate")?;
     let name = ddl::qualified(&info.schema, &info.table);
     let col = tenant_column(relid, &name, column)?;
     let target = Target {
@@ -244,8 +335,33 @@ fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
     })
 }
 
-fn unisolate_impl(relid: pg_sys::Oid) -> MtResult<bool> {
-    let info = check_table(relid)?;
+/// Reverse `isolate` on `relid` and every isolated table below it. A partition or child of
+/// a table that stays isolated cannot be opened on its own.
+fn unisolate_tree(relid: pg_sys::Oid) -> MtResult<bool> {
+    let _busy = Busy::start();
+    let info = check_table(relid, "unisolate")?;
+    if let Some((parent, _)) = isolated_ancestor(relid)? {
+        return Err(MtError::invalid(format!(
+            "{} inherits its isolation from table oid {}",
+            ddl::qualified(&info.schema, &info.table),
+            parent.to_u32()
+        ))
+        .hint("Detach it first, or unisolate the parent table."));
+    }
+    let mut tree = vec![relid];
+    tree.extend(descendants(relid)?);
+    for &member in &tree {
+        check_table(member, "unisolate")?;
+    }
+    let mut any = false;
+    for member in tree {
+        any |= unisolate_one(member)?;
+    }
+    Ok(any)
+}
+
+fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
+    let info = check_table(relid, "unisolate")?;
     let Some(rec) = record(relid)? else {
         return Ok(false);
     };
@@ -271,14 +387,68 @@ fn unisolate_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     Ok(true)
 }
 
-/// Internal: `tenant.isolate(regclass, name)` is the SQL wrapper (sql/finalize.sql).
-#[pg_extern(volatile, parallel_unsafe)]
-fn _isolate(relid: pg_sys::Oid, tenant_column: &str) {
-    isolate_impl(relid, tenant_column).or_raise()
+/// `tenant.isolate(tbl, tenant_column)`: RLS, policies, default and index on `tbl` and on
+/// every partition and inheritance child (later ones too, through the DDL event hook).
+/// Runs as the caller, who must own every table involved.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.isolate(tbl regclass, tenant_column text DEFAULT 'tenant_id') \
+           RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn isolate(tbl: pg_sys::Oid, tenant_column: &str) {
+    boundary(|| isolate_tree(tbl, tenant_column))
 }
 
-/// Internal: `tenant.unisolate(regclass)` is the SQL wrapper (sql/finalize.sql).
-#[pg_extern(volatile, parallel_unsafe)]
-fn _unisolate(relid: pg_sys::Oid) -> bool {
-    unisolate_impl(relid).or_raise()
+/// `tenant.unisolate(tbl)`: reverse `isolate` on `tbl` and everything below it.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.unisolate(tbl regclass) \
+           RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn unisolate(tbl: pg_sys::Oid) -> bool {
+    boundary(|| unisolate_tree(tbl))
+}
+
+/// The DDL event hook (`ddl_command_end` on CREATE TABLE / ALTER TABLE): a table created as
+/// or attached as a partition or inheritance child of an isolated table is isolated too, in
+/// the same transaction, as the role that ran the DDL (who owns both tables). If that fails,
+/// the DDL fails: a child is never left open.
+fn on_ddl_impl() -> MtResult<()> {
+    if BUSY.with(|b| b.get()) {
+        return Ok(());
+    }
+    let created: Vec<pg_sys::Oid> = Spi::connect(|c| {
+        let t = c.select(
+            "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
+             WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type = 'table'",
+            None,
+            &[],
+        )?;
+        let mut v = Vec::new();
+        for r in t {
+            v.extend(r.get::<pg_sys::Oid>(1)?);
+        }
+        Ok::<_, MtError>(v)
+    })?;
+    for relid in created {
+        if record(relid)?.is_some() {
+            continue;
+        }
+        if let Some((_, column)) = isolated_ancestor(relid)? {
+            isolate_tree(relid, &column)?;
+        }
+    }
+    Ok(())
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant._on_ddl() RETURNS event_trigger \
+           LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn _on_ddl() {
+    boundary(on_ddl_impl)
 }

@@ -25,6 +25,11 @@ pub mod registry;
 pub mod token;
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../sql/check_isolation.sql",
+    name = "check_isolation",
+    requires = ["bootstrap"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -4,8 +4,8 @@
 
 use crate::backend;
 use crate::context::verified;
-use crate::ddl::{qualified, quote_ident, quote_literal};
-use crate::error::{Code, MtError, MtResult, OrRaise};
+use crate::ddl::{qualified, quote_ident};
+use crate::error::{boundary, Code, MtError, MtResult};
 use crate::plans::{parse_plan, remaining, validate_resource, window, Limit, Period};
 use pgrx::prelude::*;
 
@@ -17,6 +17,9 @@ fn writable_tenant() -> MtResult<uuid::Uuid> {
             Code::TenantNotActive,
             "tenant is read-only (suspended)",
         )),
+        Err(crate::token::TokenError::Inactive) => {
+            Err(MtError::new(Code::TenantNotActive, "tenant is not active"))
+        }
         Err(_) => Err(MtError::no_context()),
     }
 }
@@ -36,7 +39,7 @@ fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
 /// The hot path: the window's counter exists, add if it fits.
 const UPDATE: &str = "UPDATE tenant.usage_counters SET used = used + $5 \
      WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) \
-       AND ($6 < 0 OR used + $5 <= $6) \
+       AND ($6 < 0 OR used <= $6 - $5) AND used <= 9223372036854775807 - $5 \
      RETURNING used";
 
 /// The first use of a window (or a limit that did not fit): create or add, if it fits.
@@ -44,7 +47,7 @@ const UPSERT: &str =
     "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
      VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5) \
      ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = c.used + EXCLUDED.used \
-     WHERE $6 < 0 OR c.used + EXCLUDED.used <= $6 \
+     WHERE ($6 < 0 OR c.used <= $6 - EXCLUDED.used) AND c.used <= 9223372036854775807 - EXCLUDED.used \
      RETURNING c.used";
 
 /// Atomically add `amount` to the tenant's counter of the current window unless that would
@@ -95,7 +98,7 @@ fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<
     use pgrx::pg_sys::PgBuiltInOids as O;
     let (ws, _) = window(period, backend::now_unix());
     backend::as_owner(|| {
-        backend::with_prepared(
+        backend::with_prepared_read(
             "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
             &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
             &[backend::pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
@@ -153,9 +156,7 @@ fn consume_for(
 /// limit would be passed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn consume(resource: &str, amount: default!(i64, 1)) -> Option<i64> {
-    writable_tenant()
-        .and_then(|t| consume_for(t, resource, amount, None))
-        .or_raise()
+    boundary(|| writable_tenant().and_then(|t| consume_for(t, resource, amount, None)))
 }
 
 fn check_impl(resource: &str, amount: i64) -> MtResult<bool> {
@@ -170,22 +171,25 @@ fn check_impl(resource: &str, amount: i64) -> MtResult<bool> {
     if !limit.hard() {
         return Ok(true);
     }
-    Ok(current_used(tenant, resource, limit.period)? + amount <= limit.limit)
+    // checked: a huge amount simply does not fit
+    Ok(current_used(tenant, resource, limit.period)?
+        .checked_add(amount)
+        .is_some_and(|total| total <= limit.limit))
 }
 
 /// Would `amount` of `resource` fit the current tenant's limit now? Consumes nothing.
-#[pg_extern(volatile, parallel_safe)]
+#[pg_extern(volatile, parallel_restricted)]
 fn check(resource: &str, amount: default!(i64, 1)) -> bool {
-    check_impl(resource, amount).or_raise()
+    boundary(|| check_impl(resource, amount))
 }
 
 /// Does the current tenant's plan (with overrides) include `feature`? False without context.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn has_feature(feature: &str) -> bool {
     let Ok(t) = verified(|c| c.t) else {
         return false;
     };
-    backend::with_entitlements(t, |e| e.features.contains(feature)).or_raise()
+    boundary(|| backend::with_entitlements(t, |e| e.features.contains(feature)))
 }
 
 fn require_feature_impl(feature: &str) -> MtResult<bool> {
@@ -205,56 +209,179 @@ fn require_feature_impl(feature: &str) -> MtResult<bool> {
 
 /// Raise MT011 unless the current tenant has `feature`; returns true (usable in CHECKs and
 /// policies: `USING (tenant.require_feature('audit_logs'))`).
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn require_feature(feature: &str) -> bool {
-    require_feature_impl(feature).or_raise()
+    boundary(|| require_feature_impl(feature))
 }
 
-/// Internal, for the limit_rows trigger (SECURITY DEFINER, see finalize.sql): count one row
-/// in or out for the row's tenant. Not granted to anyone.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
-    let r = (|| -> MtResult<()> {
-        let t = tenant.ok_or_else(MtError::no_context)?;
-        let t = backend::from_pg_uuid(t);
-        if delta > 0 {
-            consume_for(t, resource, delta as i64, Some(Period::None)).map(|_| ())
-        } else {
-            let (ws, _) = window(Period::None, 0);
-            backend::as_owner(|| {
-                Spi::run_with_args(
-                    "UPDATE tenant.usage_counters SET used = greatest(used + $4, 0) \
-                     WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
-                    &[
-                        backend::pg_uuid(t).into(),
-                        resource.into(),
-                        (ws as f64).into(),
-                        (delta as i64).into(),
-                    ],
-                )?;
-                Ok(())
-            })
+/// What `limit_rows` registered for a table: the resource its rows count against and the
+/// tenant column. Cached per relation until its relcache entry changes (attaching or
+/// dropping the trigger is DDL on the table, which sends that invalidation).
+#[derive(Clone)]
+struct RowLimit {
+    resource: String,
+    column: String,
+}
+
+thread_local! {
+    static ROW_LIMITS: std::cell::RefCell<std::collections::HashMap<pgrx::pg_sys::Oid, Option<RowLimit>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+pub fn forget_relation(relid: pgrx::pg_sys::Oid) {
+    ROW_LIMITS.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            if relid == pgrx::pg_sys::InvalidOid {
+                m.clear();
+            } else {
+                m.remove(&relid);
+            }
         }
-    })();
-    r.or_raise()
+    });
+}
+
+/// The registration of `relid` or of the partitioned table it is a partition of (row
+/// triggers on a partitioned table fire with the partition's oid).
+fn row_limit_of(relid: pgrx::pg_sys::Oid) -> MtResult<Option<RowLimit>> {
+    if let Some(hit) = ROW_LIMITS.with(|m| m.borrow().get(&relid).cloned()) {
+        return Ok(hit);
+    }
+    let found = backend::as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT r.resource, r.tenant_column::text FROM tenant.row_limits r \
+                 JOIN pg_catalog.pg_partition_ancestors($1) a(relid) ON a.relid = r.relid::oid \
+                 LIMIT 1",
+                None,
+                &[relid.into()],
+            )?;
+            match t.into_iter().next() {
+                Some(r) => Ok(Some(RowLimit {
+                    resource: r.get::<String>(1)?.unwrap_or_default(),
+                    column: r.get::<String>(2)?.unwrap_or_default(),
+                })),
+                None => Ok::<_, MtError>(None),
+            }
+        })
+    })?;
+    ROW_LIMITS.with(|m| m.borrow_mut().insert(relid, found.clone()));
+    Ok(found)
+}
+
+/// May the current role count or log a row of `row_tenant`? Only under that tenant's own
+/// context, unless the role bypasses row level security anyway (superusers, BYPASSRLS:
+/// trusted by definition). On an isolated table the policies already ensure it.
+pub(crate) fn writes_for(row_tenant: uuid::Uuid) -> bool {
+    if verified(|c| c.t).ok() == Some(row_tenant) {
+        return true;
+    }
+    // SAFETY: plain catalog lookups for the current user, no pointers involved
+    unsafe {
+        pgrx::pg_sys::superuser()
+            || pgrx::pg_sys::has_bypassrls_privilege(pgrx::pg_sys::GetUserId())
+    }
+}
+
+fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
+    let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
+    let Some(reg) = row_limit_of(relid)? else {
+        return Err(MtError::invalid("table is not registered with tenant.limit_rows")
+            .hint("Attach the trigger with tenant.limit_rows(...), never by hand."));
+    };
+    let (tuple, delta) = match t.op().map_err(|e| MtError::invalid(e.to_string()))? {
+        PgTriggerOperation::Insert => (t.new(), 1i64),
+        PgTriggerOperation::Delete => (t.old(), -1i64),
+        _ => return Err(MtError::invalid("limit_rows counts INSERT and DELETE only")),
+    };
+    let tuple = tuple.ok_or_else(|| MtError::invalid("trigger fired without a row"))?;
+    // the column is read as a uuid datum: no cast, operator or function of the table's
+    // owner is evaluated
+    let tenant = tuple
+        .get_by_name::<pgrx::Uuid>(&reg.column)
+        .map_err(|e| MtError::invalid(format!("tenant column \"{}\": {e}", reg.column)))?
+        .map(backend::from_pg_uuid)
+        .ok_or_else(MtError::no_context)?;
+    if delta > 0 {
+        if !writes_for(tenant) {
+            return Err(MtError::new(
+                Code::TenantMismatch,
+                "row belongs to another tenant than the context",
+            )
+            .detail(format!("row tenant {tenant}"))
+            .hint("Insert rows of a tenant under that tenant's context."));
+        }
+        return consume_for(tenant, &reg.resource, 1, Some(Period::None)).map(|_| ());
+    }
+    let (ws, _) = window(Period::None, 0);
+    backend::as_owner(|| {
+        backend::with_prepared(
+            "UPDATE tenant.usage_counters SET used = greatest(used - 1, 0) \
+             WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+            &[
+                pgrx::pg_sys::PgBuiltInOids::UUIDOID,
+                pgrx::pg_sys::PgBuiltInOids::TEXTOID,
+                pgrx::pg_sys::PgBuiltInOids::FLOAT8OID,
+            ],
+            &[
+                backend::pg_uuid(tenant).into(),
+                reg.resource.as_str().into(),
+                (ws as f64).into(),
+            ],
+            |_| Ok(()),
+        )
+    })
+}
+
+/// Row trigger (BEFORE INSERT OR DELETE) that `tenant.limit_rows` attaches. It takes no
+/// arguments: what to count is read from `tenant.row_limits`, so attaching it by hand to an
+/// unregistered table only raises.
+#[pg_trigger]
+fn _limit_rows_trigger<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    boundary(|| limit_rows_trigger_impl(trigger));
+    Ok(match trigger.op()? {
+        PgTriggerOperation::Delete => trigger.old(),
+        _ => trigger.new(),
+    })
 }
 
 fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> MtResult<()> {
+    backend::require_any_role(&[c"tenant_admin"], "limit rows")?;
     validate_resource(resource)?;
-    let info = crate::isolation::check_table(relid)?;
+    let info = crate::isolation::check_table(relid, "limit rows of")?;
     let name = qualified(&info.schema, &info.table);
     crate::isolation::tenant_column(relid, &name, column)?;
-    let trigger_args = format!("{}, {}", quote_literal(resource), quote_literal(column));
-    let (ws, we) = window(Period::None, 0);
-    let statements = [
+    // every partition is counted by the seed below and fires the (cloned) trigger
+    for member in crate::isolation::descendants(relid)? {
+        crate::isolation::check_table(member, "limit rows of")?;
+    }
+    let taken = backend::read_one::<String>(
+        "SELECT relid::text FROM tenant.row_limits WHERE resource = $1 AND relid::oid <> $2",
+        &[resource.into(), relid.into()],
+    )?;
+    if let Some(other) = taken {
+        return Err(MtError::invalid(format!(
+            "resource \"{resource}\" already counts the rows of {other}"
+        ))
+        .hint("Use one resource per table, or tenant.unlimit_rows(...) the other table first."));
+    }
+    // DDL on the table runs as the caller (its owner); the trigger has no arguments
+    crate::isolation::run_all(&[
         format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
-             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"({trigger_args})"
+             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"()"
         ),
         // existing rows count from the start; the table lock keeps the count exact
         format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
-    ];
+    ])?;
+    let (ws, we) = window(Period::None, 0);
+    // The seed reads the table as the extension owner (every tenant's rows, past RLS). Its
+    // text holds only identifiers from the catalog, quoted (double quotes are not affected by
+    // standard_conforming_strings, which as_owner pins anyway), the tenant column is checked
+    // to be of type uuid, so grouping uses the built-in uuid operators, and the relation and
+    // all its partitions are persistent ordinary tables the caller owns.
     let col = quote_ident(column);
     let seed = format!(
         "INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used) \
@@ -263,9 +390,6 @@ fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> Mt
     );
     backend::as_owner(|| {
         Spi::connect_mut(|c| {
-            for s in &statements {
-                c.update(s.as_str(), None, &[])?;
-            }
             c.update(
                 "DELETE FROM tenant.usage_counters WHERE resource = $1 AND window_start = to_timestamp($2)",
                 None,
@@ -284,23 +408,45 @@ fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> Mt
             )?;
             Ok(())
         })
-    })
+    })?;
+    forget_relation(pgrx::pg_sys::InvalidOid);
+    Ok(())
 }
 
-/// Internal: `tenant.limit_rows(regclass, text, name)` is the SQL wrapper.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _limit_rows(relid: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
-    limit_rows_impl(relid, resource, tenant_column).or_raise()
+/// `tenant.limit_rows(tbl, resource, tenant_column)`: count each tenant's rows of `tbl`
+/// against the limit of `resource`; an INSERT past it raises MT010. For tenant_admin
+/// members who own the table.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.limit_rows(tbl regclass, resource text, tenant_column text DEFAULT 'tenant_id') \
+           RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn limit_rows(tbl: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
+    boundary(|| limit_rows_impl(tbl, resource, tenant_column))
 }
 
 fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
-    crate::isolation::detach_triggers(relid, &["mt_limit_rows"], "row_limits")
+    backend::require_any_role(&[c"tenant_admin"], "unlimit rows")?;
+    let done = crate::isolation::detach_triggers(
+        relid,
+        &["mt_limit_rows"],
+        "row_limits",
+        "unlimit rows of",
+    )?;
+    forget_relation(pgrx::pg_sys::InvalidOid);
+    Ok(done)
 }
 
-/// Internal: `tenant.unlimit_rows(regclass)` is the SQL wrapper.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _unlimit_rows(relid: pgrx::pg_sys::Oid) -> bool {
-    unlimit_rows_impl(relid).or_raise()
+/// `tenant.unlimit_rows(tbl)`: stop counting `tbl`'s rows.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.unlimit_rows(tbl regclass) \
+           RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn unlimit_rows(tbl: pgrx::pg_sys::Oid) -> bool {
+    boundary(|| unlimit_rows_impl(tbl))
 }
 
 fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
@@ -352,7 +498,7 @@ fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
 /// Create or replace a plan from a JSON document (see docs/reference.md). For tenant_admin.
 #[pg_extern(volatile, parallel_unsafe)]
 fn load_plan(definition: pgrx::JsonB) -> String {
-    load_plan_impl(&definition.0).or_raise()
+    boundary(|| load_plan_impl(&definition.0))
 }
 
 fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
@@ -388,7 +534,7 @@ fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
 /// Move a tenant to another plan; the next check uses it, in every session.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_plan(tenant: &str, plan: &str) {
-    set_plan_impl(tenant, plan).or_raise()
+    boundary(|| set_plan_impl(tenant, plan))
 }
 
 fn set_limit_override_impl(
@@ -429,7 +575,7 @@ fn set_limit_override(
     period: default!(&str, "'none'"),
     overage_price: default!(Option<f64>, "NULL"),
 ) {
-    set_limit_override_impl(tenant, resource, limit_value, period, overage_price).or_raise()
+    boundary(|| set_limit_override_impl(tenant, resource, limit_value, period, overage_price))
 }
 
 fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>) -> MtResult<()> {
@@ -457,5 +603,5 @@ fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>)
 /// NULL removes the override.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_feature_override(tenant: &str, feature: &str, enabled: Option<bool>) {
-    set_feature_override_impl(tenant, feature, enabled).or_raise()
+    boundary(|| set_feature_override_impl(tenant, feature, enabled))
 }

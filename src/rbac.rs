@@ -4,7 +4,7 @@
 use crate::backend;
 use crate::context::verified;
 use crate::ddl::{qualified, quote_ident, quote_literal};
-use crate::error::{MtError, MtResult, OrRaise};
+use crate::error::{boundary, MtError, MtResult};
 use crate::rbac_core::{builtin_roles, validate_condition, validate_name, Permission, Policy};
 use pgrx::pg_sys::PgBuiltInOids as O;
 use pgrx::prelude::*;
@@ -33,7 +33,7 @@ fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
     }
     backend::ensure_watched()?;
     let json = backend::as_owner(|| {
-        backend::with_prepared(
+        backend::with_prepared_read(
             "SELECT jsonb_build_object( \
                'roles', coalesce((SELECT jsonb_object_agg(name, inherits) FROM tenant.roles WHERE tenant_id = $1), '{}'), \
                'permissions', coalesce((SELECT jsonb_agg(jsonb_build_array(role, resource, action, condition)) \
@@ -85,7 +85,7 @@ fn member_roles(tenant: uuid::Uuid, user: &str) -> MtResult<Rc<Vec<String>>> {
     }
     backend::ensure_watched()?;
     let roles = backend::as_owner(|| {
-        backend::with_prepared(
+        backend::with_prepared_read(
             "SELECT roles FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
             &[O::UUIDOID, O::TEXTOID],
             &[backend::pg_uuid(tenant).into(), user.into()],
@@ -101,12 +101,28 @@ struct Caller {
     tenant: uuid::Uuid,
     user: Option<String>,
     roles: Vec<String>,
+    /// a read-only context (suspended tenant with `suspended_access = read`)
+    ro: bool,
+}
+
+impl Caller {
+    /// Changes to the tenant's roles, permissions and invitations need a writable context.
+    fn writable(self) -> MtResult<Caller> {
+        if self.ro {
+            return Err(MtError::new(
+                crate::error::Code::TenantNotActive,
+                "tenant is read-only (suspended)",
+            )
+            .hint("Reactivate the tenant with tenant.set_status(..., 'active')."));
+        }
+        Ok(self)
+    }
 }
 
 /// The current tenant, user and roles (membership roles plus a verified JWT's roles).
 fn caller() -> MtResult<Caller> {
-    let (tenant, user, mut roles) =
-        verified(|c| (c.t, c.u.clone(), c.r.clone())).map_err(|_| MtError::no_context())?;
+    let (tenant, user, mut roles, ro) = verified(|c| (c.t, c.u.clone(), c.r.clone(), c.ro))
+        .map_err(|_| MtError::no_context())?;
     if let Some(u) = &user {
         roles.extend(member_roles(tenant, u)?.iter().cloned());
     }
@@ -114,6 +130,7 @@ fn caller() -> MtResult<Caller> {
         tenant,
         user,
         roles,
+        ro,
     })
 }
 
@@ -127,27 +144,29 @@ fn can_impl(resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
 
 /// May the current user do `action` on `resource`? `ctx` holds the fields conditions test
 /// (`self` in a condition is the current user id). False without a context.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn can(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jsonb")) -> bool {
-    can_impl(resource, action, &ctx.0).or_raise()
+    boundary(|| can_impl(resource, action, &ctx.0))
 }
 
 /// Like `can` but raises MT020 (detail: resource and action) when not allowed.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn authorize(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jsonb")) -> bool {
-    let ok = can_impl(resource, action, &ctx.0).or_raise();
-    if !ok {
-        MtError::denied(format!("permission denied: {action} on {resource}"))
-            .detail(format!("resource={resource} action={action}"))
-            .raise();
-    }
-    true
+    boundary(|| {
+        if can_impl(resource, action, &ctx.0)? {
+            return Ok(true);
+        }
+        Err(
+            MtError::denied(format!("permission denied: {action} on {resource}"))
+                .detail(format!("resource={resource} action={action}")),
+        )
+    })
 }
 
 /// Management of roles needs `tenant_service`/`tenant_admin`, or a user allowed
 /// `manage` on `roles` in the current tenant.
 fn require_manager() -> MtResult<uuid::Uuid> {
-    let c = caller()?;
+    let c = caller()?.writable()?;
     if backend::has_role(c"tenant_service") || backend::has_role(c"tenant_admin") {
         return Ok(c.tenant);
     }
@@ -199,7 +218,7 @@ fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
 /// Create (or redefine) a role of the current tenant that inherits `inherits`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_role(name: &str, inherits: default!(Vec<String>, "'{}'::text[]")) {
-    create_role_impl(name, inherits).or_raise()
+    boundary(|| create_role_impl(name, inherits))
 }
 
 fn drop_role_impl(name: &str) -> MtResult<bool> {
@@ -226,7 +245,7 @@ fn drop_role_impl(name: &str) -> MtResult<bool> {
 /// Drop a role of the current tenant (and its permissions).
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_role(name: &str) -> bool {
-    drop_role_impl(name).or_raise()
+    boundary(|| drop_role_impl(name))
 }
 
 fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>) -> MtResult<()> {
@@ -243,7 +262,7 @@ fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>
     backend::as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT (tenant_id, role, resource, action, coalesce(condition, 'null'::jsonb)) DO NOTHING",
             &[
                 backend::pg_uuid(tenant).into(),
                 role.into(),
@@ -268,7 +287,7 @@ fn grant_permission(
     action: &str,
     condition: default!(Option<pgrx::JsonB>, "NULL"),
 ) {
-    grant_impl(role, resource, action, condition.map(|j| j.0)).or_raise()
+    boundary(|| grant_impl(role, resource, action, condition.map(|j| j.0)))
 }
 
 fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
@@ -292,7 +311,7 @@ fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
 /// Remove `role`'s permissions for `action` on `resource`; returns how many were removed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn revoke_permission(role: &str, resource: &str, action: &str) -> i64 {
-    revoke_impl(role, resource, action).or_raise()
+    boundary(|| revoke_impl(role, resource, action))
 }
 
 /// Copy the built-in roles into a new tenant (called by `tenant.create`, as the owner).
@@ -325,7 +344,7 @@ fn protect_impl(
     owner_column: Option<&str>,
 ) -> MtResult<()> {
     validate_name("resource", resource)?;
-    let info = crate::isolation::check_table(relid)?;
+    let info = crate::isolation::check_table(relid, "protect")?;
     let name = qualified(&info.schema, &info.table);
     let ctx = match owner_column {
         Some(col) => {
@@ -377,14 +396,29 @@ fn protect_impl(
     })
 }
 
-/// Internal: `tenant.protect(regclass, text, name)` is the SQL wrapper.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _protect(relid: pgrx::pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
-    protect_impl(relid, resource, owner_column).or_raise()
+/// `tenant.protect(tbl, resource, owner_column)`: restrictive per-command policies that call
+/// `tenant.can(resource, read|create|update|delete, {owner_id})`. Runs as the table's owner.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column text DEFAULT NULL) \
+           RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn protect(
+    tbl: Option<pgrx::pg_sys::Oid>,
+    resource: Option<&str>,
+    owner_column: Option<&str>,
+) {
+    boundary(|| {
+        let (Some(tbl), Some(resource)) = (tbl, resource) else {
+            return Err(MtError::invalid("table and resource are required"));
+        };
+        protect_impl(tbl, resource, owner_column)
+    })
 }
 
 fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
-    let c = caller()?;
+    let c = caller()?.writable()?;
     if !(1..=24 * 90).contains(&ttl_hours) {
         return Err(MtError::invalid("ttl_hours must be between 1 and 2160"));
     }
@@ -442,7 +476,7 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
 /// hash is stored). The inviter must hold every permission of the role.
 #[pg_extern(volatile, parallel_unsafe)]
 fn invite(email: &str, role: &str, ttl_hours: default!(i32, 72)) -> String {
-    invite_impl(email, role, ttl_hours).or_raise()
+    boundary(|| invite_impl(email, role, ttl_hours))
 }
 
 fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
@@ -489,5 +523,5 @@ fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
 /// Redeem an invitation token for `user_id` (once, before it expires); returns the tenant.
 #[pg_extern(volatile, parallel_unsafe)]
 fn accept_invitation(token: &str, user_id: &str) -> pgrx::Uuid {
-    accept_impl(token, user_id).or_raise()
+    boundary(|| accept_impl(token, user_id))
 }

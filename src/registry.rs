@@ -1,7 +1,7 @@
 //! Tenant registry: `tenant.create`, `tenant.set_status`.
 
 use crate::backend;
-use crate::error::{MtError, MtResult, OrRaise};
+use crate::error::{boundary, MtError, MtResult};
 use crate::lifecycle::{validate_name, validate_slug, Status};
 use pgrx::prelude::*;
 
@@ -68,7 +68,7 @@ fn create(
     status: default!(&str, "'active'"),
     settings: default!(pgrx::JsonB, "'{}'::jsonb"),
 ) -> pgrx::Uuid {
-    create_impl(slug, name, plan, status, &settings.0).or_raise()
+    boundary(|| create_impl(slug, name, plan, status, &settings.0))
 }
 
 fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
@@ -103,5 +103,5 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
 /// purged); raises MT040 for a transition the state machine does not allow.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_status(tenant: &str, status: &str) -> String {
-    set_status_impl(tenant, status).or_raise()
+    boundary(|| set_status_impl(tenant, status))
 }

@@ -52,6 +52,9 @@ pub enum TokenError {
     WrongDatabase,
     /// PostgREST claims that name an unknown or inactive tenant
     Refused,
+    /// a valid token whose tenant is no longer in a status that allows access (suspended
+    /// with `suspended_access = none`, deleted, purged)
+    Inactive,
 }
 
 impl TokenError {
@@ -65,6 +68,7 @@ impl TokenError {
             TokenError::NotYetValid => "context token not yet valid",
             TokenError::WrongDatabase => "context token minted for another database",
             TokenError::Refused => "request.jwt.claims name an unknown or inactive tenant",
+            TokenError::Inactive => "the context's tenant is suspended or deleted",
         }
     }
 }

@@ -5,7 +5,8 @@
 #   scripts/cluster.sh start     initdb if needed, start; prints nothing else
 #   scripts/cluster.sh stop      stop the cluster
 #   scripts/cluster.sh destroy   stop and delete its data directory
-# Env: MT_PGPORT (default 28815), MT_PGDATA (default /tmp/multitenant-pg/data)
+# Env: MT_PGPORT (default 28815), MT_PGDATA (default /tmp/multitenant-pg/data),
+#      MT_PG_FORCE_PARALLEL=1 (at initdb: every parallel-safe query runs under a Gather)
 set -euo pipefail
 
 PG_MAJOR="${PG_MAJOR:-15}"
@@ -41,6 +42,10 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 CONF
+        if [ -n "${MT_PG_FORCE_PARALLEL:-}" ]; then
+            # PostgreSQL 16 renamed it debug_parallel_query
+            if [ "$PG_MAJOR" -ge 16 ]; then echo "debug_parallel_query = on"; else echo "force_parallel_mode = on"; fi >> "$DATA/postgresql.conf"
+        fi
     fi
     if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
         # a Rust backtrace setting in the caller's environment would put backtraces into the

@@ -25,6 +25,8 @@ echo "[test] client integration suite"
 export MT_PGPORT="${MT_PGPORT:-28815}"
 "$HERE/scripts/cluster.sh" install
 "$HERE/scripts/cluster.sh" destroy
-"$HERE/scripts/cluster.sh" start
+MT_PG_FORCE_PARALLEL=1 "$HERE/scripts/cluster.sh" start
 trap '"$HERE/scripts/cluster.sh" stop' EXIT
-cargo test --features integration --test integration -- --test-threads 4
+# every client suite runs with force_parallel_mode = on in the cluster (scripts/cluster.sh
+# MT_PG_FORCE_PARALLEL): what is marked parallel-safe or -restricted must work under a Gather
+cargo test --features integration --test integration --test hostile --test linter -- --test-threads 4

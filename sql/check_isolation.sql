@@ -49,9 +49,10 @@ BEGIN
         WHERE NOT EXISTS (SELECT 1 FROM reg r WHERE r.relid = t.child)
         ORDER BY t.child, t.depth
     ),
-    -- views and materialized views reading a registered table, directly or through views
+    -- views and materialized views reading a registered table, directly or through other
+    -- views (`direct`: the view's own query names the table)
     viewdep AS (
-        SELECT rw.ev_class AS view_oid, r.relid
+        SELECT rw.ev_class AS view_oid, r.relid, true AS direct
         FROM reg r
         JOIN pg_catalog.pg_depend d
           ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.relid
@@ -59,7 +60,7 @@ BEGIN
         JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid
         WHERE rw.ev_class <> r.relid
         UNION
-        SELECT rw.ev_class, v.relid
+        SELECT rw.ev_class, v.relid, false
         FROM viewdep v
         JOIN pg_catalog.pg_depend d
           ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v.view_oid
@@ -167,11 +168,15 @@ BEGIN
         GROUP BY b.oid, b.rolname, b.rolsuper
 
         UNION ALL --------------------------------------- view_without_security_invoker
-        -- a view runs with its owner's rights unless security_invoker is set: critical when
-        -- that owner skips RLS (superuser, BYPASSRLS, or the owner of a table that does not
-        -- force RLS), otherwise a warning (RLS still filters by the tenant context, but the
-        -- reader's own privileges on the table are never checked). Materialized views store
-        -- rows computed at refresh time and never apply their readers' RLS.
+        -- a view reads the tables its own query names with its owner's rights unless
+        -- security_invoker is set: critical when that owner skips RLS (superuser, BYPASSRLS,
+        -- or the owner of a table that does not force RLS), otherwise a warning (RLS still
+        -- filters by the tenant context, but the reader's own privileges on the table are
+        -- never checked). Only direct references count for views: the tables under a
+        -- security_invoker view are checked as the querying user even when a definer view
+        -- reads it, and a definer view under it is reported on its own. Materialized views
+        -- store rows computed at refresh time (directly or through any views) and never apply
+        -- their readers' RLS.
         SELECT CASE WHEN c.relkind = 'm' THEN 'high'
                     WHEN pg_catalog.bool_or(o.oid IS NOT NULL OR (c.relowner = r.relowner AND NOT r.forced)) THEN 'critical'
                     ELSE 'warning' END,
@@ -191,13 +196,14 @@ BEGIN
                     THEN '-- materialized views ignore RLS of their readers; drop it or refresh per tenant'
                     ELSE pg_catalog.format('ALTER VIEW %I.%I SET (security_invoker = true);', n.nspname, c.relname)
                END
-        FROM (SELECT DISTINCT v.view_oid, v.relid FROM viewdep v) vd
+        FROM (SELECT v.view_oid, v.relid, pg_catalog.bool_or(v.direct) AS direct
+              FROM viewdep v GROUP BY v.view_oid, v.relid) vd
         JOIN reg r ON r.relid = vd.relid
         JOIN pg_catalog.pg_class c ON c.oid = vd.view_oid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN bypass o ON o.oid = c.relowner
         WHERE (c.relkind = 'm'
-               OR (c.relkind = 'v' AND NOT EXISTS (
+               OR (c.relkind = 'v' AND vd.direct AND NOT EXISTS (
                       SELECT 1 FROM pg_catalog.pg_options_to_table(c.reloptions) opt
                       WHERE opt.option_name = 'security_invoker' AND opt.option_value::pg_catalog.bool)))
           AND n.nspname NOT IN ('pg_catalog', 'information_schema')
@@ -392,7 +398,9 @@ BEGIN
     )
     SELECT f.sev, f.knd, f.obj, f.prob, f.fx
     FROM findings f
-    ORDER BY CASE f.sev WHEN 'critical' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, f.knd, f.obj, f.fx;
+    -- byte order (COLLATE "C"): the same report whatever the database's collation
+    ORDER BY CASE f.sev WHEN 'critical' THEN 0 WHEN 'high' THEN 1 ELSE 2 END,
+             f.knd COLLATE pg_catalog."C", f.obj COLLATE pg_catalog."C", f.fx COLLATE pg_catalog."C";
 END
 $check$;
 

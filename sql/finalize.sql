@@ -224,9 +224,8 @@ GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
--- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it). The
--- trigger functions cannot be called directly and check their registration when they fire;
--- _allow is the policy helper above; everything else of the extension's is revoked.
+-- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it): the
+-- documented API and _allow, the policy helper above. Everything else is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
@@ -239,13 +238,16 @@ GRANT EXECUTE ON FUNCTION
     tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
     tenant.invite(text, text, integer),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
-    tenant._allow(), tenant._audit_trigger(), tenant._limit_rows_trigger(), tenant._on_ddl()
+    tenant._allow()
 TO PUBLIC;
 
 -- Registration functions that write shared state (counters, audit chains): tenant_admin.
 GRANT EXECUTE ON FUNCTION
     tenant.limit_rows(regclass, text, text), tenant.unlimit_rows(regclass),
-    tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass)
+    tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
+    -- CREATE TRIGGER (run as the table's owner by the two above) needs EXECUTE on them; they
+    -- read their registration when they fire, so a trigger attached by hand only raises
+    tenant._audit_trigger(), tenant._limit_rows_trigger()
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
 

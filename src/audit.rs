@@ -137,8 +137,9 @@ fn table_meta(relid: pg_sys::Oid) -> MtResult<std::rc::Rc<TableMeta>> {
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                  LEFT JOIN LATERAL ( \
                    SELECT a.relid, a.ignore_columns, a.changed_only FROM tenant.audited_tables a \
-                   JOIN pg_catalog.pg_partition_ancestors(c.oid) p(relid) ON p.relid = a.relid::oid \
-                   LIMIT 1) r ON true \
+                   WHERE a.relid::oid = c.oid \
+                      OR a.relid::oid IN (SELECT pg_catalog.pg_partition_ancestors(c.oid)) \
+                   ORDER BY a.relid::oid = c.oid DESC LIMIT 1) r ON true \
                  WHERE c.oid = $1",
                 None,
                 &[relid.into()],
@@ -399,7 +400,7 @@ fn audit_impl(relid: pg_sys::Oid, ignore: Vec<String>, changed_only: bool) -> Mt
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
-    boundary(|| audit_impl(tbl, ignore_columns, changed_only))
+    boundary(|| backend::quietly(|| audit_impl(tbl, ignore_columns, changed_only)))
 }
 
 fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
@@ -422,7 +423,7 @@ fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unaudit(tbl: pg_sys::Oid) -> bool {
-    boundary(|| unaudit_impl(tbl))
+    boundary(|| backend::quietly(|| unaudit_impl(tbl)))
 }
 
 fn verify_chain_named(chain: &str) -> MtResult<Verdict> {

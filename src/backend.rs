@@ -40,7 +40,9 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
     /// SPI plans kept for the backend's life, by SQL text: the extension's hot lookups
     /// would otherwise spend far longer planning than executing.
-    static PREPARED: RefCell<HashMap<&'static str, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// (Shared out of the map while they run: a statement may call back into the extension,
+    /// which may prepare another one.)
+    static PREPARED: RefCell<HashMap<&'static str, std::rc::Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
 /// Run `sql` (a constant) with a plan prepared once per backend and kept; `f` reads the
@@ -64,13 +66,10 @@ fn run_prepared<R>(
             } else {
                 c.prepare(sql, &oids)?.keep()
             };
-            PREPARED.with(|m| m.borrow_mut().insert(sql, plan));
+            PREPARED.with(|m| m.borrow_mut().insert(sql, std::rc::Rc::new(plan)));
         }
-        let table = PREPARED.with(|m| -> MtResult<SpiTupleTable<'_>> {
-            let m = m.borrow();
-            let plan = m.get(sql).expect("prepared above");
-            Ok(c.select(plan, None, args)?)
-        })?;
+        let plan = PREPARED.with(|m| m.borrow().get(sql).cloned().expect("prepared above"));
+        let table = c.select(&*plan, None, args)?;
         f(table)
     })
 }
@@ -155,21 +154,23 @@ fn _invalidate(relid: pg_sys::Oid) {
 pub fn ensure_watched() -> MtResult<()> {
     let empty = STATE.with(|s| s.borrow().watched.is_empty());
     if empty {
-        let watched = Spi::connect(|c| -> MtResult<Vec<pg_sys::Oid>> {
-            let t = c.select(
-                "SELECT c.oid FROM pg_catalog.pg_class c \
+        let watched = as_owner(|| {
+            Spi::connect(|c| -> MtResult<Vec<pg_sys::Oid>> {
+                let t = c.select(
+                    "SELECT c.oid FROM pg_catalog.pg_class c \
                  WHERE c.relnamespace = 'tenant'::regnamespace \
                    AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members', 'plans', \
                                      'plan_limits', 'tenant_limits', 'tenant_features', \
                                      'roles', 'permissions')",
-                None,
-                &[],
-            )?;
-            let mut v = Vec::new();
-            for r in t {
-                v.extend(r.get::<pg_sys::Oid>(1)?);
-            }
-            Ok(v)
+                    None,
+                    &[],
+                )?;
+                let mut v = Vec::new();
+                for r in t {
+                    v.extend(r.get::<pg_sys::Oid>(1)?);
+                }
+                Ok(v)
+            })
         })?;
         STATE.with(|s| s.borrow_mut().watched = watched);
     }
@@ -180,8 +181,11 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
     if let Some(o) = STATE.with(|s| s.borrow().ext_owner) {
         return Ok(o);
     }
+    // runs as the caller, before as_owner can pin anything: the operator is qualified so
+    // that an `=` of the caller's earlier in its search_path is never picked
     let owner = read_one::<pg_sys::Oid>(
-        "SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'multitenant'",
+        "SELECT extowner FROM pg_catalog.pg_extension \
+         WHERE extname OPERATOR(pg_catalog.=) 'multitenant'::pg_catalog.name",
         &[],
     )?
     .ok_or_else(|| MtError::invalid("extension multitenant is not installed in this database"))?;
@@ -229,12 +233,15 @@ fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
     }
 }
 
-/// Run `f` without NOTICEs reaching the client (our `DROP ... IF EXISTS` and the like are
-/// implementation details), as the current user.
+/// Run `f` as the current user without NOTICEs reaching the client (our `DROP ... IF
+/// EXISTS` and the like are implementation details), with the settings that decide how SQL
+/// text is read pinned: the DDL we build on the caller's tables resolves nothing through
+/// the caller's search_path.
 pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: None,
         guc_nest_level: push_settings(&[
+            (c"search_path", c"pg_catalog, pg_temp"),
             (c"client_min_messages", c"warning"),
             (c"standard_conforming_strings", c"on"),
         ]),

@@ -347,15 +347,18 @@ fn current_tenant() -> Option<pgrx::Uuid> {
 fn require_tenant() -> pgrx::Uuid {
     boundary(|| match verified(|c| (c.t, c.ro)) {
         Ok((t, false)) => Ok(backend::pg_uuid(t)),
-        Ok((t, true)) => Err(
-            MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
-                .detail(format!("tenant id {t}"))
-                .hint("Reactivate the tenant with tenant.set_status(..., 'active')."),
-        ),
+        Ok((t, true)) => Err(MtError::new(
+            Code::TenantNotActive,
+            "tenant is read-only (suspended)",
+        )
+        .detail(format!("tenant id {t}"))
+        .hint("Reactivate the tenant with tenant.set_status(..., 'active').")),
         Err(TokenError::Empty) => Err(MtError::no_context()),
-        Err(TokenError::Inactive) => Err(MtError::new(Code::TenantNotActive, "tenant is not active")
-            .detail(TokenError::Inactive.describe())
-            .hint("Reactivate the tenant with tenant.set_status(..., 'active').")),
+        Err(TokenError::Inactive) => {
+            Err(MtError::new(Code::TenantNotActive, "tenant is not active")
+                .detail(TokenError::Inactive.describe())
+                .hint("Reactivate the tenant with tenant.set_status(..., 'active')."))
+        }
         Err(e) => Err(MtError::no_context().detail(e.describe())),
     })
 }

@@ -66,8 +66,10 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let col = t.column();
     // `(SELECT f())` makes the context an InitPlan: evaluated once per query, and the
     // comparison stays an index condition on the tenant column.
-    let read = format!("{col} = (SELECT \"tenant\".\"current_tenant\"())");
-    let write = format!("{col} = (SELECT \"tenant\".\"require_tenant\"())");
+    // `OPERATOR(pg_catalog.=)`: the comparison is resolved when the policy is created, in the
+    // caller's session; an `=` of the caller's own in an earlier schema must not be picked
+    let read = format!("{col} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"())");
+    let write = format!("{col} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"())");
     let mut v = Vec::with_capacity(10);
     v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
     v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
@@ -172,10 +174,12 @@ mod tests {
             .find(|s| s.starts_with("CREATE POLICY \"tenant_isolation\" "))
             .unwrap();
         assert!(iso.contains("AS RESTRICTIVE FOR ALL"));
-        assert!(iso.contains("USING (\"tenant id\" = (SELECT \"tenant\".\"current_tenant\"()))"));
-        assert!(
-            iso.contains("WITH CHECK (\"tenant id\" = (SELECT \"tenant\".\"require_tenant\"()))")
-        );
+        assert!(iso.contains(
+            "USING (\"tenant id\" OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"()))"
+        ));
+        assert!(iso.contains(
+            "WITH CHECK (\"tenant id\" OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"()))"
+        ));
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR DELETE")));
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR UPDATE")));
         assert_eq!(

@@ -115,9 +115,7 @@ fn isolated_ancestor(relid: pg_sys::Oid) -> MtResult<Option<(pg_sys::Oid, String
             &[relid.into()],
         )?;
         match t.into_iter().next() {
-            Some(r) => Ok(r
-                .get::<pg_sys::Oid>(1)?
-                .zip(r.get::<String>(2)?)),
+            Some(r) => Ok(r.get::<pg_sys::Oid>(1)?.zip(r.get::<String>(2)?)),
             None => Ok(None),
         }
     })
@@ -397,7 +395,7 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn isolate(tbl: pg_sys::Oid, tenant_column: &str) {
-    boundary(|| isolate_tree(tbl, tenant_column))
+    boundary(|| backend::quietly(|| isolate_tree(tbl, tenant_column)))
 }
 
 /// `tenant.unisolate(tbl)`: reverse `isolate` on `tbl` and everything below it.
@@ -408,7 +406,7 @@ fn isolate(tbl: pg_sys::Oid, tenant_column: &str) {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unisolate(tbl: pg_sys::Oid) -> bool {
-    boundary(|| unisolate_tree(tbl))
+    boundary(|| backend::quietly(|| unisolate_tree(tbl)))
 }
 
 /// The DDL event hook (`ddl_command_end` on CREATE TABLE / ALTER TABLE): a table created as
@@ -433,11 +431,20 @@ fn on_ddl_impl() -> MtResult<()> {
         Ok::<_, MtError>(v)
     })?;
     for relid in created {
-        if record(relid)?.is_some() {
-            continue;
-        }
-        if let Some((_, column)) = isolated_ancestor(relid)? {
-            isolate_tree(relid, &column)?;
+        match record(relid)? {
+            // ALTER TABLE ... ATTACH PARTITION reports the parent: cover what is below it
+            Some(rec) => {
+                for child in descendants(relid)? {
+                    if record(child)?.is_none() {
+                        isolate_tree(child, &rec.column)?;
+                    }
+                }
+            }
+            None => {
+                if let Some((_, column)) = isolated_ancestor(relid)? {
+                    isolate_tree(relid, &column)?;
+                }
+            }
         }
     }
     Ok(())
@@ -450,5 +457,5 @@ fn on_ddl_impl() -> MtResult<()> {
            LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn _on_ddl() {
-    boundary(on_ddl_impl)
+    boundary(|| backend::quietly(on_ddl_impl))
 }

@@ -250,8 +250,9 @@ fn row_limit_of(relid: pgrx::pg_sys::Oid) -> MtResult<Option<RowLimit>> {
         Spi::connect(|c| {
             let t = c.select(
                 "SELECT r.resource, r.tenant_column::text FROM tenant.row_limits r \
-                 JOIN pg_catalog.pg_partition_ancestors($1) a(relid) ON a.relid = r.relid::oid \
-                 LIMIT 1",
+                 WHERE r.relid::oid = $1 \
+                    OR r.relid::oid IN (SELECT pg_catalog.pg_partition_ancestors($1)) \
+                 ORDER BY r.relid::oid = $1 DESC LIMIT 1",
                 None,
                 &[relid.into()],
             )?;
@@ -285,8 +286,10 @@ pub(crate) fn writes_for(row_tenant: uuid::Uuid) -> bool {
 fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
     let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
     let Some(reg) = row_limit_of(relid)? else {
-        return Err(MtError::invalid("table is not registered with tenant.limit_rows")
-            .hint("Attach the trigger with tenant.limit_rows(...), never by hand."));
+        return Err(
+            MtError::invalid("table is not registered with tenant.limit_rows")
+                .hint("Attach the trigger with tenant.limit_rows(...), never by hand."),
+        );
     };
     let (tuple, delta) = match t.op().map_err(|e| MtError::invalid(e.to_string()))? {
         PgTriggerOperation::Insert => (t.new(), 1i64),
@@ -423,7 +426,7 @@ fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> Mt
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn limit_rows(tbl: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
-    boundary(|| limit_rows_impl(tbl, resource, tenant_column))
+    boundary(|| backend::quietly(|| limit_rows_impl(tbl, resource, tenant_column)))
 }
 
 fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
@@ -446,7 +449,7 @@ fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unlimit_rows(tbl: pgrx::pg_sys::Oid) -> bool {
-    boundary(|| unlimit_rows_impl(tbl))
+    boundary(|| backend::quietly(|| unlimit_rows_impl(tbl)))
 }
 
 fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {

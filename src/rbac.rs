@@ -121,8 +121,8 @@ impl Caller {
 
 /// The current tenant, user and roles (membership roles plus a verified JWT's roles).
 fn caller() -> MtResult<Caller> {
-    let (tenant, user, mut roles, ro) = verified(|c| (c.t, c.u.clone(), c.r.clone(), c.ro))
-        .map_err(|_| MtError::no_context())?;
+    let (tenant, user, mut roles, ro) =
+        verified(|c| (c.t, c.u.clone(), c.r.clone(), c.ro)).map_err(|_| MtError::no_context())?;
     if let Some(u) = &user {
         roles.extend(member_roles(tenant, u)?.iter().cloned());
     }
@@ -404,16 +404,12 @@ fn protect_impl(
     sql = "CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column text DEFAULT NULL) \
            RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
-fn protect(
-    tbl: Option<pgrx::pg_sys::Oid>,
-    resource: Option<&str>,
-    owner_column: Option<&str>,
-) {
+fn protect(tbl: Option<pgrx::pg_sys::Oid>, resource: Option<&str>, owner_column: Option<&str>) {
     boundary(|| {
         let (Some(tbl), Some(resource)) = (tbl, resource) else {
             return Err(MtError::invalid("table and resource are required"));
         };
-        protect_impl(tbl, resource, owner_column)
+        backend::quietly(|| protect_impl(tbl, resource, owner_column))
     })
 }
 

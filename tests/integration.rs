@@ -1129,9 +1129,14 @@ fn limit_rows_is_exact_under_concurrent_inserts() {
         .unwrap()
         .get(0);
     assert_eq!(used, 1);
-    // the app role cannot call the internal counter function to free or burn slots
+    // there is no counter function to call to free or burn slots (the trigger counts), and
+    // the trigger function cannot be called directly
     assert_eq!(
         err_of(&mut be, "SELECT tenant._count_row(NULL, 'users', -5)"),
+        "42883"
+    );
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant._limit_rows_trigger()"),
         "42501"
     );
 }
@@ -2233,4 +2238,31 @@ fn pg_dump_and_restore_keep_tenants_isolation_and_audit() {
         .unwrap();
     assert_eq!(bodies(&mut be2), vec!["a1", "a2", "a3"]);
     be2.batch_execute("COMMIT").unwrap();
+    // the identity sequences came along (issue 9, hole 10): an audited write and a new
+    // permission get fresh ids instead of colliding (23505) or being swallowed
+    let audited_before: i64 = su
+        .query_one("SELECT count(*) FROM tenant.audit_log", &[])
+        .unwrap()
+        .get(0);
+    be2.batch_execute(
+        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.notes (body) VALUES ('a4'); \
+         SELECT tenant.grant_permission('member', 'reports', 'export'); COMMIT;",
+    )
+    .unwrap();
+    let audited_after: i64 = su
+        .query_one("SELECT count(*) FROM tenant.audit_log", &[])
+        .unwrap()
+        .get(0);
+    assert!(
+        audited_after > audited_before,
+        "the audited insert and the grant were logged"
+    );
+    let granted: i64 = su
+        .query_one(
+            "SELECT count(*) FROM tenant.permissions WHERE resource = 'reports' AND action = 'export'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(granted, 1, "grant_permission wrote its row");
 }

@@ -48,9 +48,11 @@ pub fn cluster_roles() {
             ))
             .unwrap();
         }
-        db.batch_execute("GRANT tenant_service TO mt_it_backend; GRANT tenant_user TO mt_it_api; \
-             GRANT tenant_admin TO mt_it_admin")
-            .unwrap();
+        db.batch_execute(
+            "GRANT tenant_service TO mt_it_backend; GRANT tenant_user TO mt_it_api; \
+             GRANT tenant_admin TO mt_it_admin",
+        )
+        .unwrap();
     });
 }
 

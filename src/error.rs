@@ -2,9 +2,10 @@
 //!
 //! pgrx's `ereport!` only knows the SQLSTATEs of `PgSqlErrorCode`, and maps any other code
 //! to `XX000`. Applications must be able to catch our errors by code (`MT001` ...), so
-//! [`MtError::raise`] calls Postgres' `errstart`/`errcode`/`errfinish` itself. It is only
-//! ever called from the thin `#[pg_extern]` wrappers, after every Rust value has been
-//! converted or dropped, so the `longjmp` inside `errfinish` skips no pending destructor.
+//! [`MtError::raise`] calls Postgres' `errstart`/`errcode`/`errfinish` itself. Its one caller
+//! is [`boundary`], the whole body of every `#[pg_extern]`/`#[pg_trigger]`: it raises after
+//! the function's work has returned and every Rust value it made has been dropped, so the
+//! `longjmp` inside `errfinish` skips no pending destructor. Nothing else raises.
 
 use std::fmt;
 
@@ -122,7 +123,8 @@ mod raise {
     use pgrx::pg_sys;
     use std::ffi::c_char;
 
-    // Postgres' error API, declared here because pgrx keeps it private (see `raise`).
+    // SAFETY: Postgres' error API with its C signatures, declared here because pgrx keeps it
+    // private (see `raise`).
     unsafe extern "C-unwind" {
         fn errstart(elevel: i32, domain: *const c_char) -> bool;
         fn errcode(sqlerrcode: i32) -> i32;

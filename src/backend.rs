@@ -94,6 +94,17 @@ pub fn with_prepared<R>(
     run_prepared(sql, true, types, args, f)
 }
 
+/// The first column (oids) of every row of a read-only query.
+pub fn read_oids(sql: &str, args: &[DatumWithOid]) -> MtResult<Vec<pg_sys::Oid>> {
+    Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(sql, None, args)? {
+            v.extend(r.get::<pg_sys::Oid>(1)?);
+        }
+        Ok(v)
+    })
+}
+
 /// The first column of the first row of a read-only query (no xid assigned, unlike
 /// `Spi::get_one`, which runs every statement as a write).
 pub fn read_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
@@ -155,22 +166,14 @@ pub fn ensure_watched() -> MtResult<()> {
     let empty = STATE.with(|s| s.borrow().watched.is_empty());
     if empty {
         let watched = as_owner(|| {
-            Spi::connect(|c| -> MtResult<Vec<pg_sys::Oid>> {
-                let t = c.select(
-                    "SELECT c.oid FROM pg_catalog.pg_class c \
+            read_oids(
+                "SELECT c.oid FROM pg_catalog.pg_class c \
                  WHERE c.relnamespace = 'tenant'::regnamespace \
                    AND c.relname IN ('tenants', 'secret', 'jwt_keys', 'members', 'plans', \
                                      'plan_limits', 'tenant_limits', 'tenant_features', \
                                      'roles', 'permissions')",
-                    None,
-                    &[],
-                )?;
-                let mut v = Vec::new();
-                for r in t {
-                    v.extend(r.get::<pg_sys::Oid>(1)?);
-                }
-                Ok(v)
-            })
+                &[],
+            )
         })?;
         STATE.with(|s| s.borrow_mut().watched = watched);
     }

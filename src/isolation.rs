@@ -79,23 +79,15 @@ pub(crate) fn check_table(relid: pg_sys::Oid, what: &str) -> MtResult<TableInfo>
 
 /// The partitions and inheritance children of `relid`, at every depth (parents first).
 pub(crate) fn descendants(relid: pg_sys::Oid) -> MtResult<Vec<pg_sys::Oid>> {
-    Spi::connect(|c| {
-        let t = c.select(
-            "WITH RECURSIVE d(relid, depth) AS ( \
-               SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1 \
-               UNION ALL \
-               SELECT i.inhrelid, d.depth + 1 FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid \
-               WHERE d.depth < 64) \
-             SELECT relid FROM d GROUP BY relid ORDER BY min(depth), relid",
-            None,
-            &[relid.into()],
-        )?;
-        let mut v = Vec::new();
-        for r in t {
-            v.extend(r.get::<pg_sys::Oid>(1)?);
-        }
-        Ok(v)
-    })
+    backend::read_oids(
+        "WITH RECURSIVE d(relid, depth) AS ( \
+           SELECT i.inhrelid, 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = $1 \
+           UNION ALL \
+           SELECT i.inhrelid, d.depth + 1 FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.relid \
+           WHERE d.depth < 64) \
+         SELECT relid FROM d GROUP BY relid ORDER BY min(depth), relid",
+        &[relid.into()],
+    )
 }
 
 /// The nearest isolated ancestor of `relid` (partition parent or inheritance parent) and
@@ -417,19 +409,11 @@ fn on_ddl_impl() -> MtResult<()> {
     if BUSY.with(|b| b.get()) {
         return Ok(());
     }
-    let created: Vec<pg_sys::Oid> = Spi::connect(|c| {
-        let t = c.select(
-            "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
-             WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type = 'table'",
-            None,
-            &[],
-        )?;
-        let mut v = Vec::new();
-        for r in t {
-            v.extend(r.get::<pg_sys::Oid>(1)?);
-        }
-        Ok::<_, MtError>(v)
-    })?;
+    let created = backend::read_oids(
+        "SELECT DISTINCT objid FROM pg_catalog.pg_event_trigger_ddl_commands() \
+         WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND object_type = 'table'",
+        &[],
+    )?;
     for relid in created {
         match record(relid)? {
             // ALTER TABLE ... ATTACH PARTITION reports the parent: cover what is below it

@@ -26,7 +26,11 @@ export MT_PGPORT="${MT_PGPORT:-28815}"
 "$HERE/scripts/cluster.sh" install
 "$HERE/scripts/cluster.sh" destroy
 MT_PG_FORCE_PARALLEL=1 "$HERE/scripts/cluster.sh" start
-trap '"$HERE/scripts/cluster.sh" stop' EXIT
+# the frozen 0.1.0 install script, for the upgrade suite only (not shipped: a fresh install
+# is always the current version)
+EXTDIR="$(/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config --sharedir)/extension"
+cp "$HERE/sql/multitenant--0.1.0.sql" "$EXTDIR/"
+trap 'rm -f "$EXTDIR/multitenant--0.1.0.sql"; "$HERE/scripts/cluster.sh" stop' EXIT
 # every client suite runs with force_parallel_mode = on in the cluster (scripts/cluster.sh
 # MT_PG_FORCE_PARALLEL): what is marked parallel-safe or -restricted must work under a Gather
-cargo test --features integration --test integration --test hostile --test linter -- --test-threads 4
+cargo test --features integration --test integration --test hostile --test linter --test upgrade -- --test-threads 4

@@ -358,7 +358,11 @@ fn _audit_guard<'a>(
     })
 }
 
-fn audit_impl(relid: pg_sys::Oid, ignore: Vec<String>, changed_only: bool) -> MtResult<()> {
+pub(crate) fn audit_impl(
+    relid: pg_sys::Oid,
+    ignore: Vec<String>,
+    changed_only: bool,
+) -> MtResult<()> {
     backend::require_any_role(&[c"tenant_admin"], "audit tables")?;
     let info = crate::isolation::check_table(relid, "audit")?;
     for member in crate::isolation::descendants(relid)? {
@@ -403,7 +407,7 @@ fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
     boundary(|| backend::quietly(|| audit_impl(tbl, ignore_columns, changed_only)))
 }
 
-fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
+pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     backend::require_any_role(&[c"tenant_admin"], "stop auditing tables")?;
     let done = crate::isolation::detach_triggers(
         relid,

@@ -46,6 +46,9 @@ pub struct Target<'a> {
     pub schema: &'a str,
     pub table: &'a str,
     pub column: &'a str,
+    /// the schema is still 0.1.0's (no `tenant._allow()`, see compat.rs): the permissive
+    /// policy is `true`, as 0.1.0 wrote it, until `ALTER EXTENSION ... UPDATE` redoes it
+    pub legacy_schema: bool,
 }
 
 impl Target<'_> {
@@ -90,8 +93,13 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
         "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
         quote_ident(POLICY_DELETE)
     ));
+    let allow = if t.legacy_schema {
+        "true"
+    } else {
+        "\"tenant\".\"_allow\"()"
+    };
     v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant\".\"_allow\"()) WITH CHECK (\"tenant\".\"_allow\"())",
+        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING ({allow}) WITH CHECK ({allow})",
         quote_ident(POLICY_ACCESS)
     ));
     v.push(format!(
@@ -162,6 +170,7 @@ mod tests {
             schema: "app",
             table: "ev\"il",
             column: "tenant id",
+            legacy_schema: false,
         };
         let v = isolate_statements(&t, true);
         assert!(v
@@ -181,6 +190,10 @@ mod tests {
             "WITH CHECK (\"tenant id\" OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"()))"
         ));
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR DELETE")));
+        // the permissive policy depends on the extension (DROP ... CASCADE removes it)
+        assert!(v.iter().any(|s| s.contains(
+            "AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant\".\"_allow\"()) WITH CHECK (\"tenant\".\"_allow\"())"
+        )));
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR UPDATE")));
         assert_eq!(
             v.last().unwrap(),
@@ -209,6 +222,7 @@ mod tests {
             schema: "public",
             table: "events",
             column: "tenant_id",
+            legacy_schema: false,
         };
         let prev = Previous {
             rls_enabled: true,

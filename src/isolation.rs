@@ -224,7 +224,17 @@ impl Drop for Busy {
 
 /// Isolate `relid` and every partition and inheritance child below it: RLS on a parent
 /// does not apply to a query that names a partition directly.
-fn isolate_tree(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+/// The database's extension schema is still 0.1.0's (this library runs it until
+/// `ALTER EXTENSION multitenant UPDATE`; see compat.rs).
+fn legacy_schema() -> MtResult<bool> {
+    Ok(backend::read_one::<bool>(
+        "SELECT pg_catalog.to_regprocedure('tenant._allow()') IS NULL",
+        &[],
+    )?
+    .unwrap_or(false))
+}
+
+pub(crate) fn isolate_tree(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
     let _busy = Busy::start();
     let mut tree = vec![relid];
     tree.extend(descendants(relid)?);
@@ -247,6 +257,7 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         schema: &info.schema,
         table: &info.table,
         column,
+        legacy_schema: legacy_schema()?,
     };
     if let Some(reg) = record(relid)? {
         if reg.column != column {
@@ -327,7 +338,7 @@ fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
 
 /// Reverse `isolate` on `relid` and every isolated table below it. A partition or child of
 /// a table that stays isolated cannot be opened on its own.
-fn unisolate_tree(relid: pg_sys::Oid) -> MtResult<bool> {
+pub(crate) fn unisolate_tree(relid: pg_sys::Oid) -> MtResult<bool> {
     let _busy = Busy::start();
     let info = check_table(relid, "unisolate")?;
     if let Some((parent, _)) = isolated_ancestor(relid)? {
@@ -359,6 +370,7 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
         schema: &info.schema,
         table: &info.table,
         column: &rec.column,
+        legacy_schema: false,
     };
     let prev = Previous {
         rls_enabled: rec.rls_enabled,

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod audit_chain;
 pub mod auth;
 pub mod backend;
+pub mod compat;
 pub mod context;
 pub mod ddl;
 pub mod error;

@@ -4,7 +4,7 @@
 
 use crate::backend;
 use crate::context::verified;
-use crate::ddl::{qualified, quote_ident};
+use crate::ddl::{qualified, quote_ident, quote_literal};
 use crate::error::{boundary, Code, MtError, MtResult};
 use crate::plans::{parse_plan, remaining, validate_resource, window, Limit, Period};
 use pgrx::prelude::*;
@@ -304,16 +304,22 @@ fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
         .map_err(|e| MtError::invalid(format!("tenant column \"{}\": {e}", reg.column)))?
         .map(backend::from_pg_uuid)
         .ok_or_else(MtError::no_context)?;
+    if delta > 0 && !writes_for(tenant) {
+        return Err(MtError::new(
+            Code::TenantMismatch,
+            "row belongs to another tenant than the context",
+        )
+        .detail(format!("row tenant {tenant}"))
+        .hint("Insert rows of a tenant under that tenant's context."));
+    }
+    count_row(tenant, &reg.resource, delta)
+}
+
+/// Count one row in (`delta` > 0: consumes a slot of the row-count limit, MT010 when full)
+/// or out (frees it) for `tenant`.
+pub(crate) fn count_row(tenant: uuid::Uuid, resource: &str, delta: i64) -> MtResult<()> {
     if delta > 0 {
-        if !writes_for(tenant) {
-            return Err(MtError::new(
-                Code::TenantMismatch,
-                "row belongs to another tenant than the context",
-            )
-            .detail(format!("row tenant {tenant}"))
-            .hint("Insert rows of a tenant under that tenant's context."));
-        }
-        return consume_for(tenant, &reg.resource, 1, Some(Period::None)).map(|_| ());
+        return consume_for(tenant, resource, 1, Some(Period::None)).map(|_| ());
     }
     let (ws, _) = window(Period::None, 0);
     backend::as_owner(|| {
@@ -327,7 +333,7 @@ fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
             ],
             &[
                 backend::pg_uuid(tenant).into(),
-                reg.resource.as_str().into(),
+                resource.into(),
                 (ws as f64).into(),
             ],
             |_| Ok(()),
@@ -349,7 +355,14 @@ fn _limit_rows_trigger<'a>(
     })
 }
 
-fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> MtResult<()> {
+/// `legacy_trigger_args`: attach the trigger the way 0.1.0 did, with the resource and column
+/// as arguments, for a database whose `_limit_rows_trigger` is still 0.1.0's (see compat.rs).
+pub(crate) fn limit_rows_impl(
+    relid: pgrx::pg_sys::Oid,
+    resource: &str,
+    column: &str,
+    legacy_trigger_args: bool,
+) -> MtResult<()> {
     backend::require_any_role(&[c"tenant_admin"], "limit rows")?;
     validate_resource(resource)?;
     let info = crate::isolation::check_table(relid, "limit rows of")?;
@@ -369,12 +382,18 @@ fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> Mt
         ))
         .hint("Use one resource per table, or tenant.unlimit_rows(...) the other table first."));
     }
-    // DDL on the table runs as the caller (its owner); the trigger has no arguments
+    // DDL on the table runs as the caller (its owner); the trigger has no arguments (the
+    // legacy ones are quoted literals, read with standard_conforming_strings pinned on)
+    let args = if legacy_trigger_args {
+        format!("{}, {}", quote_literal(resource), quote_literal(column))
+    } else {
+        String::new()
+    };
     crate::isolation::run_all(&[
         format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
-             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"()"
+             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"({args})"
         ),
         // existing rows count from the start; the table lock keeps the count exact
         format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
@@ -426,10 +445,10 @@ fn limit_rows_impl(relid: pgrx::pg_sys::Oid, resource: &str, column: &str) -> Mt
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn limit_rows(tbl: pgrx::pg_sys::Oid, resource: &str, tenant_column: &str) {
-    boundary(|| backend::quietly(|| limit_rows_impl(tbl, resource, tenant_column)))
+    boundary(|| backend::quietly(|| limit_rows_impl(tbl, resource, tenant_column, false)))
 }
 
-fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
+pub(crate) fn unlimit_rows_impl(relid: pgrx::pg_sys::Oid) -> MtResult<bool> {
     backend::require_any_role(&[c"tenant_admin"], "unlimit rows")?;
     let done = crate::isolation::detach_triggers(
         relid,

@@ -338,7 +338,7 @@ pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
     Ok(())
 }
 
-fn protect_impl(
+pub(crate) fn protect_impl(
     relid: pgrx::pg_sys::Oid,
     resource: &str,
     owner_column: Option<&str>,

@@ -1,0 +1,58 @@
+//! The C entry points of 0.1.0 that 0.2.0 no longer declares in SQL (`sql = false`).
+//!
+//! After the 0.2.0 library is installed, a database still at 0.1.0 keeps calling them
+//! through its 0.1.0 SQL functions until `ALTER EXTENSION multitenant UPDATE` drops those
+//! (sql/multitenant--0.1.0--0.2.0.sql). They run the 0.2.0 code with its checks (temporary
+//! tables refused, tenant_admin for limit_rows and audit, partitions covered); only the
+//! row-count trigger keeps 0.1.0's shape, because the 0.1.0 trigger function that calls
+//! `_count_row` reads its settings from trigger arguments. Nothing grants them: only the SQL
+//! functions of a 0.1.0 install (whose grants the upgrade revokes) can reach them.
+
+use crate::backend::{self, quietly};
+use crate::error::{boundary, MtError};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+#[pg_extern(sql = false)]
+fn _isolate(relid: pg_sys::Oid, tenant_column: &str) {
+    boundary(|| quietly(|| crate::isolation::isolate_tree(relid, tenant_column)))
+}
+
+#[pg_extern(sql = false)]
+fn _unisolate(relid: pg_sys::Oid) -> bool {
+    boundary(|| quietly(|| crate::isolation::unisolate_tree(relid)))
+}
+
+#[pg_extern(sql = false)]
+fn _limit_rows(relid: pg_sys::Oid, resource: &str, tenant_column: &str) {
+    boundary(|| quietly(|| crate::quota::limit_rows_impl(relid, resource, tenant_column, true)))
+}
+
+#[pg_extern(sql = false)]
+fn _unlimit_rows(relid: pg_sys::Oid) -> bool {
+    boundary(|| quietly(|| crate::quota::unlimit_rows_impl(relid)))
+}
+
+/// Called by 0.1.0's PL/pgSQL row-count trigger (SECURITY DEFINER, so as the extension owner).
+#[pg_extern(sql = false)]
+fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
+    boundary(|| {
+        let tenant = tenant.ok_or_else(MtError::no_context)?;
+        crate::quota::count_row(backend::from_pg_uuid(tenant), resource, delta as i64)
+    })
+}
+
+#[pg_extern(sql = false)]
+fn _audit(relid: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
+    boundary(|| quietly(|| crate::audit::audit_impl(relid, ignore_columns, changed_only)))
+}
+
+#[pg_extern(sql = false)]
+fn _unaudit(relid: pg_sys::Oid) -> bool {
+    boundary(|| quietly(|| crate::audit::unaudit_impl(relid)))
+}
+
+#[pg_extern(sql = false)]
+fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
+    boundary(|| quietly(|| crate::rbac::protect_impl(relid, resource, owner_column)))
+}

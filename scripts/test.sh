@@ -13,6 +13,9 @@ PG_MAJOR="${PG_MAJOR:-15}"
 echo "[test] cargo fmt --check"
 cargo fmt --all -- --check
 
+echo "[test] layers: the import rule and no module cycles"
+"$HERE/scripts/check-layers.sh"
+
 echo "[test] cargo clippy"
 cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test integration" --no-default-features -- -D warnings
 

@@ -1,29 +1,23 @@
 //! multitenant: tenant isolation inside PostgreSQL.
 //!
-//! The SQL API lands in the extension's schema `tenant` (see multitenant.control); the
-//! Postgres-free logic lives in `token`, `lifecycle`, `ddl` and `error`.
+//! Layers, each importing only the ones below it (docs/architecture.md, tests/layers.sh):
+//! - `api`: the SQL surface (`#[pg_extern]`/`#[pg_trigger]`), thin;
+//! - `state`: per-backend caches and the SPI that fills them;
+//! - `pg`: Postgres plumbing without domain knowledge (owner, SPI, catalog, invalidation,
+//!   raising errors);
+//! - `core`: pure Rust rules with plain `#[test]`s.
+//!
+//! `gucs` holds every setting (it imports only `core`).
 
 use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
-pub mod audit;
-pub mod audit_chain;
-pub mod auth;
-pub mod backend;
-pub mod compat;
-pub mod context;
-pub mod ddl;
-pub mod error;
-pub mod isolation;
-pub mod jwt;
-pub mod lifecycle;
-pub mod plans;
-pub mod quota;
-pub mod rbac;
-pub mod rbac_core;
-pub mod registry;
-pub mod token;
+pub mod api;
+pub mod core;
+pub mod gucs;
+pub mod pg;
+pub mod state;
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(
@@ -35,15 +29,8 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    context::register_gucs();
-    auth::register_gucs();
-    backend::register_callbacks();
-}
-
-#[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    include!("pg_tests.rs");
+    gucs::register();
+    pg::invalidation::register_callbacks();
 }
 
 /// This module is required by `cargo pgrx test` invocations.

@@ -1,101 +1,21 @@
 //! Roles, permissions, `can`/`authorize`, `protect` and invitations for the current tenant.
 //! The rules are in `rbac_core` (pure); this module loads, caches and writes them.
 
-use crate::backend;
-use crate::context::verified;
-use crate::ddl::{qualified, quote_ident, quote_literal};
-use crate::error::{boundary, MtError, MtResult};
-use crate::rbac_core::{builtin_roles, validate_condition, validate_name, Permission, Policy};
-use pgrx::pg_sys::PgBuiltInOids as O;
+use crate::core::ddl::{qualified, quote_ident, quote_literal};
+use crate::core::error::{Code, MtError, MtResult};
+use crate::core::names;
+use crate::core::rbac::validate_condition;
+use crate::pg::catalog::{check_table, column_exists};
+use crate::pg::convert::{from_pg_uuid, pg_uuid};
+use crate::pg::owner::{as_owner, quietly};
+use crate::pg::raise::boundary;
+use crate::pg::roles::{has_role, require_any_role};
+use crate::state::audit::event;
+use crate::state::context::verified;
+use crate::state::members::member_roles;
+use crate::state::rbac::policy;
 use pgrx::prelude::*;
 use serde_json::Value;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-
-/// (tenant, user) -> the user's membership roles
-type RoleCache = HashMap<(uuid::Uuid, String), Rc<Vec<String>>>;
-
-thread_local! {
-    static POLICIES: RefCell<HashMap<uuid::Uuid, Rc<Policy>>> = RefCell::new(HashMap::new());
-    static USER_ROLES: RefCell<RoleCache> = RefCell::new(HashMap::new());
-}
-
-/// Dropped by the relcache callback whenever roles, permissions or members change.
-pub fn forget_all() {
-    let _ = POLICIES.with(|p| p.try_borrow_mut().map(|mut p| p.clear()));
-    let _ = USER_ROLES.with(|p| p.try_borrow_mut().map(|mut p| p.clear()));
-}
-
-fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
-    if let Some(p) = POLICIES.with(|p| p.borrow().get(&tenant).cloned()) {
-        return Ok(p);
-    }
-    backend::ensure_watched()?;
-    let json = backend::as_owner(|| {
-        backend::with_prepared_read(
-            "SELECT jsonb_build_object( \
-               'roles', coalesce((SELECT jsonb_object_agg(name, inherits) FROM tenant.roles WHERE tenant_id = $1), '{}'), \
-               'permissions', coalesce((SELECT jsonb_agg(jsonb_build_array(role, resource, action, condition)) \
-                                        FROM tenant.permissions WHERE tenant_id = $1), '[]'))",
-            &[O::UUIDOID],
-            &[backend::pg_uuid(tenant).into()],
-            |t| Ok(t.into_iter().next().map(|r| r.get::<pgrx::JsonB>(1)).transpose()?.flatten()),
-        )
-    })?;
-    let mut pol = Policy::default();
-    if let Some(pgrx::JsonB(v)) = json {
-        if let Some(Value::Object(roles)) = v.get("roles") {
-            for (name, parents) in roles {
-                let ps = parents.as_array().map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                });
-                pol.inherits.insert(name.clone(), ps.unwrap_or_default());
-            }
-        }
-        if let Some(Value::Array(perms)) = v.get("permissions") {
-            for p in perms {
-                let s = |i: usize| {
-                    p.get(i)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                pol.permissions.push(Permission {
-                    role: s(0),
-                    resource: s(1),
-                    action: s(2),
-                    condition: p.get(3).cloned().unwrap_or(Value::Null),
-                });
-            }
-        }
-    }
-    let pol = Rc::new(pol);
-    POLICIES.with(|p| p.borrow_mut().insert(tenant, pol.clone()));
-    Ok(pol)
-}
-
-/// Roles of `user` in `tenant`: its active membership's roles.
-fn member_roles(tenant: uuid::Uuid, user: &str) -> MtResult<Rc<Vec<String>>> {
-    let key = (tenant, user.to_string());
-    if let Some(r) = USER_ROLES.with(|m| m.borrow().get(&key).cloned()) {
-        return Ok(r);
-    }
-    backend::ensure_watched()?;
-    let roles = backend::as_owner(|| {
-        backend::with_prepared_read(
-            "SELECT roles FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
-            &[O::UUIDOID, O::TEXTOID],
-            &[backend::pg_uuid(tenant).into(), user.into()],
-            |t| Ok(t.into_iter().next().map(|r| r.get::<Vec<String>>(1)).transpose()?.flatten().unwrap_or_default()),
-        )
-    })?;
-    let roles = Rc::new(roles);
-    USER_ROLES.with(|m| m.borrow_mut().insert(key, roles.clone()));
-    Ok(roles)
-}
 
 struct Caller {
     tenant: uuid::Uuid,
@@ -109,11 +29,10 @@ impl Caller {
     /// Changes to the tenant's roles, permissions and invitations need a writable context.
     fn writable(self) -> MtResult<Caller> {
         if self.ro {
-            return Err(MtError::new(
-                crate::error::Code::TenantNotActive,
-                "tenant is read-only (suspended)",
-            )
-            .hint("Reactivate the tenant with tenant.set_status(..., 'active')."));
+            return Err(
+                MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
+                    .hint("Reactivate the tenant with tenant.set_status(..., 'active')."),
+            );
         }
         Ok(self)
     }
@@ -167,7 +86,7 @@ fn authorize(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jso
 /// `manage` on `roles` in the current tenant.
 fn require_manager() -> MtResult<uuid::Uuid> {
     let c = caller()?.writable()?;
-    if backend::has_role(c"tenant_service") || backend::has_role(c"tenant_admin") {
+    if has_role(c"tenant_service") || has_role(c"tenant_admin") {
         return Ok(c.tenant);
     }
     if policy(c.tenant)?.can(&c.roles, "roles", "manage", &Value::Null, c.user.as_deref()) {
@@ -179,7 +98,7 @@ fn require_manager() -> MtResult<uuid::Uuid> {
 
 fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
     let tenant = require_manager()?;
-    validate_name("role", name)?;
+    names::permission_part("role", name)?;
     if name.contains('*') {
         return Err(MtError::invalid("role names cannot contain '*'"));
     }
@@ -197,17 +116,13 @@ fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
                 .hint("Inheritance must not form a cycle."),
         );
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.roles (tenant_id, name, inherits) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET inherits = EXCLUDED.inherits",
-            &[
-                backend::pg_uuid(tenant).into(),
-                name.into(),
-                inherits.clone().into(),
-            ],
+            &[pg_uuid(tenant).into(), name.into(), inherits.clone().into()],
         )?;
-        crate::audit::event(
+        event(
             Some(tenant),
             "role.defined",
             serde_json::json!({"role": name, "inherits": inherits}),
@@ -233,10 +148,10 @@ fn drop_role_impl(name: &str) -> MtResult<bool> {
             "role \"{child}\" inherits from \"{name}\""
         )));
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.roles WHERE tenant_id = $1 AND name = $2 RETURNING 1) SELECT count(*) FROM d",
-            &[backend::pg_uuid(tenant).into(), name.into()],
+            &[pg_uuid(tenant).into(), name.into()],
         )?;
         Ok(n.unwrap_or(0) > 0)
     })
@@ -250,8 +165,8 @@ fn drop_role(name: &str) -> bool {
 
 fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>) -> MtResult<()> {
     let tenant = require_manager()?;
-    validate_name("resource", resource)?;
-    validate_name("action", action)?;
+    names::permission_part("resource", resource)?;
+    names::permission_part("action", action)?;
     let condition = condition.unwrap_or(Value::Null);
     validate_condition(&condition)?;
     if !policy(tenant)?.inherits.contains_key(role) {
@@ -259,19 +174,19 @@ fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>
             "role \"{role}\" does not exist in this tenant"
         )));
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id, role, resource, action, coalesce(condition, 'null'::jsonb)) DO NOTHING",
             &[
-                backend::pg_uuid(tenant).into(),
+                pg_uuid(tenant).into(),
                 role.into(),
                 resource.into(),
                 action.into(),
                 (!condition.is_null()).then(|| pgrx::JsonB(condition.clone())).into(),
             ],
         )?;
-        crate::audit::event(
+        event(
             Some(tenant),
             "permission.granted",
             serde_json::json!({"role": role, "resource": resource, "action": action, "condition": condition}),
@@ -292,14 +207,14 @@ fn grant_permission(
 
 fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
     let tenant = require_manager()?;
-    backend::as_owner(|| {
+    as_owner(|| {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.permissions WHERE tenant_id = $1 AND role = $2 AND resource = $3 AND action = $4 \
              RETURNING 1) SELECT count(*) FROM d",
-            &[backend::pg_uuid(tenant).into(), role.into(), resource.into(), action.into()],
+            &[pg_uuid(tenant).into(), role.into(), resource.into(), action.into()],
         )?
         .unwrap_or(0);
-        crate::audit::event(
+        event(
             Some(tenant),
             "permission.revoked",
             serde_json::json!({"role": role, "resource": resource, "action": action}),
@@ -314,41 +229,17 @@ fn revoke_permission(role: &str, resource: &str, action: &str) -> i64 {
     boundary(|| revoke_impl(role, resource, action))
 }
 
-/// Copy the built-in roles into a new tenant (called by `tenant.create`, as the owner).
-pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
-    for (role, inherits, perms) in builtin_roles() {
-        let inherits: Vec<String> = inherits.into_iter().map(str::to_string).collect();
-        Spi::run_with_args(
-            "INSERT INTO tenant.roles (tenant_id, name, inherits, builtin) VALUES ($1, $2, $3, true)",
-            &[backend::pg_uuid(tenant).into(), role.into(), inherits.into()],
-        )?;
-        for (res, act, cond) in perms {
-            Spi::run_with_args(
-                "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    backend::pg_uuid(tenant).into(),
-                    role.into(),
-                    res.into(),
-                    act.into(),
-                    (!cond.is_null()).then(|| pgrx::JsonB(cond.clone())).into(),
-                ],
-            )?;
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn protect_impl(
     relid: pgrx::pg_sys::Oid,
     resource: &str,
     owner_column: Option<&str>,
 ) -> MtResult<()> {
-    validate_name("resource", resource)?;
-    let info = crate::isolation::check_table(relid, "protect")?;
+    names::permission_part("resource", resource)?;
+    let info = check_table(relid, "protect")?;
     let name = qualified(&info.schema, &info.table);
     let ctx = match owner_column {
         Some(col) => {
-            crate::isolation::column_exists(relid, &name, col)?;
+            column_exists(relid, &name, col)?;
             format!("jsonb_build_object('owner_id', {}::text)", quote_ident(col))
         }
         None => "'{}'::jsonb".to_string(),
@@ -386,7 +277,7 @@ pub(crate) fn protect_impl(
         "CREATE POLICY \"tenant_protect_delete\" ON {name} AS RESTRICTIVE FOR DELETE USING ({})",
         can("delete")
     ));
-    backend::quietly(|| {
+    quietly(|| {
         Spi::connect_mut(|c| {
             for s in &statements {
                 c.update(s.as_str(), None, &[])?;
@@ -409,7 +300,7 @@ fn protect(tbl: Option<pgrx::pg_sys::Oid>, resource: Option<&str>, owner_column:
         let (Some(tbl), Some(resource)) = (tbl, resource) else {
             return Err(MtError::invalid("table and resource are required"));
         };
-        backend::quietly(|| protect_impl(tbl, resource, owner_column))
+        quietly(|| protect_impl(tbl, resource, owner_column))
     })
 }
 
@@ -430,7 +321,7 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
             "role \"{role}\" does not exist in this tenant"
         )));
     }
-    let service = backend::has_role(c"tenant_service") || backend::has_role(c"tenant_admin");
+    let service = has_role(c"tenant_service") || has_role(c"tenant_admin");
     let allowed = if c.user.is_none() && service {
         true
     } else {
@@ -449,7 +340,7 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
             ),
         );
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         let token = Spi::get_one::<String>(
             "SELECT replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')",
         )?
@@ -457,9 +348,9 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
         Spi::run_with_args(
             "INSERT INTO tenant.invitations (tenant_id, email, role, token_hash, invited_by, expires_at) \
              VALUES ($1, $2, $3, sha256(convert_to($4, 'UTF8')), $5, now() + make_interval(hours => $6))",
-            &[backend::pg_uuid(c.tenant).into(), email.into(), role.into(), token.as_str().into(), c.user.clone().into(), ttl_hours.into()],
+            &[pg_uuid(c.tenant).into(), email.into(), role.into(), token.as_str().into(), c.user.clone().into(), ttl_hours.into()],
         )?;
-        crate::audit::event(
+        event(
             Some(c.tenant),
             "member.invited",
             serde_json::json!({"email": email, "role": role}),
@@ -476,20 +367,13 @@ fn invite(email: &str, role: &str, ttl_hours: default!(i32, 72)) -> String {
 }
 
 fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
-    backend::require_any_role(&[c"tenant_service", c"tenant_admin"], "accept invitations")?;
-    if user_id.is_empty() || user_id.len() > 256 {
-        return Err(MtError::invalid("user_id must be 1-256 characters"));
-    }
-    let bad = || {
-        MtError::new(
-            crate::error::Code::InvalidToken,
-            "invalid, expired or used invitation",
-        )
-    };
+    require_any_role(&[c"tenant_service", c"tenant_admin"], "accept invitations")?;
+    names::user_id(user_id)?;
+    let bad = || MtError::new(Code::InvalidToken, "invalid, expired or used invitation");
     if token.len() > 200 {
         return Err(bad());
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         let row = Spi::get_two_with_args::<pgrx::Uuid, String>(
             "UPDATE tenant.invitations SET accepted_at = now(), accepted_by = $2 \
              WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND accepted_at IS NULL AND expires_at > now() \
@@ -507,8 +391,8 @@ fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
                roles = (SELECT array_agg(DISTINCT r) FROM unnest(tenant.members.roles || EXCLUDED.roles) r)",
             &[tenant.into(), user_id.into(), role.as_str().into()],
         )?;
-        crate::audit::event(
-            Some(backend::from_pg_uuid(tenant)),
+        event(
+            Some(from_pg_uuid(tenant)),
             "member.joined",
             serde_json::json!({"user_id": user_id, "role": role}),
         )?;

@@ -9,7 +9,7 @@
 //! Fields are looked up in the context object passed to `can()`; a missing field fails the
 //! condition. Unknown operators are rejected when the permission is written.
 
-use crate::error::{MtError, MtResult};
+use crate::core::error::{MtError, MtResult};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 
@@ -244,18 +244,6 @@ pub fn builtin_roles() -> Vec<RoleTemplate> {
     ]
 }
 
-pub fn validate_name(kind: &str, s: &str) -> MtResult<()> {
-    let ok = s == "*" || crate::plans::name_ok(s, b".*");
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            MtError::invalid(format!("invalid {kind} \"{}\"", s.escape_default()))
-                .hint("Use 1-100 characters of a-z, 0-9, '_', '-', '.' (and '*' as a wildcard)."),
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,8 +438,8 @@ mod tests {
         assert!(!matches("billing.*", "billingx"));
         assert!(!matches("billing.*", "billing"));
         assert!(!matches("a", "b"));
-        assert!(validate_name("resource", "billing.*").is_ok());
-        assert!(validate_name("resource", "Bad").is_err());
+        assert!(crate::core::names::permission_part("resource", "billing.*").is_ok());
+        assert!(crate::core::names::permission_part("resource", "Bad").is_err());
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! Tenant registry: `tenant.create`, `tenant.set_status`.
+//! Tenant registry (SQL): `tenant.create`, `tenant.set_status`.
 
-use crate::backend;
-use crate::error::{boundary, MtError, MtResult};
-use crate::lifecycle::{validate_name, validate_slug, Status};
+use crate::core::error::{MtError, MtResult};
+use crate::core::lifecycle::Status;
+use crate::core::names;
+use crate::pg::convert::{from_pg_uuid, pg_uuid};
+use crate::pg::owner::as_owner;
+use crate::pg::raise::boundary;
+use crate::pg::roles::require_any_role;
+use crate::state::audit::event;
+use crate::state::tenants;
 use pgrx::prelude::*;
 
 fn create_impl(
@@ -12,9 +18,9 @@ fn create_impl(
     status: &str,
     settings: &serde_json::Value,
 ) -> MtResult<pgrx::Uuid> {
-    backend::require_any_role(&[c"tenant_service", c"tenant_admin"], "create tenants")?;
-    validate_slug(slug)?;
-    validate_name(name)?;
+    require_any_role(&[c"tenant_service", c"tenant_admin"], "create tenants")?;
+    names::slug(slug)?;
+    names::tenant_name(name)?;
     if plan.trim().is_empty() {
         return Err(MtError::invalid("plan must not be empty"));
     }
@@ -31,7 +37,7 @@ fn create_impl(
     if !settings.is_object() {
         return Err(MtError::invalid("settings must be a JSON object"));
     }
-    backend::as_owner(|| {
+    as_owner(|| {
         let taken = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM tenant.tenants WHERE slug = $1)",
             &[slug.into()],
@@ -49,9 +55,9 @@ fn create_impl(
             &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
         )?
         .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
-        crate::rbac::install_builtins(backend::from_pg_uuid(id))?;
-        crate::audit::event(
-            Some(backend::from_pg_uuid(id)),
+        crate::state::rbac::install_builtins(from_pg_uuid(id))?;
+        event(
+            Some(from_pg_uuid(id)),
             "tenant.created",
             serde_json::json!({"slug": slug, "name": name, "plan": plan, "status": status.as_str()}),
         )?;
@@ -72,28 +78,28 @@ fn create(
 }
 
 fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
-    backend::require_any_role(
+    require_any_role(
         &[c"tenant_service", c"tenant_admin"],
         "change a tenant's status",
     )?;
     let next = Status::parse(status)?;
-    let row = backend::lookup_tenant(tenant)?;
-    backend::as_owner(|| {
+    let row = tenants::lookup(tenant)?;
+    as_owner(|| {
         // read under lock: the cache may be stale by a concurrent change not yet seen
         let current = Spi::get_one_with_args::<String>(
             "SELECT status FROM tenant.tenants WHERE id = $1 FOR UPDATE",
-            &[backend::pg_uuid(row.id).into()],
+            &[pg_uuid(row.id).into()],
         )?
         .ok_or_else(|| MtError::tenant_not_found(tenant))?;
         Status::parse(&current)?.transition(next)?;
-        crate::audit::event(
+        event(
             Some(row.id),
             "tenant.status_changed",
             serde_json::json!({"from": current, "to": next.as_str()}),
         )?;
         Spi::run_with_args(
             "UPDATE tenant.tenants SET status = $2, updated_at = now() WHERE id = $1",
-            &[backend::pg_uuid(row.id).into(), next.as_str().into()],
+            &[pg_uuid(row.id).into(), next.as_str().into()],
         )?;
         Ok(next.as_str().to_string())
     })
@@ -104,4 +110,31 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_status(tenant: &str, status: &str) -> String {
     boundary(|| set_status_impl(tenant, status))
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use crate::api::test_support::{one, run};
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn transitions_follow_the_state_machine() {
+        run("SELECT tenant.create('acme', 'Acme', status => 'trial')");
+        assert_eq!(
+            one::<String>("SELECT tenant.set_status('acme', 'active')"),
+            Some("active".into())
+        );
+        assert_eq!(
+            one::<String>("SELECT tenant.set_status('acme', 'suspended')"),
+            Some("suspended".into())
+        );
+    }
+
+    #[pg_test(error = "a tenant cannot go from suspended to purged")]
+    fn invalid_transition_is_refused() {
+        run("SELECT tenant.create('acme', 'Acme')");
+        run("SELECT tenant.set_status('acme', 'suspended')");
+        run("SELECT tenant.set_status('acme', 'purged')");
+    }
 }

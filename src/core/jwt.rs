@@ -1,7 +1,7 @@
 //! JWT verification rules: pure Rust, no Postgres. The SQL side (`authenticate`) loads the
 //! keys, calls [`verify`], then checks the tenant and membership against the registry.
 
-use crate::error::{Code, MtError, MtResult};
+use crate::core::error::{Code, MtError, MtResult};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
@@ -398,7 +398,7 @@ mod tests {
             );
         }
         // an RS256 key whose public PEM is used as an HS256 secret by an attacker
-        let pem = include_str!("../tests/keys/rsa_public.pem");
+        let pem = include_str!("../../tests/keys/rsa_public.pem");
         let rsa = KeyEntry {
             alg: Algorithm::RS256,
             key: parse_key(Algorithm::RS256, pem).unwrap(),
@@ -488,17 +488,17 @@ mod tests {
         assert!(parse_key(Algorithm::RS256, "not a pem").is_err());
         assert!(parse_key(
             Algorithm::RS256,
-            include_str!("../tests/keys/rsa_private.pem")
+            include_str!("../../tests/keys/rsa_private.pem")
         )
         .is_err());
         assert!(parse_key(
             Algorithm::ES256,
-            include_str!("../tests/keys/ec256_public.pem")
+            include_str!("../../tests/keys/ec256_public.pem")
         )
         .is_ok());
         assert!(parse_key(
             Algorithm::EdDSA,
-            include_str!("../tests/keys/ed_public.pem")
+            include_str!("../../tests/keys/ed_public.pem")
         )
         .is_ok());
         assert!(parse_alg("none").is_err());

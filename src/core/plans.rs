@@ -1,6 +1,7 @@
 //! Plans, limits and quota windows: pure Rust, no Postgres.
 
-use crate::error::{MtError, MtResult};
+use crate::core::error::{MtError, MtResult};
+use crate::core::names;
 use serde_json::Value;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,35 +128,6 @@ fn split_period(key: &str) -> (&str, Period) {
     (key, Period::None)
 }
 
-/// A name of 1-100 characters of a-z, 0-9, '_', '-' and the `extra` bytes (shared by plans,
-/// resources, features, roles and permissions).
-pub fn name_ok(s: &str, extra: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= 100
-        && s.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b == b'_'
-                || b == b'-'
-                || extra.contains(&b)
-        })
-}
-
-fn valid_name(kind: &str, s: &str) -> MtResult<()> {
-    if name_ok(s, b"") {
-        Ok(())
-    } else {
-        Err(
-            MtError::invalid(format!("invalid {kind} name \"{}\"", s.escape_default()))
-                .hint("Use 1-100 characters of a-z, 0-9, '_' and '-'."),
-        )
-    }
-}
-
-pub fn validate_resource(s: &str) -> MtResult<()> {
-    valid_name("resource", s)
-}
-
 fn strings(v: Option<&Value>, what: &str) -> MtResult<Vec<String>> {
     match v {
         None | Some(Value::Null) => Ok(vec![]),
@@ -165,7 +137,7 @@ fn strings(v: Option<&Value>, what: &str) -> MtResult<Vec<String>> {
                 let s = x
                     .as_str()
                     .ok_or_else(|| MtError::invalid(format!("{what} must be strings")))?;
-                valid_name(what, s)?;
+                names::plain(what, s)?;
                 Ok(s.to_string())
             })
             .collect(),
@@ -193,7 +165,7 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| MtError::invalid("a plan needs a \"name\""))?;
-    valid_name("plan", name)?;
+    names::plain("plan", name)?;
     let price = match o.get("price") {
         None | Some(Value::Null) => 0.0,
         Some(v) => v
@@ -256,7 +228,7 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
                     "limit \"{key}\" must be an integer >= -1 (-1 = unlimited)"
                 ))
             })?;
-            valid_name("resource", resource)?;
+            names::plain("resource", resource)?;
             if price.is_none() {
                 price = overage.get(resource).and_then(Value::as_f64);
             }
@@ -368,7 +340,7 @@ impl Entitlements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Code;
+    use crate::core::error::Code;
     use serde_json::json;
 
     #[test]

@@ -1,6 +1,6 @@
 //! Tenant status state machine and name rules: pure Rust, no Postgres.
 
-use crate::error::{Code, MtError, MtResult};
+use crate::core::error::{Code, MtError, MtResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -94,36 +94,6 @@ pub fn access_for(status: Status, suspended_read: bool) -> Access {
     }
 }
 
-/// A slug is 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'
-/// (a DNS label, so it can be a subdomain).
-pub fn validate_slug(slug: &str) -> MtResult<()> {
-    let ok = !slug.is_empty()
-        && slug.len() <= 63
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-        && !slug.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            MtError::invalid(format!("invalid tenant slug \"{}\"", slug.escape_default())).hint(
-                "A slug is 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'.",
-            ),
-        )
-    }
-}
-
-pub fn validate_name(name: &str) -> MtResult<()> {
-    if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(MtError::invalid(
-            "tenant name must be 1-200 characters and not blank",
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,32 +139,5 @@ mod tests {
         assert_eq!(access_for(Status::Suspended, true), Access::ReadOnly);
         assert_eq!(access_for(Status::Deleted, true), Access::None);
         assert_eq!(access_for(Status::Provisioning, true), Access::None);
-    }
-
-    #[test]
-    fn slugs() {
-        for ok in ["a", "acme", "acme-corp", "a1", &"x".repeat(63)] {
-            assert!(validate_slug(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "Acme",
-            "a_b",
-            "a b",
-            "a.b",
-            "ü",
-            &"x".repeat(64),
-            "a\0",
-        ] {
-            assert_eq!(
-                validate_slug(bad).unwrap_err().code,
-                Code::InvalidArgument,
-                "{bad:?}"
-            );
-        }
-        assert!(validate_name("Acme").is_ok());
-        assert!(validate_name("   ").is_err());
     }
 }

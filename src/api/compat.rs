@@ -8,29 +8,33 @@
 //! `_count_row` reads its settings from trigger arguments. Nothing grants them: only the SQL
 //! functions of a 0.1.0 install (whose grants the upgrade revokes) can reach them.
 
-use crate::backend::{self, quietly};
-use crate::error::{boundary, MtError};
+use crate::core::error::MtError;
+use crate::pg::convert::from_pg_uuid;
+use crate::pg::owner::quietly;
+use crate::pg::raise::boundary;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 #[pg_extern(sql = false)]
 fn _isolate(relid: pg_sys::Oid, tenant_column: &str) {
-    boundary(|| quietly(|| crate::isolation::isolate_tree(relid, tenant_column)))
+    boundary(|| quietly(|| crate::api::isolation::isolate_tree(relid, tenant_column)))
 }
 
 #[pg_extern(sql = false)]
 fn _unisolate(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::isolation::unisolate_tree(relid)))
+    boundary(|| quietly(|| crate::api::isolation::unisolate_tree(relid)))
 }
 
 #[pg_extern(sql = false)]
 fn _limit_rows(relid: pg_sys::Oid, resource: &str, tenant_column: &str) {
-    boundary(|| quietly(|| crate::quota::limit_rows_impl(relid, resource, tenant_column, true)))
+    boundary(|| {
+        quietly(|| crate::api::quota::limit_rows_impl(relid, resource, tenant_column, true))
+    })
 }
 
 #[pg_extern(sql = false)]
 fn _unlimit_rows(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::quota::unlimit_rows_impl(relid)))
+    boundary(|| quietly(|| crate::api::quota::unlimit_rows_impl(relid)))
 }
 
 /// Called by 0.1.0's PL/pgSQL row-count trigger (SECURITY DEFINER, so as the extension owner).
@@ -38,21 +42,21 @@ fn _unlimit_rows(relid: pg_sys::Oid) -> bool {
 fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
     boundary(|| {
         let tenant = tenant.ok_or_else(MtError::no_context)?;
-        crate::quota::count_row(backend::from_pg_uuid(tenant), resource, delta as i64)
+        crate::state::quota::count_row(from_pg_uuid(tenant), resource, delta as i64)
     })
 }
 
 #[pg_extern(sql = false)]
 fn _audit(relid: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
-    boundary(|| quietly(|| crate::audit::audit_impl(relid, ignore_columns, changed_only)))
+    boundary(|| quietly(|| crate::api::audit::audit_impl(relid, ignore_columns, changed_only)))
 }
 
 #[pg_extern(sql = false)]
 fn _unaudit(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::audit::unaudit_impl(relid)))
+    boundary(|| quietly(|| crate::api::audit::unaudit_impl(relid)))
 }
 
 #[pg_extern(sql = false)]
 fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
-    boundary(|| quietly(|| crate::rbac::protect_impl(relid, resource, owner_column)))
+    boundary(|| quietly(|| crate::api::rbac::protect_impl(relid, resource, owner_column)))
 }

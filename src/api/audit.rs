@@ -1,0 +1,294 @@
+//! Audit trail: the Rust row trigger, management events, append-only guard, retention and
+//! `verify_audit`. The chain logic is in `audit_chain` (pure).
+
+use crate::core::audit::{self, changed_columns, only, record_id, strip, Verdict};
+use crate::core::ddl::qualified;
+use crate::core::error::{MtError, MtResult};
+use crate::pg::catalog::{check_table, descendants, run_all};
+use crate::pg::convert::{from_pg_uuid, row_json};
+use crate::pg::owner::{as_owner, quietly};
+use crate::pg::raise::boundary;
+use crate::pg::roles::require_any_role;
+use crate::state::audit::{chains_of, is_writing, purge, table_meta, verify_chain_named, write};
+use crate::state::context::{verified, writes_for};
+use crate::state::registry::detach_triggers;
+use crate::state::tenants;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use serde_json::Value;
+
+/// The bytes an entry's hash covers (see `audit_chain::content`); the writer and
+/// `verify_audit` both call this.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe)]
+fn _audit_content(
+    tenant_id: Option<pgrx::Uuid>,
+    table_name: Option<&str>,
+    operation: Option<&str>,
+    record_id: Option<&str>,
+    user_id: Option<&str>,
+    db_role: Option<&str>,
+    at: Option<pgrx::datum::TimestampWithTimeZone>,
+    txid: Option<i64>,
+    old_data: Option<&str>,
+    new_data: Option<&str>,
+    changed: Option<&str>,
+) -> Vec<u8> {
+    let tenant = tenant_id.map(|u| from_pg_uuid(u).to_string());
+    let at = at.map(|t| t.into_inner().to_string());
+    let txid = txid.map(|t| t.to_string());
+    audit::content(&[
+        tenant.as_deref(),
+        table_name,
+        operation,
+        record_id,
+        user_id,
+        db_role,
+        at.as_deref(),
+        txid.as_deref(),
+        old_data,
+        new_data,
+        changed,
+    ])
+}
+
+fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
+    let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
+    let meta = table_meta(relid)?;
+    if !meta.registered {
+        return Err(MtError::invalid(format!("{} is not audited", meta.name))
+            .hint("Attach the audit trigger with tenant.audit(...), never by hand."));
+    }
+    let (ignore, changed_only) = (&meta.ignore, meta.changed_only);
+    let op = match t.op().map_err(|e| MtError::invalid(e.to_string()))? {
+        PgTriggerOperation::Insert => "INSERT",
+        PgTriggerOperation::Update => "UPDATE",
+        PgTriggerOperation::Delete => "DELETE",
+        PgTriggerOperation::Truncate => "TRUNCATE",
+    };
+    let context_tenant = verified(|c| c.t).ok();
+    if op == "TRUNCATE" {
+        return write(
+            context_tenant,
+            Some(relid),
+            Some(&meta.name),
+            op,
+            None,
+            None,
+            None,
+            None,
+        );
+    }
+    let mut old = row_json(t.old())?;
+    let mut new = row_json(t.new())?;
+    let row = new
+        .as_ref()
+        .or(old.as_ref())
+        .cloned()
+        .unwrap_or(Value::Null);
+    // the row's tenant owns the entry only when the writer could write under that tenant
+    // (its context, or a role that bypasses RLS); otherwise the entry goes to the global
+    // chain, which only tenant_service/tenant_admin read
+    let row_tenant = meta
+        .tenant_column
+        .as_ref()
+        .and_then(|c| row.get(c))
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok());
+    let tenant = match row_tenant {
+        Some(t) if writes_for(t) => Some(t),
+        Some(_) => None,
+        None => context_tenant,
+    };
+    let record = record_id(&row, &meta.pk);
+    for r in [&mut old, &mut new].into_iter().flatten() {
+        strip(r, ignore);
+    }
+    let changed = match (&old, &new) {
+        (Some(o), Some(n)) => {
+            let c = changed_columns(o, n);
+            if c.is_empty() && op == "UPDATE" {
+                return Ok(()); // only ignored columns changed: nothing to log
+            }
+            if changed_only {
+                old = Some(only(o, &c));
+                new = Some(only(n, &c));
+            }
+            Some(c)
+        }
+        _ => None,
+    };
+    write(
+        tenant,
+        Some(relid),
+        Some(&meta.name),
+        op,
+        record,
+        old,
+        new,
+        changed,
+    )
+}
+
+/// Row trigger (AFTER INSERT/UPDATE/DELETE) and statement trigger (AFTER TRUNCATE) that
+/// `tenant.audit()` attaches. No arguments: ignored columns and `changed_only` are read from
+/// `tenant.audited_tables`, so attaching it by hand to another table only raises.
+#[pg_trigger]
+fn _audit_trigger<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    boundary(|| audit_trigger_impl(trigger));
+    Ok(None)
+}
+
+/// BEFORE UPDATE/DELETE/TRUNCATE on the log and its chain heads: refused for every role,
+/// the owner included, except for the extension's own writes and `purge_audit`.
+#[pg_trigger]
+fn _audit_guard<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    boundary(|| {
+        if is_writing() {
+            return Ok(());
+        }
+        Err(MtError::denied("the audit log is append-only").hint(
+            "Entries can only be removed by tenant.purge_audit() after their retention period.",
+        ))
+    });
+    Ok(match trigger.op()? {
+        PgTriggerOperation::Delete => trigger.old(),
+        _ => trigger.new(),
+    })
+}
+
+pub(crate) fn audit_impl(
+    relid: pg_sys::Oid,
+    ignore: Vec<String>,
+    changed_only: bool,
+) -> MtResult<()> {
+    require_any_role(&[c"tenant_admin"], "audit tables")?;
+    let info = check_table(relid, "audit")?;
+    for member in descendants(relid)? {
+        check_table(member, "audit")?;
+    }
+    let name = qualified(&info.schema, &info.table);
+    // DDL on the table runs as its owner (the caller); the trigger takes no arguments
+    run_all(&[
+        format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}"),
+        format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
+        format!(
+            "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
+             FOR EACH ROW EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
+        ),
+        format!(
+            "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
+             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
+        ),
+    ])?;
+    as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only) VALUES ($1::regclass, $2, $3) \
+             ON CONFLICT (relid) DO UPDATE SET ignore_columns = EXCLUDED.ignore_columns, \
+               changed_only = EXCLUDED.changed_only",
+            &[relid.into(), ignore.into(), changed_only.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `tenant.audit(tbl, ignore_columns, changed_only)`: log every INSERT, UPDATE, DELETE and
+/// TRUNCATE of `tbl` in `tenant.audit_log`. For tenant_admin members who own the table.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.audit(tbl regclass, ignore_columns text[] DEFAULT '{}', changed_only boolean DEFAULT false) \
+           RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
+    boundary(|| quietly(|| audit_impl(tbl, ignore_columns, changed_only)))
+}
+
+pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
+    require_any_role(&[c"tenant_admin"], "stop auditing tables")?;
+    let done = detach_triggers(
+        relid,
+        &["mt_audit", "mt_audit_truncate"],
+        "audited_tables",
+        "unaudit",
+    )?;
+    Ok(done)
+}
+
+/// `tenant.unaudit(tbl)`: detach the audit triggers (entries already written stay).
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.unaudit(tbl regclass) \
+           RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn unaudit(tbl: pg_sys::Oid) -> bool {
+    boundary(|| quietly(|| unaudit_impl(tbl)))
+}
+
+fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
+    let prefix = match tenant {
+        None => "global".to_string(),
+        Some(t) => tenants::lookup(t)?.id.to_string(),
+    };
+    // a tenant may verify its own chains; others need tenant_service/tenant_admin
+    let own = verified(|c| c.t.to_string()).ok().as_deref() == Some(prefix.as_str());
+    if !own {
+        require_any_role(
+            &[c"tenant_service", c"tenant_admin"],
+            "verify another tenant's audit chain",
+        )?;
+    }
+    let chains = chains_of(&prefix)?;
+    let mut total = 0i64;
+    for chain in &chains {
+        match verify_chain_named(chain)? {
+            Verdict::Intact { entries } => total += entries,
+            Verdict::Broken {
+                entry_id,
+                seq,
+                reason,
+            } => {
+                return Ok(serde_json::json!({
+                    "tenant": prefix, "valid": false, "chain": chain, "broken_at_seq": seq,
+                    "entry_id": entry_id, "reason": reason
+                }))
+            }
+        }
+    }
+    Ok(
+        serde_json::json!({"tenant": prefix, "valid": true, "chains": chains.len(), "entries": total}),
+    )
+}
+
+/// Walk a tenant's audit chain (or the global one with NULL) and report the first broken
+/// link: `{"valid": false, "broken_at_seq": 7, "entry_id": 123, "reason": "..."}`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn verify_audit(tenant: Option<&str>) -> pgrx::JsonB {
+    boundary(|| verify_impl(tenant).map(pgrx::JsonB))
+}
+
+fn purge_impl(default_retention_days: i32, feature_retention_days: i32) -> MtResult<i64> {
+    require_any_role(&[c"tenant_admin"], "purge audit entries")?;
+    if default_retention_days < 1 || feature_retention_days < 1 {
+        return Err(MtError::invalid("retention must be at least one day"));
+    }
+    purge(default_retention_days, feature_retention_days)
+}
+
+/// Remove audit entries past retention: `default_retention_days` for tenants whose plan lacks
+/// the `audit_logs` feature, `feature_retention_days` for those that have it. Only a prefix of
+/// each chain is removed and the chain head remembers where it now starts, so
+/// `verify_audit` still verifies. Returns the number of entries removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_audit(
+    default_retention_days: default!(i32, 30),
+    feature_retention_days: default!(i32, 365),
+) -> i64 {
+    boundary(|| purge_impl(default_retention_days, feature_retention_days))
+}

@@ -1,0 +1,17 @@
+//! The SQL surface: `#[pg_extern]`/`#[pg_trigger]` functions, thin. They convert arguments,
+//! check roles, validate with `core`, and call `state` and `pg`. `compat` keeps the C entry
+//! points of 0.1.0 (see docs/upgrading.md).
+
+pub mod audit;
+pub mod auth;
+pub mod compat;
+pub mod context;
+pub mod internal;
+pub mod isolation;
+pub mod members;
+pub mod plans;
+pub mod quota;
+pub mod rbac;
+pub mod registry;
+#[cfg(any(test, feature = "pg_test"))]
+pub mod test_support;

@@ -1,0 +1,237 @@
+//! Quotas and features (SQL): `has_feature`, `require_feature`, `consume`, `check`,
+//! `limit_rows` and its trigger. Plan administration is api/plans.rs; reports (usage,
+//! invoice, maintenance) are SQL in sql/finalize.sql.
+
+use crate::core::ddl::{qualified, quote_ident, quote_literal};
+use crate::core::error::{Code, MtError, MtResult};
+use crate::core::names;
+use crate::core::plans::{window, Period};
+use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
+use crate::pg::convert::from_pg_uuid;
+use crate::pg::owner::{as_owner, quietly};
+use crate::pg::raise::boundary;
+use crate::pg::roles::require_any_role;
+use crate::pg::spi::read_one;
+use crate::state::context::{verified, writable_tenant, writes_for};
+use crate::state::plans::with_entitlements;
+use crate::state::quota::{consume_for, count_row, current_used, limit_for, row_limit_of};
+use crate::state::registry::detach_triggers;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// Consume `amount` of `resource` for the current tenant in the current window; returns the
+/// remaining allowance (NULL when unlimited). Raises MT010 and consumes nothing when a hard
+/// limit would be passed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn consume(resource: &str, amount: default!(i64, 1)) -> Option<i64> {
+    boundary(|| writable_tenant().and_then(|t| consume_for(t, resource, amount, None)))
+}
+
+fn check_impl(resource: &str, amount: i64) -> MtResult<bool> {
+    if amount <= 0 {
+        return Err(MtError::invalid("amount must be positive"));
+    }
+    let tenant = match verified(|c| c.t) {
+        Ok(t) => t,
+        Err(_) => return Err(MtError::no_context()),
+    };
+    let limit = limit_for(tenant, resource)?;
+    if !limit.hard() {
+        return Ok(true);
+    }
+    // checked: a huge amount simply does not fit
+    Ok(current_used(tenant, resource, limit.period)?
+        .checked_add(amount)
+        .is_some_and(|total| total <= limit.limit))
+}
+
+/// Would `amount` of `resource` fit the current tenant's limit now? Consumes nothing.
+#[pg_extern(volatile, parallel_restricted)]
+fn check(resource: &str, amount: default!(i64, 1)) -> bool {
+    boundary(|| check_impl(resource, amount))
+}
+
+/// Does the current tenant's plan (with overrides) include `feature`? False without context.
+#[pg_extern(stable, parallel_restricted)]
+fn has_feature(feature: &str) -> bool {
+    let Ok(t) = verified(|c| c.t) else {
+        return false;
+    };
+    boundary(|| with_entitlements(t, |e| e.features.contains(feature)))
+}
+
+fn require_feature_impl(feature: &str) -> MtResult<bool> {
+    let t = verified(|c| c.t).map_err(|_| MtError::no_context())?;
+    let (has, plan) = with_entitlements(t, |e| (e.features.contains(feature), e.plan.clone()))?;
+    if has {
+        Ok(true)
+    } else {
+        Err(MtError::new(
+            Code::FeatureNotInPlan,
+            format!("feature \"{feature}\" is not in plan \"{plan}\""),
+        )
+        .hint("Upgrade the plan or add a feature override (tenant.set_feature_override)."))
+    }
+}
+
+/// Raise MT011 unless the current tenant has `feature`; returns true (usable in CHECKs and
+/// policies: `USING (tenant.require_feature('audit_logs'))`).
+#[pg_extern(stable, parallel_restricted)]
+fn require_feature(feature: &str) -> bool {
+    boundary(|| require_feature_impl(feature))
+}
+
+fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
+    let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
+    let Some(reg) = row_limit_of(relid)? else {
+        return Err(
+            MtError::invalid("table is not registered with tenant.limit_rows")
+                .hint("Attach the trigger with tenant.limit_rows(...), never by hand."),
+        );
+    };
+    let (tuple, delta) = match t.op().map_err(|e| MtError::invalid(e.to_string()))? {
+        PgTriggerOperation::Insert => (t.new(), 1i64),
+        PgTriggerOperation::Delete => (t.old(), -1i64),
+        _ => return Err(MtError::invalid("limit_rows counts INSERT and DELETE only")),
+    };
+    let tuple = tuple.ok_or_else(|| MtError::invalid("trigger fired without a row"))?;
+    // the column is read as a uuid datum: no cast, operator or function of the table's
+    // owner is evaluated
+    let tenant = tuple
+        .get_by_name::<pgrx::Uuid>(&reg.column)
+        .map_err(|e| MtError::invalid(format!("tenant column \"{}\": {e}", reg.column)))?
+        .map(from_pg_uuid)
+        .ok_or_else(MtError::no_context)?;
+    if delta > 0 && !writes_for(tenant) {
+        return Err(MtError::new(
+            Code::TenantMismatch,
+            "row belongs to another tenant than the context",
+        )
+        .detail(format!("row tenant {tenant}"))
+        .hint("Insert rows of a tenant under that tenant's context."));
+    }
+    count_row(tenant, &reg.resource, delta)
+}
+
+/// Row trigger (BEFORE INSERT OR DELETE) that `tenant.limit_rows` attaches. It takes no
+/// arguments: what to count is read from `tenant.row_limits`, so attaching it by hand to an
+/// unregistered table only raises.
+#[pg_trigger]
+fn _limit_rows_trigger<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
+    boundary(|| limit_rows_trigger_impl(trigger));
+    Ok(match trigger.op()? {
+        PgTriggerOperation::Delete => trigger.old(),
+        _ => trigger.new(),
+    })
+}
+
+/// `legacy_trigger_args`: attach the trigger the way 0.1.0 did, with the resource and column
+/// as arguments, for a database whose `_limit_rows_trigger` is still 0.1.0's (see compat.rs).
+pub(crate) fn limit_rows_impl(
+    relid: pg_sys::Oid,
+    resource: &str,
+    column: &str,
+    legacy_trigger_args: bool,
+) -> MtResult<()> {
+    require_any_role(&[c"tenant_admin"], "limit rows")?;
+    names::resource(resource)?;
+    let info = check_table(relid, "limit rows of")?;
+    let name = qualified(&info.schema, &info.table);
+    tenant_column(relid, &name, column)?;
+    // every partition is counted by the seed below and fires the (cloned) trigger
+    for member in descendants(relid)? {
+        check_table(member, "limit rows of")?;
+    }
+    let taken = read_one::<String>(
+        "SELECT relid::text FROM tenant.row_limits WHERE resource = $1 AND relid::oid <> $2",
+        &[resource.into(), relid.into()],
+    )?;
+    if let Some(other) = taken {
+        return Err(MtError::invalid(format!(
+            "resource \"{resource}\" already counts the rows of {other}"
+        ))
+        .hint("Use one resource per table, or tenant.unlimit_rows(...) the other table first."));
+    }
+    // DDL on the table runs as the caller (its owner); the trigger has no arguments (the
+    // legacy ones are quoted literals, read with standard_conforming_strings pinned on)
+    let args = if legacy_trigger_args {
+        format!("{}, {}", quote_literal(resource), quote_literal(column))
+    } else {
+        String::new()
+    };
+    run_all(&[
+        format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
+        format!(
+            "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
+             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"({args})"
+        ),
+        // existing rows count from the start; the table lock keeps the count exact
+        format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
+    ])?;
+    let (ws, we) = window(Period::None, 0);
+    // The seed reads the table as the extension owner (every tenant's rows, past RLS). Its
+    // text holds only identifiers from the catalog, quoted (double quotes are not affected by
+    // standard_conforming_strings, which as_owner pins anyway), the tenant column is checked
+    // to be of type uuid, so grouping uses the built-in uuid operators, and the relation and
+    // all its partitions are persistent ordinary tables the caller owns.
+    let col = quote_ident(column);
+    let seed = format!(
+        "INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used) \
+         SELECT {col}, $1, to_timestamp($2), to_timestamp($3), count(*) FROM {name} WHERE {col} IS NOT NULL GROUP BY {col} \
+         ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = EXCLUDED.used"
+    );
+    as_owner(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "DELETE FROM tenant.usage_counters WHERE resource = $1 AND window_start = to_timestamp($2)",
+                None,
+                &[resource.into(), (ws as f64).into()],
+            )?;
+            c.update(
+                seed.as_str(),
+                None,
+                &[resource.into(), (ws as f64).into(), (we as f64).into()],
+            )?;
+            c.update(
+                "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
+                 ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
+                None,
+                &[relid.into(), resource.into(), column.into()],
+            )?;
+            Ok(())
+        })
+    })?;
+    Ok(())
+}
+
+/// `tenant.limit_rows(tbl, resource, tenant_column)`: count each tenant's rows of `tbl`
+/// against the limit of `resource`; an INSERT past it raises MT010. For tenant_admin
+/// members who own the table.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.limit_rows(tbl regclass, resource text, tenant_column text DEFAULT 'tenant_id') \
+           RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn limit_rows(tbl: pg_sys::Oid, resource: &str, tenant_column: &str) {
+    boundary(|| quietly(|| limit_rows_impl(tbl, resource, tenant_column, false)))
+}
+
+pub(crate) fn unlimit_rows_impl(relid: pg_sys::Oid) -> MtResult<bool> {
+    require_any_role(&[c"tenant_admin"], "unlimit rows")?;
+    let done = detach_triggers(relid, &["mt_limit_rows"], "row_limits", "unlimit rows of")?;
+    Ok(done)
+}
+
+/// `tenant.unlimit_rows(tbl)`: stop counting `tbl`'s rows.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.unlimit_rows(tbl regclass) \
+           RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn unlimit_rows(tbl: pg_sys::Oid) -> bool {
+    boundary(|| quietly(|| unlimit_rows_impl(tbl)))
+}

@@ -1,0 +1,178 @@
+//! Every `multitenant.*` setting.
+
+use crate::core::jwt::ClaimNames;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use std::ffi::{CStr, CString};
+
+pub fn register() {
+    register_context();
+    register_jwt();
+}
+
+pub const GUC_NAME: &CStr = c"multitenant.context";
+
+pub static CONTEXT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CONTEXT_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SuspendedAccess {
+    #[name = c"none"]
+    None,
+    #[name = c"read"]
+    Read,
+}
+pub static POSTGREST_CLAIMS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+pub static SUSPENDED_ACCESS: GucSetting<SuspendedAccess> =
+    GucSetting::<SuspendedAccess>::new(SuspendedAccess::None);
+
+fn register_context() {
+    GucRegistry::define_string_guc(
+        GUC_NAME,
+        c"Signed tenant context token (minted by tenant.set_context / tenant.authenticate).",
+        c"Any role may set it so that poolers and Citus can carry it; only the extension can mint a value that verifies.",
+        &CONTEXT,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.context_ttl",
+        c"Lifetime in seconds of a context token minted by tenant.set_context.",
+        c"",
+        &CONTEXT_TTL,
+        1,
+        7 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"multitenant.postgrest_claims",
+        c"Without a signed context, take the tenant from request.jwt.claims (trusts the proxy that sets it).",
+        c"Off by default. Turn on only when every connection comes through PostgREST (or a proxy that verified the JWT), since any SQL client can set request.jwt.claims.",
+        &POSTGREST_CLAIMS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"multitenant.suspended_access",
+        c"What a context for a suspended tenant may do: none (refused) or read (reads only).",
+        c"",
+        &SUSPENDED_ACCESS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static JWT_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static JWT_TENANT_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id"));
+pub static JWT_USER_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"sub"));
+pub static JWT_ROLES_CLAIM: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"roles"));
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Membership {
+    /// a tenant that has members admits only its active members; one without admits anyone
+    #[name = c"auto"]
+    Auto,
+    /// the token's user must be an active member
+    #[name = c"required"]
+    Required,
+    /// no membership check (the token's tenant claim is trusted as is)
+    #[name = c"off"]
+    Off,
+}
+pub static JWT_MEMBERSHIP: GucSetting<Membership> = GucSetting::<Membership>::new(Membership::Auto);
+
+fn register_jwt() {
+    GucRegistry::define_int_guc(
+        c"multitenant.jwt_leeway",
+        c"Seconds of clock skew allowed on exp and nbf of a JWT.",
+        c"",
+        &JWT_LEEWAY,
+        0,
+        3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.jwt_cache_size",
+        c"Verified JWTs remembered per backend (0 disables the cache).",
+        c"A token seen again is not re-verified while it, and the key that verified it, are valid; any change to tenant.jwt_keys empties the cache in every backend.",
+        &JWT_CACHE_SIZE,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    for (name, desc, setting) in [
+        (
+            c"multitenant.jwt_tenant_claim",
+            c"JWT claim (dotted path) that names the tenant (uuid or slug).",
+            &JWT_TENANT_CLAIM,
+        ),
+        (
+            c"multitenant.jwt_user_claim",
+            c"JWT claim (dotted path) that names the user.",
+            &JWT_USER_CLAIM,
+        ),
+        (
+            c"multitenant.jwt_roles_claim",
+            c"JWT claim (dotted path) that lists the user's roles.",
+            &JWT_ROLES_CLAIM,
+        ),
+    ] {
+        GucRegistry::define_string_guc(
+            name,
+            desc,
+            c"",
+            setting,
+            GucContext::Suset,
+            GucFlags::default(),
+        );
+    }
+    GucRegistry::define_enum_guc(
+        c"multitenant.jwt_membership",
+        c"Membership rule of tenant.authenticate: auto, required or off.",
+        c"",
+        &JWT_MEMBERSHIP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+fn guc_text(s: &GucSetting<Option<CString>>, default: &str) -> String {
+    s.get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_string())
+}
+
+pub struct Names {
+    pub tenant: String,
+    pub user: String,
+    pub roles: String,
+}
+
+impl Names {
+    pub fn current() -> Names {
+        Names {
+            tenant: guc_text(&JWT_TENANT_CLAIM, "tenant_id"),
+            user: guc_text(&JWT_USER_CLAIM, "sub"),
+            roles: guc_text(&JWT_ROLES_CLAIM, "roles"),
+        }
+    }
+    /// identifies the mapping in the verification cache
+    pub fn cache_key(&self) -> String {
+        format!("{}\u{1}{}\u{1}{}", self.tenant, self.user, self.roles)
+    }
+    pub fn as_claim_names(&self) -> ClaimNames<'_> {
+        ClaimNames {
+            tenant: &self.tenant,
+            user: &self.user,
+            roles: &self.roles,
+        }
+    }
+}

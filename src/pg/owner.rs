@@ -1,0 +1,125 @@
+//! Running as the extension owner, or as the caller with the settings that decide how SQL
+//! text is read pinned: what a SECURITY DEFINER function with a SET clause does, without the
+//! function boundary (which would roll back a `SET LOCAL` made inside it).
+
+use crate::core::error::{MtError, MtResult};
+use crate::pg::spi::read_one;
+use pgrx::pg_sys;
+use std::cell::Cell;
+use std::ffi::CStr;
+
+thread_local! {
+    /// the extension's owner (dropped by the invalidation callback with everything else)
+    static EXT_OWNER: Cell<Option<(pg_sys::Oid, u64)>> = const { Cell::new(None) };
+}
+
+fn ext_owner() -> MtResult<pg_sys::Oid> {
+    let generation = crate::pg::invalidation::generation(&[crate::pg::invalidation::Kind::Secret]);
+    if let Some((o, g)) = EXT_OWNER.with(Cell::get) {
+        if g == generation {
+            return Ok(o);
+        }
+    }
+    // runs as the caller, before as_owner can pin anything: the operator is qualified so
+    // that an `=` of the caller's earlier in its search_path is never picked
+    let owner = read_one::<pg_sys::Oid>(
+        "SELECT extowner FROM pg_catalog.pg_extension \
+         WHERE extname OPERATOR(pg_catalog.=) 'multitenant'::pg_catalog.name",
+        &[],
+    )?
+    .ok_or_else(|| MtError::invalid("extension multitenant is not installed in this database"))?;
+    EXT_OWNER.with(|c| c.set(Some((owner, generation))));
+    Ok(owner)
+}
+
+/// Restores the settings a `with_settings` changed (and the user, for `as_owner`), also
+/// when unwinding.
+struct Restore {
+    user: Option<(pg_sys::Oid, i32)>,
+    guc_nest_level: i32,
+}
+impl Drop for Restore {
+    fn drop(&mut self) {
+        // SAFETY: undoes exactly what push_settings/as_owner did, with the nest level and
+        // user they recorded; called once per guard, also while unwinding
+        unsafe {
+            pg_sys::AtEOXact_GUC(true, self.guc_nest_level);
+            if let Some((user, sec_context)) = self.user {
+                pg_sys::SetUserIdAndSecContext(user, sec_context);
+            }
+        }
+    }
+}
+
+fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
+    // SAFETY: names and values are NUL-terminated constants; GUC_ACTION_SAVE inside a new
+    // nest level is what fmgr does for a function's SET clause (allowed in parallel mode)
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in settings {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        level
+    }
+}
+
+/// Run `f` as the current user without NOTICEs reaching the client (our `DROP ... IF
+/// EXISTS` and the like are implementation details), with the settings that decide how SQL
+/// text is read pinned: the DDL we build on the caller's tables resolves nothing through
+/// the caller's search_path.
+pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let _restore = Restore {
+        user: None,
+        guc_nest_level: push_settings(&[
+            (c"search_path", c"pg_catalog, pg_temp"),
+            (c"client_min_messages", c"warning"),
+            (c"standard_conforming_strings", c"on"),
+        ]),
+    };
+    f()
+}
+
+/// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp`, the way a
+/// SECURITY DEFINER function with a pinned search_path would, but without a function
+/// boundary (which would roll back a `SET LOCAL` made by the caller's function). Our kept
+/// plans are parameterized lookups and writes, so generic plans are forced: re-planning per
+/// call would cost more than the query. On error the (sub)transaction abort restores user
+/// and settings too.
+pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let owner = ext_owner()?;
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    let guc_nest_level = push_settings(&[
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"plan_cache_mode", c"force_generic_plan"),
+        (c"client_min_messages", c"warning"),
+        // how SQL text is read must not depend on the caller's session
+        (c"standard_conforming_strings", c"on"),
+        (c"backslash_quote", c"safe_encoding"),
+    ]);
+    // SAFETY: the out-pointers are valid locals; the previous user and security context are
+    // restored by `Restore` on return and on unwinding (and by the abort otherwise)
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            prev_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore {
+        user: Some((prev_user, prev_ctx)),
+        guc_nest_level,
+    };
+    f()
+}

@@ -1,0 +1,204 @@
+//! Usage counters: atomic check-and-add under a hard limit, row-count registrations.
+
+use crate::core::error::{Code, MtError, MtResult};
+use crate::core::names;
+use crate::core::plans::{remaining, window, Limit, Period};
+use crate::pg::convert::{now_unix, pg_uuid};
+use crate::pg::invalidation::{GenMap, Kind};
+use crate::pg::owner::as_owner;
+use crate::pg::spi::{with_prepared, with_prepared_read};
+use crate::state::plans::with_entitlements;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+
+pub fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
+    names::resource(resource)?;
+    with_entitlements(tenant, |e| e.limits.get(resource).cloned())?.ok_or_else(|| {
+        MtError::invalid(format!(
+            "resource \"{resource}\" has no limit in this tenant's plan"
+        ))
+        .hint(
+            "Add it to the plan (tenant.load_plan) or as an override (tenant.set_limit_override).",
+        )
+    })
+}
+
+/// The hot path: the window's counter exists, add if it fits.
+const UPDATE: &str = "UPDATE tenant.usage_counters SET used = used + $5 \
+     WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) \
+       AND ($6 < 0 OR used <= $6 - $5) AND used <= 9223372036854775807 - $5 \
+     RETURNING used";
+
+/// The first use of a window (or a limit that did not fit): create or add, if it fits.
+const UPSERT: &str =
+    "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
+     VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5) \
+     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = c.used + EXCLUDED.used \
+     WHERE ($6 < 0 OR c.used <= $6 - EXCLUDED.used) AND c.used <= 9223372036854775807 - EXCLUDED.used \
+     RETURNING c.used";
+
+/// Atomically add `amount` to the tenant's counter of the current window unless that would
+/// pass `hard_limit` (-1: no check). The row lock of the counter serializes concurrent
+/// consumers, so the total never passes the limit. Returns the new total, or None when the
+/// amount did not fit (nothing was consumed).
+fn add_usage(
+    tenant: uuid::Uuid,
+    resource: &str,
+    period: Period,
+    amount: i64,
+    hard_limit: i64,
+) -> MtResult<Option<i64>> {
+    use pg_sys::PgBuiltInOids as O;
+    let (ws, we) = window(period, now_unix());
+    let types = [
+        O::UUIDOID,
+        O::TEXTOID,
+        O::FLOAT8OID,
+        O::FLOAT8OID,
+        O::INT8OID,
+        O::INT8OID,
+    ];
+    as_owner(|| {
+        for sql in [UPDATE, UPSERT] {
+            let args = [
+                pg_uuid(tenant).into(),
+                resource.into(),
+                (ws as f64).into(),
+                (we as f64).into(),
+                amount.into(),
+                hard_limit.into(),
+            ];
+            let used = with_prepared(sql, &types, &args, |t| match t.into_iter().next() {
+                Some(row) => Ok(row.get::<i64>(1)?),
+                None => Ok(None),
+            })?;
+            if used.is_some() {
+                return Ok(used);
+            }
+        }
+        Ok(None)
+    })
+}
+
+pub fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<i64> {
+    use pg_sys::PgBuiltInOids as O;
+    let (ws, _) = window(period, now_unix());
+    as_owner(|| {
+        with_prepared_read(
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+            &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
+            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+            |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+        )
+    })
+}
+
+fn exceeded(resource: &str, limit: &Limit, used: i64, amount: i64) -> MtError {
+    let (_, reset) = window(limit.period, now_unix());
+    let reset = if limit.period == Period::None {
+        "never (not a windowed limit)".to_string()
+    } else {
+        format!("unix time {reset}")
+    };
+    MtError::new(
+        Code::LimitExceeded,
+        format!("plan limit exceeded for \"{resource}\""),
+    )
+    .detail(format!(
+        "resource={resource} limit={} used={used} requested={amount} period={} resets={reset}",
+        limit.limit,
+        limit.period.as_str()
+    ))
+    .hint("Upgrade the plan, wait for the window to reset, or ask for an override.")
+}
+
+pub fn consume_for(
+    tenant: uuid::Uuid,
+    resource: &str,
+    amount: i64,
+    period_override: Option<Period>,
+) -> MtResult<Option<i64>> {
+    if amount <= 0 {
+        return Err(MtError::invalid("amount must be positive"));
+    }
+    let limit = limit_for(tenant, resource)?;
+    let period = period_override.unwrap_or(limit.period);
+    let hard = if limit.hard() { limit.limit } else { -1 };
+    if limit.hard() && amount > limit.limit {
+        let used = current_used(tenant, resource, period)?;
+        return Err(exceeded(resource, &limit, used, amount));
+    }
+    match add_usage(tenant, resource, period, amount, hard)? {
+        Some(used) => Ok(remaining(&limit, used)),
+        None => {
+            let used = current_used(tenant, resource, period)?;
+            Err(exceeded(resource, &limit, used, amount))
+        }
+    }
+}
+
+/// What `limit_rows` registered for a table: the resource its rows count against and the
+/// tenant column. Cached per relation until its relcache entry changes (attaching or
+/// dropping the trigger is DDL on the table, which sends that invalidation).
+#[derive(Clone)]
+pub struct RowLimit {
+    pub resource: String,
+    pub column: String,
+}
+
+thread_local! {
+    static ROW_LIMITS: RefCell<GenMap<pg_sys::Oid, Option<RowLimit>>> = RefCell::new(GenMap::new(&[Kind::Relations]));
+}
+
+/// The registration of `relid` or of the partitioned table it is a partition of (row
+/// triggers on a partitioned table fire with the partition's oid).
+pub fn row_limit_of(relid: pg_sys::Oid) -> MtResult<Option<RowLimit>> {
+    if let Some(hit) = ROW_LIMITS.with(|m| m.borrow_mut().fresh().get(&relid).cloned()) {
+        return Ok(hit);
+    }
+    let loaded_at = ROW_LIMITS.with(|m| m.borrow().now());
+    let found = as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT r.resource, r.tenant_column::text FROM tenant.row_limits r \
+                 WHERE r.relid::oid = $1 \
+                    OR r.relid::oid IN (SELECT pg_catalog.pg_partition_ancestors($1)) \
+                 ORDER BY r.relid::oid = $1 DESC LIMIT 1",
+                None,
+                &[relid.into()],
+            )?;
+            match t.into_iter().next() {
+                Some(r) => Ok(Some(RowLimit {
+                    resource: r.get::<String>(1)?.unwrap_or_default(),
+                    column: r.get::<String>(2)?.unwrap_or_default(),
+                })),
+                None => Ok::<_, MtError>(None),
+            }
+        })
+    })?;
+    ROW_LIMITS.with(|m| m.borrow_mut().insert(loaded_at, relid, found.clone()));
+    Ok(found)
+}
+
+/// Count one row in (`delta` > 0: consumes a slot of the row-count limit, MT010 when full)
+/// or out (frees it) for `tenant`.
+pub fn count_row(tenant: uuid::Uuid, resource: &str, delta: i64) -> MtResult<()> {
+    if delta > 0 {
+        return consume_for(tenant, resource, 1, Some(Period::None)).map(|_| ());
+    }
+    let (ws, _) = window(Period::None, 0);
+    as_owner(|| {
+        with_prepared(
+            "UPDATE tenant.usage_counters SET used = greatest(used - 1, 0) \
+             WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+            &[
+                pg_sys::PgBuiltInOids::UUIDOID,
+                pg_sys::PgBuiltInOids::TEXTOID,
+                pg_sys::PgBuiltInOids::FLOAT8OID,
+            ],
+            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+            |_| Ok(()),
+        )
+    })
+}

@@ -1,0 +1,93 @@
+//! A tenant's roles and permissions, cached per backend until they change, and the built-in
+//! roles every tenant starts with.
+
+use crate::core::error::MtResult;
+use crate::core::rbac::{builtin_roles, Permission, Policy};
+use crate::pg::convert::pg_uuid;
+use crate::pg::invalidation::{GenMap, Kind};
+use crate::pg::owner::as_owner;
+use crate::pg::spi::with_prepared_read;
+use pgrx::pg_sys::PgBuiltInOids as O;
+use pgrx::prelude::*;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+thread_local! {
+    static POLICIES: RefCell<GenMap<uuid::Uuid, Rc<Policy>>> = RefCell::new(GenMap::new(&[Kind::Rbac]));
+}
+
+/// The tenant's role graph and permissions.
+pub fn policy(tenant: uuid::Uuid) -> MtResult<Rc<Policy>> {
+    if let Some(p) = POLICIES.with(|p| p.borrow_mut().fresh().get(&tenant).cloned()) {
+        return Ok(p);
+    }
+    let loaded_at = POLICIES.with(|p| p.borrow().now());
+    let json = as_owner(|| {
+        with_prepared_read(
+            "SELECT jsonb_build_object( \
+               'roles', coalesce((SELECT jsonb_object_agg(name, inherits) FROM tenant.roles WHERE tenant_id = $1), '{}'), \
+               'permissions', coalesce((SELECT jsonb_agg(jsonb_build_array(role, resource, action, condition)) \
+                                        FROM tenant.permissions WHERE tenant_id = $1), '[]'))",
+            &[O::UUIDOID],
+            &[pg_uuid(tenant).into()],
+            |t| Ok(t.into_iter().next().map(|r| r.get::<pgrx::JsonB>(1)).transpose()?.flatten()),
+        )
+    })?;
+    let mut pol = Policy::default();
+    if let Some(pgrx::JsonB(v)) = json {
+        if let Some(Value::Object(roles)) = v.get("roles") {
+            for (name, parents) in roles {
+                let ps = parents.as_array().map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                });
+                pol.inherits.insert(name.clone(), ps.unwrap_or_default());
+            }
+        }
+        if let Some(Value::Array(perms)) = v.get("permissions") {
+            for p in perms {
+                let s = |i: usize| {
+                    p.get(i)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                pol.permissions.push(Permission {
+                    role: s(0),
+                    resource: s(1),
+                    action: s(2),
+                    condition: p.get(3).cloned().unwrap_or(Value::Null),
+                });
+            }
+        }
+    }
+    let pol = Rc::new(pol);
+    POLICIES.with(|p| p.borrow_mut().insert(loaded_at, tenant, pol.clone()));
+    Ok(pol)
+}
+
+/// Copy the built-in roles into a new tenant (called by `tenant.create`, as the owner).
+pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
+    for (role, inherits, perms) in builtin_roles() {
+        let inherits: Vec<String> = inherits.into_iter().map(str::to_string).collect();
+        Spi::run_with_args(
+            "INSERT INTO tenant.roles (tenant_id, name, inherits, builtin) VALUES ($1, $2, $3, true)",
+            &[pg_uuid(tenant).into(), role.into(), inherits.into()],
+        )?;
+        for (res, act, cond) in perms {
+            Spi::run_with_args(
+                "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    pg_uuid(tenant).into(),
+                    role.into(),
+                    res.into(),
+                    act.into(),
+                    (!cond.is_null()).then(|| pgrx::JsonB(cond.clone())).into(),
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The tenant resolver: a tenant by uuid or slug, cached per backend until `tenant.tenants`
+//! changes. The one place a tenant key is resolved (slugs cannot look like uuids).
+
+use crate::core::error::{MtError, MtResult};
+use crate::core::lifecycle::Status;
+use crate::pg::convert::{from_pg_uuid, pg_uuid};
+use crate::pg::invalidation::{GenMap, Kind};
+use crate::pg::owner::as_owner;
+use crate::pg::spi::with_prepared_read;
+use pgrx::pg_sys::PgBuiltInOids as O;
+use pgrx::spi::SpiTupleTable;
+use std::cell::RefCell;
+
+#[derive(Clone, Debug)]
+pub struct TenantRow {
+    pub id: uuid::Uuid,
+    pub status: Status,
+}
+
+thread_local! {
+    static TENANTS: RefCell<GenMap<String, TenantRow>> = RefCell::new(GenMap::new(&[Kind::Tenants]));
+}
+
+/// Find a tenant by uuid or slug.
+pub fn lookup(key: &str) -> MtResult<TenantRow> {
+    if let Some(row) = TENANTS.with(|c| c.borrow_mut().fresh().get(key).cloned()) {
+        return Ok(row);
+    }
+    let loaded_at = TENANTS.with(|c| c.borrow().now());
+    let by_id = uuid::Uuid::parse_str(key).ok();
+    let read = |t: SpiTupleTable<'_>| -> MtResult<(Option<pgrx::Uuid>, Option<String>)> {
+        match t.into_iter().next() {
+            Some(r) => Ok((r.get::<pgrx::Uuid>(1)?, r.get::<String>(2)?)),
+            None => Ok((None, None)),
+        }
+    };
+    let found = as_owner(|| match by_id {
+        Some(id) => with_prepared_read(
+            "SELECT id, status FROM tenant.tenants WHERE id = $1",
+            &[O::UUIDOID],
+            &[pg_uuid(id).into()],
+            read,
+        ),
+        None => with_prepared_read(
+            "SELECT id, status FROM tenant.tenants WHERE slug = $1",
+            &[O::TEXTOID],
+            &[key.into()],
+            read,
+        ),
+    })?;
+    match found {
+        (Some(id), Some(status)) => {
+            let row = TenantRow {
+                id: from_pg_uuid(id),
+                status: Status::parse(&status)?,
+            };
+            TENANTS.with(|c| {
+                c.borrow_mut()
+                    .insert(loaded_at, key.to_string(), row.clone())
+            });
+            Ok(row)
+        }
+        _ => Err(MtError::tenant_not_found(key)),
+    }
+}

@@ -5,10 +5,10 @@
 -- call (inlined to `true` by the planner, so it costs nothing) so that the policy depends on
 -- the extension: DROP EXTENSION ... CASCADE removes it with the restrictive ones, and a table
 -- left with RLS forced and no policy shows no rows to anyone (fail closed).
-CREATE FUNCTION tenant._allow() RETURNS boolean
+CREATE FUNCTION tenant_internal._allow() RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT true $$;
-COMMENT ON FUNCTION tenant._allow() IS
+COMMENT ON FUNCTION tenant_internal._allow() IS
     'Internal: the permissive isolation policy (always true; exists so the policy depends on the extension).';
 
 -- Usage of the current tenant: per resource of its plan, the current window against the
@@ -64,10 +64,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to read invoices',
             HINT = 'Grant tenant_service or tenant_admin to the calling role.';
     END IF;
-    SELECT * INTO t FROM tenant.tenants tt WHERE tt.slug = invoice.tenant OR tt.id::text = invoice.tenant;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'MT002', MESSAGE = format('tenant "%s" not found', invoice.tenant);
-    END IF;
+    -- the one tenant resolver (MT002 when there is none)
+    SELECT * INTO t FROM tenant.tenants tt WHERE tt.id = tenant_internal._tenant_id(invoice.tenant);
     IF period_start <> date_trunc('month', period_start)::date THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
     END IF;
@@ -138,33 +136,33 @@ END
 $$;
 
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON tenant.audit_log
-    FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
+    FOR EACH ROW EXECUTE FUNCTION tenant_internal._audit_guard();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON tenant.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._audit_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._audit_guard();
 CREATE TRIGGER audit_heads_guard BEFORE UPDATE OR DELETE ON tenant.audit_heads
-    FOR EACH ROW EXECUTE FUNCTION tenant._audit_guard();
+    FOR EACH ROW EXECUTE FUNCTION tenant_internal._audit_guard();
 CREATE TRIGGER audit_heads_no_truncate BEFORE TRUNCATE ON tenant.audit_heads
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._audit_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._audit_guard();
 
 -- Partitions and inheritance children of isolated tables, created or attached later, are
--- isolated in the same statement (tenant._on_ddl runs as the role that ran the DDL).
+-- isolated in the same statement (tenant_internal._on_ddl runs as the role that ran the DDL).
 CREATE EVENT TRIGGER multitenant_isolate_children ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
-    EXECUTE FUNCTION tenant._on_ddl();
+    EXECUTE FUNCTION tenant_internal._on_ddl();
 
 -- Cross-backend cache invalidation when tenants or the secret change.
-CREATE FUNCTION tenant._tables_changed() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION tenant_internal._tables_changed() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
-AS $$ BEGIN PERFORM tenant._invalidate(TG_RELID); RETURN NULL; END $$;
+AS $$ BEGIN PERFORM tenant_internal._invalidate(TG_RELID); RETURN NULL; END $$;
 
 CREATE TRIGGER tenants_changed AFTER UPDATE OR DELETE OR TRUNCATE ON tenant.tenants
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._tables_changed();
 DO $inval$
 DECLARE t text;
 BEGIN
     FOREACH t IN ARRAY ARRAY['secret', 'jwt_keys', 'members', 'roles', 'permissions', 'plans', 'plan_limits', 'tenant_limits', 'tenant_features'] LOOP
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant.%I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant._tables_changed()', t || '_changed', t);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._tables_changed()', t || '_changed', t);
     END LOOP;
 END
 $inval$;
@@ -215,6 +213,7 @@ REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
 
 GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
@@ -225,7 +224,7 @@ GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
 -- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it): the
--- documented API and _allow, the policy helper above. Everything else is revoked.
+-- documented API and tenant_internal._allow, the policy helper above. Everything else is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
@@ -238,7 +237,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
     tenant.invite(text, text, integer),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
-    tenant._allow()
+    tenant_internal._allow()
 TO PUBLIC;
 
 -- Registration functions that write shared state (counters, audit chains): tenant_admin.
@@ -247,8 +246,10 @@ GRANT EXECUTE ON FUNCTION
     tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
     -- CREATE TRIGGER (run as the table's owner by the two above) needs EXECUTE on them; they
     -- read their registration when they fire, so a trigger attached by hand only raises
-    tenant._audit_trigger(), tenant._limit_rows_trigger()
+    tenant_internal._audit_trigger(), tenant_internal._limit_rows_trigger()
 TO tenant_admin;
+-- (and the schema, so that CREATE TRIGGER finds them)
+GRANT USAGE ON SCHEMA tenant_internal TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;

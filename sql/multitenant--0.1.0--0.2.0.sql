@@ -11,6 +11,69 @@ BEGIN
 END
 $roles$;
 
+-- Functions nobody calls by name move out of the user-facing schema.
+CREATE SCHEMA tenant_internal;
+REVOKE ALL ON SCHEMA tenant_internal FROM PUBLIC;
+COMMENT ON SCHEMA tenant_internal IS 'multitenant internals: not an API.';
+ALTER FUNCTION tenant._audit_content(uuid, text, text, text, text, text, timestamptz, bigint, text, text, text)
+    SET SCHEMA tenant_internal;
+ALTER FUNCTION tenant._audit_trigger() SET SCHEMA tenant_internal;
+ALTER FUNCTION tenant._audit_guard() SET SCHEMA tenant_internal;
+ALTER FUNCTION tenant._invalidate(oid) SET SCHEMA tenant_internal;
+ALTER FUNCTION tenant._tables_changed() SET SCHEMA tenant_internal;
+ALTER FUNCTION tenant._limit_rows_trigger() SET SCHEMA tenant_internal;
+CREATE OR REPLACE CREATE FUNCTION tenant_internal._tables_changed() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM tenant_internal._invalidate(TG_RELID); RETURN NULL; END $$;
+
+-- The hash formula, the chain-name rule and the tenant resolver, each in one place (Rust),
+-- for the extension's SQL.
+CREATE FUNCTION tenant_internal._audit_link(prev bytea, seq bigint, content bytea) RETURNS bytea
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_link_wrapper';
+CREATE FUNCTION tenant_internal._chain_tenant(chain text) RETURNS text
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '_chain_tenant_wrapper';
+CREATE FUNCTION tenant_internal._tenant_id(tenant text) RETURNS uuid
+    STABLE STRICT PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', '_tenant_id_wrapper';
+CREATE OR REPLACE CREATE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT date_trunc('month', now())::date)
+RETURNS TABLE (line text, quantity bigint, unit_price numeric, amount numeric, currency text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t tenant.tenants;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to read invoices',
+            HINT = 'Grant tenant_service or tenant_admin to the calling role.';
+    END IF;
+    -- the one tenant resolver (MT002 when there is none)
+    SELECT * INTO t FROM tenant.tenants tt WHERE tt.id = tenant_internal._tenant_id(invoice.tenant);
+    IF period_start <> date_trunc('month', period_start)::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
+    END IF;
+    RETURN QUERY
+    SELECT format('plan %s (%s)', p.name, to_char(period_start, 'YYYY-MM')), 1::bigint, p.price, p.price, p.currency
+    FROM tenant.plans p WHERE p.name = t.plan;
+    RETURN QUERY
+    WITH lim AS (
+        SELECT l.resource, l.limit_value, l.overage_price FROM tenant.plan_limits l
+        WHERE l.plan = t.plan AND l.period = 'month'
+          AND NOT EXISTS (SELECT 1 FROM tenant.tenant_limits o WHERE o.tenant_id = t.id AND o.resource = l.resource)
+        UNION ALL
+        SELECT o.resource, o.limit_value, o.overage_price FROM tenant.tenant_limits o
+        WHERE o.tenant_id = t.id AND o.period = 'month'
+    )
+    SELECT format('overage %s: %s above %s', lim.resource, c.used - lim.limit_value, lim.limit_value),
+           c.used - lim.limit_value, lim.overage_price, round((c.used - lim.limit_value) * lim.overage_price, 2),
+           coalesce((SELECT p.currency FROM tenant.plans p WHERE p.name = t.plan), 'USD')
+    FROM lim
+    JOIN tenant.usage_counters c
+      ON c.tenant_id = t.id AND c.resource = lim.resource AND c.window_start = period_start::timestamptz
+    WHERE lim.overage_price IS NOT NULL AND lim.limit_value >= 0 AND c.used > lim.limit_value
+    ORDER BY 1;
+END
+$$;
+
 -- Identity sequences travel with pg_dump like their tables.
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.permissions_id_seq', '');
@@ -50,7 +113,7 @@ CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column text DE
 -- The row-count trigger: Rust, no arguments (reads tenant.row_limits), not SECURITY DEFINER
 -- (0.1.0's PL/pgSQL one ran to_jsonb(NEW) as the extension owner). Replaced in place, so
 -- the triggers already attached keep working; their old arguments are ignored.
-CREATE OR REPLACE FUNCTION tenant._limit_rows_trigger() RETURNS trigger
+CREATE OR REPLACE FUNCTION tenant_internal._limit_rows_trigger() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', '_limit_rows_trigger_wrapper';
 DROP FUNCTION tenant._count_row(uuid, text, integer);
 
@@ -68,16 +131,16 @@ ALTER FUNCTION tenant.can(text, text, jsonb) PARALLEL RESTRICTED;
 ALTER FUNCTION tenant.authorize(text, text, jsonb) PARALLEL RESTRICTED;
 
 -- The DDL hook that isolates partitions and children created or attached later.
-CREATE FUNCTION tenant._on_ddl() RETURNS event_trigger
+CREATE FUNCTION tenant_internal._on_ddl() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', '_on_ddl_wrapper';
 CREATE EVENT TRIGGER multitenant_isolate_children ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
-    EXECUTE FUNCTION tenant._on_ddl();
+    EXECUTE FUNCTION tenant_internal._on_ddl();
 
-CREATE FUNCTION tenant._allow() RETURNS boolean
+CREATE FUNCTION tenant_internal._allow() RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT true $$;
-COMMENT ON FUNCTION tenant._allow() IS
+COMMENT ON FUNCTION tenant_internal._allow() IS
     'Internal: the permissive isolation policy (always true; exists so the policy depends on the extension).';
 
 -- tenant.check_isolation(): a read-only linter for the holes that row level security does not
@@ -505,8 +568,9 @@ CREATE POLICY audit_log_service ON tenant.audit_log FOR SELECT TO tenant_service
 
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
 -- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it): the
--- documented API and _allow, the policy helper above. Everything else is revoked.
+-- documented API and tenant_internal._allow, the policy helper above. Everything else is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),
     tenant.context_status(), tenant.clear_context(),
@@ -519,7 +583,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
     tenant.invite(text, text, integer),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
-    tenant._allow()
+    tenant_internal._allow()
 TO PUBLIC;
 
 -- Registration functions that write shared state (counters, audit chains): tenant_admin.
@@ -528,8 +592,10 @@ GRANT EXECUTE ON FUNCTION
     tenant.audit(regclass, text[], boolean), tenant.unaudit(regclass),
     -- CREATE TRIGGER (run as the table's owner by the two above) needs EXECUTE on them; they
     -- read their registration when they fire, so a trigger attached by hand only raises
-    tenant._audit_trigger(), tenant._limit_rows_trigger()
+    tenant_internal._audit_trigger(), tenant_internal._limit_rows_trigger()
 TO tenant_admin;
+-- (and the schema, so that CREATE TRIGGER finds them)
+GRANT USAGE ON SCHEMA tenant_internal TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;

@@ -5,7 +5,7 @@ WITH chains AS (
     SELECT h.chain, h.base_seq,
            now() - make_interval(days => CASE WHEN EXISTS (
                SELECT 1 FROM tenant.tenants t LEFT JOIN tenant.plans p ON p.name = t.plan
-               WHERE t.id::text = split_part(h.chain, '/', 1)
+               WHERE t.id::text = tenant_internal._chain_tenant(h.chain)
                  AND coalesce((SELECT f.enabled FROM tenant.tenant_features f
                                WHERE f.tenant_id = t.id AND f.feature = 'audit_logs'),
                               'audit_logs' = ANY (p.features), false))

@@ -20,7 +20,7 @@ use serde_json::Value;
 /// The bytes an entry's hash covers (see `audit_chain::content`); the writer and
 /// `verify_audit` both call this.
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(immutable, parallel_safe, schema = "tenant_internal")]
 fn _audit_content(
     tenant_id: Option<pgrx::Uuid>,
     table_name: Option<&str>,
@@ -133,7 +133,10 @@ fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
 /// Row trigger (AFTER INSERT/UPDATE/DELETE) and statement trigger (AFTER TRUNCATE) that
 /// `tenant.audit()` attaches. No arguments: ignored columns and `changed_only` are read from
 /// `tenant.audited_tables`, so attaching it by hand to another table only raises.
-#[pg_trigger]
+#[pg_trigger(
+    sql = "CREATE FUNCTION tenant_internal._audit_trigger() RETURNS trigger \
+           LANGUAGE c AS 'MODULE_PATHNAME', '_audit_trigger_wrapper';"
+)]
 fn _audit_trigger<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
@@ -143,7 +146,10 @@ fn _audit_trigger<'a>(
 
 /// BEFORE UPDATE/DELETE/TRUNCATE on the log and its chain heads: refused for every role,
 /// the owner included, except for the extension's own writes and `purge_audit`.
-#[pg_trigger]
+#[pg_trigger(
+    sql = "CREATE FUNCTION tenant_internal._audit_guard() RETURNS trigger \
+           LANGUAGE c AS 'MODULE_PATHNAME', '_audit_guard_wrapper';"
+)]
 fn _audit_guard<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
@@ -178,11 +184,11 @@ pub(crate) fn audit_impl(
         format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
+             FOR EACH ROW EXECUTE FUNCTION \"tenant_internal\".\"_audit_trigger\"()"
         ),
         format!(
             "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
-             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant\".\"_audit_trigger\"()"
+             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant_internal\".\"_audit_trigger\"()"
         ),
     ])?;
     as_owner(|| {
@@ -232,19 +238,19 @@ fn unaudit(tbl: pg_sys::Oid) -> bool {
 }
 
 fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
-    let prefix = match tenant {
-        None => "global".to_string(),
-        Some(t) => tenants::lookup(t)?.id.to_string(),
-    };
+    let id = tenant
+        .map(|t| tenants::lookup(t).map(|row| row.id.to_string()))
+        .transpose()?;
+    let prefix = id.clone().unwrap_or_else(|| audit::GLOBAL.to_string());
     // a tenant may verify its own chains; others need tenant_service/tenant_admin
-    let own = verified(|c| c.t.to_string()).ok().as_deref() == Some(prefix.as_str());
+    let own = id.is_some() && verified(|c| c.t.to_string()).ok() == id;
     if !own {
         require_any_role(
             &[c"tenant_service", c"tenant_admin"],
             "verify another tenant's audit chain",
         )?;
     }
-    let chains = chains_of(&prefix)?;
+    let chains = chains_of(id.as_deref())?;
     let mut total = 0i64;
     for chain in &chains {
         match verify_chain_named(chain)? {

@@ -216,7 +216,7 @@ fn on_ddl_impl() -> MtResult<()> {
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION tenant._on_ddl() RETURNS event_trigger \
+    sql = "CREATE FUNCTION tenant_internal._on_ddl() RETURNS event_trigger \
            LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn _on_ddl() {

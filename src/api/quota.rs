@@ -116,7 +116,10 @@ fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
 /// Row trigger (BEFORE INSERT OR DELETE) that `tenant.limit_rows` attaches. It takes no
 /// arguments: what to count is read from `tenant.row_limits`, so attaching it by hand to an
 /// unregistered table only raises.
-#[pg_trigger]
+#[pg_trigger(
+    sql = "CREATE FUNCTION tenant_internal._limit_rows_trigger() RETURNS trigger \
+           LANGUAGE c AS 'MODULE_PATHNAME', '_limit_rows_trigger_wrapper';"
+)]
 fn _limit_rows_trigger<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, pgrx::PgTriggerError> {
@@ -165,7 +168,7 @@ pub(crate) fn limit_rows_impl(
         format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
-             EXECUTE FUNCTION \"tenant\".\"_limit_rows_trigger\"({args})"
+             EXECUTE FUNCTION \"tenant_internal\".\"_limit_rows_trigger\"({args})"
         ),
         // existing rows count from the start; the table lock keeps the count exact
         format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),

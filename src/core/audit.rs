@@ -4,7 +4,7 @@
 //! without a tenant; slot = backend pid mod 8), so writers of different tenants never wait
 //! for each other and writers of one tenant rarely do. Entry n of a chain stores
 //! `hash_n = SHA-256(hash_{n-1} || be64(n) || content_n)` with `hash_0` empty, where
-//! `content_n` is [`content`] over the entry's stored columns (`tenant._audit_content`,
+//! `content_n` is [`content`] over the entry's stored columns (`tenant_internal._audit_content`,
 //! used by the writer and by `verify_audit`).
 
 use serde_json::{Map, Value};
@@ -33,7 +33,24 @@ pub fn content(fields: &[Option<&str>]) -> Vec<u8> {
 /// Chain of a writer: one per tenant and writer slot, so that concurrent writers of the
 /// same tenant rarely wait for each other (and writers of different tenants never do).
 pub fn chain_name(tenant: Option<&str>, slot: u32) -> String {
-    format!("{}/{}", tenant.unwrap_or("global"), slot)
+    format!("{}/{}", tenant.unwrap_or(GLOBAL), slot)
+}
+
+/// The name of the chains of rows without a tenant.
+pub const GLOBAL: &str = "global";
+
+/// A LIKE pattern for every chain of `tenant` (None: the global chains). Tenant ids are
+/// uuids, which hold no LIKE wildcard.
+pub fn chain_pattern(tenant: Option<&str>) -> String {
+    format!("{}/%", tenant.unwrap_or(GLOBAL))
+}
+
+/// The tenant a chain belongs to, None for a global chain.
+pub fn chain_tenant(chain: &str) -> Option<&str> {
+    chain
+        .split_once('/')
+        .map(|(t, _)| t)
+        .filter(|t| *t != GLOBAL)
 }
 
 pub fn chain_hash(prev: &[u8], seq: i64, content: &[u8]) -> [u8; 32] {
@@ -183,6 +200,15 @@ pub fn record_id(row: &Value, pk: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_names_round_trip() {
+        let t = "6f9619ff-8b86-d011-b42d-00c04fc964ff";
+        assert_eq!(chain_tenant(&chain_name(Some(t), 3)), Some(t));
+        assert_eq!(chain_tenant(&chain_name(None, 3)), None);
+        assert_eq!(chain_pattern(Some(t)), format!("{t}/%"));
+        assert_eq!(chain_pattern(None), "global/%");
+    }
     use serde_json::json;
 
     fn chain(contents: &[&str]) -> (Vec<Entry>, (i64, Vec<u8>)) {

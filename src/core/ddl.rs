@@ -46,7 +46,7 @@ pub struct Target<'a> {
     pub schema: &'a str,
     pub table: &'a str,
     pub column: &'a str,
-    /// the schema is still 0.1.0's (no `tenant._allow()`, see compat.rs): the permissive
+    /// the schema is still 0.1.0's (no `tenant_internal._allow()`, see compat.rs): the permissive
     /// policy is `true`, as 0.1.0 wrote it, until `ALTER EXTENSION ... UPDATE` redoes it
     pub legacy_schema: bool,
 }
@@ -96,7 +96,7 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let allow = if t.legacy_schema {
         "true"
     } else {
-        "\"tenant\".\"_allow\"()"
+        "\"tenant_internal\".\"_allow\"()"
     };
     v.push(format!(
         "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING ({allow}) WITH CHECK ({allow})",
@@ -192,7 +192,7 @@ mod tests {
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR DELETE")));
         // the permissive policy depends on the extension (DROP ... CASCADE removes it)
         assert!(v.iter().any(|s| s.contains(
-            "AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant\".\"_allow\"()) WITH CHECK (\"tenant\".\"_allow\"())"
+            "AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant_internal\".\"_allow\"()) WITH CHECK (\"tenant_internal\".\"_allow\"())"
         )));
         assert!(v.iter().any(|s| s.contains("AS RESTRICTIVE FOR UPDATE")));
         assert_eq!(

@@ -1,7 +1,7 @@
 //! Cross-backend cache invalidation by generations.
 //!
 //! A statement trigger on each of the extension's tables sends a relcache invalidation for
-//! that table (`tenant._tables_changed`), which every backend processes at its next command.
+//! that table (`tenant_internal._tables_changed`), which every backend processes at its next command.
 //! The callback only bumps counters: one per kind of cache, chosen by the table that changed.
 //! A cache remembers the generation it was filled at and empties itself when the counter has
 //! moved, so no flush can be lost, even when the callback fires while a cache is in use.

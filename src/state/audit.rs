@@ -24,14 +24,14 @@ const WRITE: &str = "WITH v AS ( \
          $8::text[] AS changed \
 ), c AS ( \
   SELECT v.*, $9::text AS chain, \
-         tenant._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
+         tenant_internal._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
                                v.at, v.txid, v.old_data::text, v.new_data::text, v.changed::text) AS content \
   FROM v \
 ), head AS ( \
   INSERT INTO tenant.audit_heads AS h (chain, seq, hash) \
-  SELECT c.chain, 1, sha256(int8send(1) || c.content) FROM c \
+  SELECT c.chain, 1, tenant_internal._audit_link(''::bytea, 1, c.content) FROM c \
   ON CONFLICT (chain) DO UPDATE SET seq = h.seq + 1, \
-      hash = sha256(h.hash || int8send(h.seq + 1) || (SELECT content FROM c)) \
+      hash = tenant_internal._audit_link(h.hash, h.seq + 1, (SELECT content FROM c)) \
   RETURNING h.chain, h.seq, h.hash \
 ) \
 INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, operation, record_id, user_id, \
@@ -185,7 +185,7 @@ pub fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
     let (entries, base, head) = as_owner(|| {
         Spi::connect(|c| {
             let t = c.select(
-                "SELECT id, seq, tenant._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
+                "SELECT id, seq, tenant_internal._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
                         at, txid, old_data::text, new_data::text, changed::text), hash \
                  FROM tenant.audit_log WHERE chain = $1 ORDER BY seq",
                 None,
@@ -224,16 +224,17 @@ pub fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
     Ok(audit::verify_chain(entries, base, head))
 }
 
-/// Every chain of a tenant (`prefix`: its id, or "global"): those with a head, and any
+/// Every chain of a tenant (None: the global chains): those with a head, and any
 /// entries whose head was deleted.
-pub fn chains_of(prefix: &str) -> MtResult<Vec<String>> {
+pub fn chains_of(tenant: Option<&str>) -> MtResult<Vec<String>> {
+    let pattern = audit::chain_pattern(tenant);
     as_owner(|| {
         Spi::connect(|c| {
             let t = c.select(
-                "SELECT chain FROM tenant.audit_heads WHERE chain LIKE $1 || '/%' \
-                 UNION SELECT DISTINCT chain FROM tenant.audit_log WHERE chain LIKE $1 || '/%' ORDER BY 1",
+                "SELECT chain FROM tenant.audit_heads WHERE chain LIKE $1 \
+                 UNION SELECT DISTINCT chain FROM tenant.audit_log WHERE chain LIKE $1 ORDER BY 1",
                 None,
-                &[prefix.into()],
+                &[pattern.as_str().into()],
             )?;
             let mut v = Vec::new();
             for r in t {

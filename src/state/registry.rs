@@ -64,8 +64,10 @@ pub fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
 /// The database's extension schema is still 0.1.0's (this library runs it until
 /// `ALTER EXTENSION multitenant UPDATE`; see compat.rs).
 pub fn legacy_schema() -> MtResult<bool> {
+    // (to_regprocedure raises for a missing schema before PostgreSQL 16)
     Ok(read_one::<bool>(
-        "SELECT pg_catalog.to_regprocedure('tenant._allow()') IS NULL",
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace \
+         WHERE nspname OPERATOR(pg_catalog.=) 'tenant_internal'::pg_catalog.name)",
         &[],
     )?
     .unwrap_or(false))

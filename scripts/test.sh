@@ -37,3 +37,12 @@ trap 'rm -f "$EXTDIR/multitenant--0.1.0.sql"; "$HERE/scripts/cluster.sh" stop' E
 # every client suite runs with force_parallel_mode = on in the cluster (scripts/cluster.sh
 # MT_PG_FORCE_PARALLEL): what is marked parallel-safe or -restricted must work under a Gather
 cargo test --features integration --test integration --test hostile --test linter --test upgrade -- --test-threads 4
+
+echo "[test] the README's quick start, pasted into psql as postgres on a fresh database"
+PSQL=(psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres)
+"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS mt_quickstart" -c "CREATE DATABASE mt_quickstart"
+"${PSQL[@]}" -d mt_quickstart -v ON_ERROR_STOP=1 -f "$HERE/scripts/quickstart.sql" >/dev/null
+"${PSQL[@]}" -d postgres -c "DROP DATABASE mt_quickstart"
+
+echo "[test] examples: Python (psycopg 3) and Node (pg)"
+"$HERE/scripts/examples.sh"

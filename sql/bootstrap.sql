@@ -2,7 +2,7 @@
 -- Runs first in CREATE EXTENSION; the schema "tenant" is created by the control file.
 
 -- Functions nobody calls by name: triggers, the policy helper, the extension's own
--- plumbing. Not usable by PUBLIC (finalize.sql grants what is needed).
+-- plumbing. Their EXECUTE is revoked from PUBLIC (finalize.sql grants what is needed).
 CREATE SCHEMA tenant_internal;
 REVOKE ALL ON SCHEMA tenant_internal FROM PUBLIC;
 COMMENT ON SCHEMA tenant_internal IS 'multitenant internals: not an API.';

@@ -407,4 +407,4 @@ $check$;
 COMMENT ON FUNCTION tenant.check_isolation() IS
     'Lint tenant isolation: unisolated tables, RLS not forced, partitions, privileged roles, views, '
     'SECURITY DEFINER functions, foreign and unique keys without the tenant column, TRUNCATE grants, '
-    'leaky policy functions. One row per finding with SQL to fix it; see docs/check_isolation.md.';
+    'leaky policy functions. One row per finding with SQL to fix it; see docs/reference.md.';

@@ -92,6 +92,24 @@ BEGIN
 END
 $$;
 
+-- JWT keys as tenant_admin may see them: everything but the key material.
+CREATE FUNCTION tenant.jwt_key_list()
+RETURNS TABLE (kid text, alg text, issuer text, audience text, valid_from timestamptz,
+               valid_until timestamptz, active boolean, created_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_has_role('tenant_admin', 'USAGE') THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to list JWT keys',
+            HINT = 'Grant tenant_admin to the calling role.';
+    END IF;
+    RETURN QUERY
+    SELECT k.kid, k.alg, k.issuer, k.audience, k.valid_from, k.valid_until, k.active, k.created_at
+    FROM tenant.jwt_keys k ORDER BY k.created_at, k.kid;
+END
+$$;
+
 -- Housekeeping for pg_cron: roll counters into daily history, drop old windows and history,
 -- end expired trials. Returns what it did.
 CREATE FUNCTION tenant.run_maintenance(retention interval DEFAULT '400 days')
@@ -248,8 +266,10 @@ GRANT EXECUTE ON FUNCTION
     -- read their registration when they fire, so a trigger attached by hand only raises
     tenant_internal._audit_trigger(), tenant_internal._limit_rows_trigger()
 TO tenant_admin;
--- (and the schema, so that CREATE TRIGGER finds them)
-GRANT USAGE ON SCHEMA tenant_internal TO tenant_admin;
+-- The schema is usable by everyone (CREATE POLICY by a table owner names
+-- tenant_internal._allow, CREATE TRIGGER by a tenant_admin the trigger functions); what is in
+-- it is not: every function but _allow is revoked from PUBLIC above.
+GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
@@ -257,7 +277,8 @@ GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_servi
 GRANT EXECUTE ON FUNCTION
     tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
     tenant.deactivate_jwt_key(text),
-    tenant.rotate_jwt_key(text, text, text, text, integer)
+    tenant.rotate_jwt_key(text, text, text, text, integer),
+    tenant.jwt_key_list()
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.add_member(text, text, text[]), tenant.remove_member(text, text),
@@ -271,3 +292,77 @@ TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)
 TO tenant_service, tenant_admin;
+
+-- Every function and table says what it is (\df+ and \dt+ show it); docs/reference.md has the
+-- details and examples.
+COMMENT ON SCHEMA tenant IS 'multitenant: tenant isolation, plans, permissions and audit (docs/reference.md).';
+COMMENT ON FUNCTION tenant."check"(text, bigint) IS 'Would amount of resource fit the current tenant''s limit now? Consumes nothing.';
+COMMENT ON FUNCTION tenant."create"(text, text, text, text, jsonb) IS 'Create a tenant (slug, name, plan, status, settings) with its built-in roles; returns its id. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.accept_invitation(text, text) IS 'Redeem an invitation token for a user (once, before it expires); returns the tenant. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz) IS 'Register a key (kid, alg, key, issuer, audience, validity) that verifies JWTs for tenant.authenticate. For tenant_admin.';
+COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an active member of a tenant with roles. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS 'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in tenant.audit_log (hash-chained per tenant). For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.authenticate(text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction. For tenant_user and tenant_service.';
+COMMENT ON FUNCTION tenant.authorize(text, text, jsonb) IS 'Like tenant.can, but raises MT020 when the current user may not do action on resource.';
+COMMENT ON FUNCTION tenant.can(text, text, jsonb) IS 'May the current user do action on resource (role inheritance, wildcards, conditions on ctx)? False without a context.';
+COMMENT ON FUNCTION tenant.clear_context() IS 'Leave the tenant context (for the session).';
+COMMENT ON FUNCTION tenant.consume(text, bigint) IS 'Atomically use amount of resource in the current window of the current tenant; returns what is left (NULL: unlimited); MT010 past a hard limit, nothing consumed.';
+COMMENT ON FUNCTION tenant.context_status() IS 'The current context (tenant, user, expiry, read-only) or why it does not verify.';
+COMMENT ON FUNCTION tenant.create_role(text, text[]) IS 'Create or redefine a role of the current tenant inheriting other roles (cycles refused).';
+COMMENT ON FUNCTION tenant.current_claims() IS 'The verified JWT claims of the current context, or NULL.';
+COMMENT ON FUNCTION tenant.current_roles() IS 'The roles carried by the current context (from the JWT), empty without.';
+COMMENT ON FUNCTION tenant.current_tenant() IS 'The current tenant''s id from the verified context, or NULL (no rows of isolated tables then).';
+COMMENT ON FUNCTION tenant.current_user_id() IS 'The current user id from the verified context, or NULL.';
+COMMENT ON FUNCTION tenant.deactivate_jwt_key(text) IS 'Stop accepting tokens signed with a key, at once in every session. For tenant_admin.';
+COMMENT ON FUNCTION tenant.drop_role(text) IS 'Drop a role of the current tenant and its permissions.';
+COMMENT ON FUNCTION tenant.grant_permission(text, text, text, jsonb) IS 'Let a role of the current tenant do action on resource (wildcards), when the condition holds.';
+COMMENT ON FUNCTION tenant.has_feature(text) IS 'Does the current tenant''s plan (with overrides) include the feature? False without a context.';
+COMMENT ON FUNCTION tenant.invite(text, text, integer) IS 'Invite an e-mail address to the current tenant with a role; returns the single-use token (only its hash is stored).';
+COMMENT ON FUNCTION tenant.invoice(text, date) IS 'Invoice lines of a tenant for a month: the plan''s price and overage above monthly limits. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.isolate(regclass, text) IS 'Enable and force RLS with tenant policies, a default and an index on the tenant column, on the table and every partition and child. For the table owner. Idempotent.';
+COMMENT ON FUNCTION tenant.limit_rows(regclass, text, text) IS 'Count each tenant''s rows of a table against the limit of a resource; an INSERT past it raises MT010. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.load_plan(jsonb) IS 'Create or replace a plan from a JSON document (price, features, limits). For tenant_admin.';
+COMMENT ON FUNCTION tenant.protect(regclass, text, text) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, {owner_id}). For the table owner.';
+COMMENT ON FUNCTION tenant.purge_audit(integer, integer) IS 'Remove audit entries past retention (chains stay verifiable); returns how many. For tenant_admin.';
+COMMENT ON FUNCTION tenant.remove_member(text, text) IS 'Remove a user from a tenant. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.require_feature(text) IS 'Raise MT011 unless the current tenant has the feature; true otherwise (usable in policies and checks).';
+COMMENT ON FUNCTION tenant.require_tenant() IS 'The current tenant''s id; MT001 without a context, MT003 when read-only or inactive. Default and write check of isolated tables.';
+COMMENT ON FUNCTION tenant.revoke_permission(text, text, text) IS 'Remove a role''s permissions for action on resource; returns how many.';
+COMMENT ON FUNCTION tenant.rotate_jwt_key(text, text, text, text, integer) IS 'Add a new key and let the old one expire after an overlap. For tenant_admin.';
+COMMENT ON FUNCTION tenant.run_maintenance(interval) IS 'Roll usage counters into daily history, drop old windows and history, end expired trials (schedule with pg_cron). For tenant_admin and tenant_service.';
+COMMENT ON FUNCTION tenant.set_context(text, text, boolean) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session). For tenant_service.';
+COMMENT ON FUNCTION tenant.set_feature_override(text, text, boolean) IS 'Grant (true) or withhold (false) a feature for one tenant regardless of its plan; NULL removes the override. For tenant_admin.';
+COMMENT ON FUNCTION tenant.set_limit_override(text, text, bigint, text, double precision) IS 'Give one tenant its own limit for a resource (-1: unlimited). For tenant_admin.';
+COMMENT ON FUNCTION tenant.set_plan(text, text) IS 'Move a tenant to another plan. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_status(text, text) IS 'Move a tenant along its lifecycle (provisioning, trial, active, suspended, deleted, purged); MT040 for a transition not allowed.';
+COMMENT ON FUNCTION tenant.unaudit(regclass) IS 'Stop auditing a table (its entries stay). For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.unisolate(regclass) IS 'Reverse tenant.isolate on a table and everything below it. For the table owner.';
+COMMENT ON FUNCTION tenant.unlimit_rows(regclass) IS 'Stop counting a table''s rows. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.usage_report(timestamptz, timestamptz) IS 'Usage of the current tenant per limited resource: window used, percent of the limit, reset time, used in a range.';
+COMMENT ON FUNCTION tenant.verify_audit(text) IS 'Walk a tenant''s audit chains (NULL: the global ones) and report the first broken link.';
+COMMENT ON FUNCTION tenant_internal._audit_content(uuid, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers.';
+COMMENT ON FUNCTION tenant_internal._audit_guard() IS 'Internal: keeps tenant.audit_log and tenant.audit_heads append-only.';
+COMMENT ON FUNCTION tenant_internal._audit_link(bytea, bigint, bytea) IS 'Internal: the hash of a chain''s next audit entry.';
+COMMENT ON FUNCTION tenant_internal._audit_trigger() IS 'Internal: the audit trigger tenant.audit attaches.';
+COMMENT ON FUNCTION tenant_internal._chain_tenant(text) IS 'Internal: the tenant an audit chain belongs to.';
+COMMENT ON FUNCTION tenant_internal._invalidate(oid) IS 'Internal: sends a cache invalidation to every backend.';
+COMMENT ON FUNCTION tenant_internal._limit_rows_trigger() IS 'Internal: the row-count trigger tenant.limit_rows attaches.';
+COMMENT ON FUNCTION tenant_internal._on_ddl() IS 'Internal: isolates partitions and children created or attached below an isolated table.';
+COMMENT ON FUNCTION tenant_internal._tables_changed() IS 'Internal: invalidates the per-backend caches when the extension''s tables change.';
+COMMENT ON FUNCTION tenant_internal._tenant_id(text) IS 'Internal: the tenant resolver (uuid or slug).';
+COMMENT ON TABLE tenant.secret IS 'The per-database key that signs context tokens; readable only by the extension owner.';
+COMMENT ON TABLE tenant.jwt_keys IS 'Keys that verify JWTs for tenant.authenticate; readable only by the extension owner (tenant.jwt_key_list shows them without key material).';
+COMMENT ON TABLE tenant.members IS 'Who belongs to which tenant, with roles; a user may belong to many tenants.';
+COMMENT ON TABLE tenant.plans IS 'Plans: price, currency, billing cycle, features, restrictions (tenant.load_plan).';
+COMMENT ON TABLE tenant.plan_limits IS 'Limits per plan and resource (-1 = unlimited), with their period and overage price.';
+COMMENT ON TABLE tenant.tenant_limits IS 'Per-tenant limit overrides (tenant.set_limit_override).';
+COMMENT ON TABLE tenant.tenant_features IS 'Per-tenant feature overrides (tenant.set_feature_override).';
+COMMENT ON TABLE tenant.usage_counters IS 'One counter per tenant, resource and window (tenant.consume, tenant.limit_rows).';
+COMMENT ON TABLE tenant.usage_daily IS 'Daily usage history rolled up by tenant.run_maintenance.';
+COMMENT ON TABLE tenant.row_limits IS 'Tables whose rows count against a limit (tenant.limit_rows).';
+COMMENT ON TABLE tenant.audit_log IS 'Append-only audit trail, hash-chained per tenant (tenant.audit, tenant.verify_audit); an entry is readable as far as its table is.';
+COMMENT ON TABLE tenant.audit_heads IS 'The last entry of each audit chain (and where a purged chain now starts).';
+COMMENT ON TABLE tenant.audited_tables IS 'Tables audited with tenant.audit, with their ignored columns and changed_only setting.';
+COMMENT ON TABLE tenant.roles IS 'Roles per tenant (built-in and custom) and what they inherit.';
+COMMENT ON TABLE tenant.permissions IS 'Permissions of roles: resource, action, optional condition.';
+COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token''s SHA-256 is stored); single use, expiring.';

@@ -6,7 +6,7 @@ use crate::core::ddl::qualified;
 use crate::core::error::{MtError, MtResult};
 use crate::pg::catalog::{check_table, descendants, run_all};
 use crate::pg::convert::{from_pg_uuid, row_json};
-use crate::pg::owner::{as_owner, quietly};
+use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
 use crate::state::audit::{chains_of, is_writing, purge, table_meta, verify_chain_named, write};
@@ -212,7 +212,7 @@ pub(crate) fn audit_impl(
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
-    boundary(|| quietly(|| audit_impl(tbl, ignore_columns, changed_only)))
+    boundary(|| pinned(|| audit_impl(tbl, ignore_columns, changed_only)))
 }
 
 pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
@@ -234,7 +234,7 @@ pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unaudit(tbl: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| unaudit_impl(tbl)))
+    boundary(|| pinned(|| unaudit_impl(tbl)))
 }
 
 fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {

@@ -10,31 +10,31 @@
 
 use crate::core::error::MtError;
 use crate::pg::convert::from_pg_uuid;
-use crate::pg::owner::quietly;
+use crate::pg::owner::pinned;
 use crate::pg::raise::boundary;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 #[pg_extern(sql = false)]
 fn _isolate(relid: pg_sys::Oid, tenant_column: &str) {
-    boundary(|| quietly(|| crate::api::isolation::isolate_tree(relid, tenant_column)))
+    boundary(|| pinned(|| crate::api::isolation::isolate_tree(relid, tenant_column)))
 }
 
 #[pg_extern(sql = false)]
 fn _unisolate(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::api::isolation::unisolate_tree(relid)))
+    boundary(|| pinned(|| crate::api::isolation::unisolate_tree(relid)))
 }
 
 #[pg_extern(sql = false)]
 fn _limit_rows(relid: pg_sys::Oid, resource: &str, tenant_column: &str) {
     boundary(|| {
-        quietly(|| crate::api::quota::limit_rows_impl(relid, resource, tenant_column, true))
+        pinned(|| crate::api::quota::limit_rows_impl(relid, resource, tenant_column, true))
     })
 }
 
 #[pg_extern(sql = false)]
 fn _unlimit_rows(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::api::quota::unlimit_rows_impl(relid)))
+    boundary(|| pinned(|| crate::api::quota::unlimit_rows_impl(relid)))
 }
 
 /// Called by 0.1.0's PL/pgSQL row-count trigger (SECURITY DEFINER, so as the extension owner).
@@ -48,15 +48,15 @@ fn _count_row(tenant: Option<pgrx::Uuid>, resource: &str, delta: i32) {
 
 #[pg_extern(sql = false)]
 fn _audit(relid: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
-    boundary(|| quietly(|| crate::api::audit::audit_impl(relid, ignore_columns, changed_only)))
+    boundary(|| pinned(|| crate::api::audit::audit_impl(relid, ignore_columns, changed_only)))
 }
 
 #[pg_extern(sql = false)]
 fn _unaudit(relid: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| crate::api::audit::unaudit_impl(relid)))
+    boundary(|| pinned(|| crate::api::audit::unaudit_impl(relid)))
 }
 
 #[pg_extern(sql = false)]
 fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
-    boundary(|| quietly(|| crate::api::rbac::protect_impl(relid, resource, owner_column)))
+    boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column)))
 }

@@ -4,9 +4,9 @@
 use crate::core::ddl::{self, Previous, Target};
 use crate::core::error::{MtError, MtResult};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
-use crate::pg::owner::{as_owner, quietly};
+use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
-use crate::pg::spi::read_oids;
+use crate::pg::spi::{read_one, read_oids};
 use crate::state::registry::{isolated_ancestor, legacy_schema, record};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -30,6 +30,9 @@ impl Drop for Busy {
 
 /// Isolate `relid` and every partition and inheritance child below it: RLS on a parent
 /// does not apply to a query that names a partition directly.
+/// From this many rows (pg_class.reltuples), `isolate` reports the index build it runs.
+const PROGRESS_ROWS: f32 = 100_000.0;
+
 pub(crate) fn isolate_tree(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
     let _busy = Busy::start();
     let mut tree = vec![relid];
@@ -71,7 +74,28 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         &[relid.into(), col.attnum.into()],
     )?
     .unwrap_or(false);
+    // a big table: say what takes the time (the index build holds the table's lock)
+    let rows = read_one::<f32>(
+        "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    )?
+    .unwrap_or(0.0);
+    let started = std::time::Instant::now();
+    let announce = !has_index && rows >= PROGRESS_ROWS;
+    if announce {
+        pgrx::notice!(
+            "tenant.isolate: {name}: building the index on {} (about {rows:.0} rows); \
+             CREATE INDEX CONCURRENTLY on it beforehand keeps the table writable meanwhile",
+            ddl::quote_ident(column)
+        );
+    }
     run_all(&ddl::isolate_statements(&target, !has_index))?;
+    if announce {
+        pgrx::notice!(
+            "tenant.isolate: {name}: done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
     let created_index = if has_index {
         None
     } else {
@@ -166,7 +190,7 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn isolate(tbl: pg_sys::Oid, tenant_column: &str) {
-    boundary(|| quietly(|| isolate_tree(tbl, tenant_column)))
+    boundary(|| pinned(|| isolate_tree(tbl, tenant_column)))
 }
 
 /// `tenant.unisolate(tbl)`: reverse `isolate` on `tbl` and everything below it.
@@ -177,7 +201,7 @@ fn isolate(tbl: pg_sys::Oid, tenant_column: &str) {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unisolate(tbl: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| unisolate_tree(tbl)))
+    boundary(|| pinned(|| unisolate_tree(tbl)))
 }
 
 /// The DDL event hook (`ddl_command_end` on CREATE TABLE / ALTER TABLE): a table created as
@@ -220,7 +244,7 @@ fn on_ddl_impl() -> MtResult<()> {
            LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn _on_ddl() {
-    boundary(|| quietly(on_ddl_impl))
+    boundary(|| pinned(on_ddl_impl))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

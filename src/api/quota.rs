@@ -8,7 +8,7 @@ use crate::core::names;
 use crate::core::plans::{window, Period};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
 use crate::pg::convert::from_pg_uuid;
-use crate::pg::owner::{as_owner, quietly};
+use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
 use crate::pg::spi::read_one;
@@ -219,7 +219,7 @@ pub(crate) fn limit_rows_impl(
            RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn limit_rows(tbl: pg_sys::Oid, resource: &str, tenant_column: &str) {
-    boundary(|| quietly(|| limit_rows_impl(tbl, resource, tenant_column, false)))
+    boundary(|| pinned(|| limit_rows_impl(tbl, resource, tenant_column, false)))
 }
 
 pub(crate) fn unlimit_rows_impl(relid: pg_sys::Oid) -> MtResult<bool> {
@@ -236,5 +236,5 @@ pub(crate) fn unlimit_rows_impl(relid: pg_sys::Oid) -> MtResult<bool> {
            RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
 fn unlimit_rows(tbl: pg_sys::Oid) -> bool {
-    boundary(|| quietly(|| unlimit_rows_impl(tbl)))
+    boundary(|| pinned(|| unlimit_rows_impl(tbl)))
 }

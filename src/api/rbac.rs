@@ -7,7 +7,7 @@ use crate::core::names;
 use crate::core::rbac::validate_condition;
 use crate::pg::catalog::{check_table, column_exists};
 use crate::pg::convert::{from_pg_uuid, pg_uuid};
-use crate::pg::owner::{as_owner, quietly};
+use crate::pg::owner::{as_owner, pinned, quietly};
 use crate::pg::raise::boundary;
 use crate::pg::roles::{has_role, require_any_role};
 use crate::state::audit::event;
@@ -300,7 +300,7 @@ fn protect(tbl: Option<pgrx::pg_sys::Oid>, resource: Option<&str>, owner_column:
         let (Some(tbl), Some(resource)) = (tbl, resource) else {
             return Err(MtError::invalid("table and resource are required"));
         };
-        quietly(|| protect_impl(tbl, resource, owner_column))
+        pinned(|| protect_impl(tbl, resource, owner_column))
     })
 }
 

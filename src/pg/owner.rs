@@ -72,10 +72,22 @@ fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
     }
 }
 
-/// Run `f` as the current user without NOTICEs reaching the client (our `DROP ... IF
-/// EXISTS` and the like are implementation details), with the settings that decide how SQL
-/// text is read pinned: the DDL we build on the caller's tables resolves nothing through
-/// the caller's search_path.
+/// Run `f` as the current user with the settings that decide how SQL text is read pinned:
+/// the catalog queries and DDL we run on the caller's behalf resolve nothing through the
+/// caller's search_path.
+pub fn pinned<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let _restore = Restore {
+        user: None,
+        guc_nest_level: push_settings(&[
+            (c"search_path", c"pg_catalog, pg_temp"),
+            (c"standard_conforming_strings", c"on"),
+        ]),
+    };
+    f()
+}
+
+/// [`pinned`], and without NOTICEs reaching the client (our `DROP ... IF EXISTS` and the
+/// like are implementation details).
 pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: None,

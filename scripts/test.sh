@@ -36,7 +36,7 @@ cp "$HERE/sql/multitenant--0.1.0.sql" "$EXTDIR/"
 trap 'rm -f "$EXTDIR/multitenant--0.1.0.sql"; "$HERE/scripts/cluster.sh" stop' EXIT
 # every client suite runs with force_parallel_mode = on in the cluster (scripts/cluster.sh
 # MT_PG_FORCE_PARALLEL): what is marked parallel-safe or -restricted must work under a Gather
-cargo test --features integration --test integration --test hostile --test linter --test upgrade -- --test-threads 4
+cargo test --features integration --test integration -- --test-threads 4
 
 echo "[test] the README's quick start, pasted into psql as postgres on a fresh database"
 PSQL=(psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres)

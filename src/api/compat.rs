@@ -27,9 +27,7 @@ fn _unisolate(relid: pg_sys::Oid) -> bool {
 
 #[pg_extern(sql = false)]
 fn _limit_rows(relid: pg_sys::Oid, resource: &str, tenant_column: &str) {
-    boundary(|| {
-        pinned(|| crate::api::quota::limit_rows_impl(relid, resource, tenant_column, true))
-    })
+    boundary(|| pinned(|| crate::api::quota::limit_rows_impl(relid, resource, tenant_column, true)))
 }
 
 #[pg_extern(sql = false)]

@@ -6,7 +6,7 @@ use crate::core::error::{MtError, MtResult};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
-use crate::pg::spi::{read_one, read_oids};
+use crate::pg::spi::{read_oids, read_one};
 use crate::state::registry::{isolated_ancestor, legacy_schema, record};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

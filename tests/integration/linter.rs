@@ -1,5 +1,5 @@
 //! Client suite of the isolation linter `tenant.check_isolation()` (sql/check_isolation.sql),
-//! against a real cluster with the extension installed (see tests/common/mod.rs for the
+//! against a real cluster with the extension installed (see common/ for the
 //! fixtures: every test gets a fresh database with tenants acme and globex and the isolated
 //! table `public.notes`, owned by mt_it_owner).
 //!
@@ -23,8 +23,7 @@
 //!
 //! Built only with `--features integration`; needs MT_PGPORT (scripts/test.sh).
 
-mod common;
-use common::*;
+use crate::common::*;
 use postgres::Client;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,55 +78,6 @@ fn lint_in_database(db: &Db) -> Vec<Finding> {
         .into_iter()
         .filter(|f| f.kind != "privileged_role")
         .collect()
-}
-
-fn run(db: &Db, role: &str, sql: &str) {
-    db.as_role(role)
-        .batch_execute(sql)
-        .unwrap_or_else(|e| panic!("{role}: {sql}: {e:?}"));
-}
-
-/// `sql` run by mt_it_backend inside a transaction with the tenant's context.
-fn as_tenant(db: &Db, slug: &str, sql: &str) -> Result<(), postgres::Error> {
-    let mut be = db.as_role("mt_it_backend");
-    let r = be.batch_execute(&format!(
-        "BEGIN; SELECT tenant.set_context('{slug}'); {sql}; COMMIT"
-    ));
-    if r.is_err() {
-        let _ = be.batch_execute("ROLLBACK");
-    }
-    r
-}
-
-/// Text values of the first column of `sql`, run by mt_it_backend in the tenant's context.
-fn texts_as_tenant(db: &Db, slug: &str, sql: &str) -> Vec<String> {
-    let mut be = db.as_role("mt_it_backend");
-    let mut tx = be.transaction().unwrap();
-    tx.execute("SELECT tenant.set_context($1)", &[&slug])
-        .unwrap();
-    let v = tx
-        .query(sql, &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    tx.commit().unwrap();
-    v
-}
-
-/// The id a statement returns, run by mt_it_backend in the tenant's context.
-fn id_as_tenant(db: &Db, slug: &str, sql: &str) -> i64 {
-    let mut be = db.as_role("mt_it_backend");
-    let mut tx = be.transaction().unwrap();
-    tx.execute("SELECT tenant.set_context($1)", &[&slug])
-        .unwrap();
-    let id: i64 = tx.query_one(sql, &[]).unwrap().get(0);
-    tx.commit().unwrap();
-    id
-}
-
-fn count_as(db: &Db, role: &str, sql: &str) -> i64 {
-    db.as_role(role).query_one(sql, &[]).unwrap().get(0)
 }
 
 /// The privileged_role rows a database holding only public.notes must show: every login
@@ -202,7 +152,7 @@ fn only_tenant_admin_and_tenant_service_may_run_the_linter() {
 #[test]
 fn a_table_with_a_uuid_tenant_id_that_is_not_isolated_is_critical_until_isolated() {
     let db = Db::new("lint_noiso");
-    run(
+    exec_as(
         &db,
         "postgres",
         "CREATE SCHEMA \"Billing\" AUTHORIZATION mt_it_owner",
@@ -239,7 +189,7 @@ fn a_table_with_a_uuid_tenant_id_that_is_not_isolated_is_critical_until_isolated
         ]
     );
     for f in of_kind(&db, "not_isolated") {
-        run(&db, "mt_it_owner", &f.fix);
+        exec_as(&db, "mt_it_owner", &f.fix);
     }
     assert_eq!(lint_in_database(&db), vec![]);
     let isolated = count_as(
@@ -258,15 +208,12 @@ fn rls_disabled_unforced_or_a_changed_policy_is_reported_and_isolate_repairs_it(
     let fix = "SELECT tenant.isolate('public.notes');";
 
     // not forced: the owner sees every tenant's rows
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "ALTER TABLE public.notes NO FORCE ROW LEVEL SECURITY",
     );
-    assert_eq!(
-        count_as(&db, "mt_it_owner", "SELECT count(*) FROM public.notes"),
-        3
-    );
+    assert_eq!(count(&mut db.as_role("mt_it_owner")), 3);
     assert_eq!(
         of_kind(&db, "rls_not_forced"),
         vec![finding(
@@ -277,23 +224,17 @@ fn rls_disabled_unforced_or_a_changed_policy_is_reported_and_isolate_repairs_it(
             fix,
         )]
     );
-    run(&db, "mt_it_owner", fix);
+    exec_as(&db, "mt_it_owner", fix);
     assert_eq!(lint_in_database(&db), vec![]);
-    assert_eq!(
-        count_as(&db, "mt_it_owner", "SELECT count(*) FROM public.notes"),
-        0
-    );
+    assert_eq!(count(&mut db.as_role("mt_it_owner")), 0);
 
     // disabled: every role with privileges sees every tenant's rows
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "ALTER TABLE public.notes DISABLE ROW LEVEL SECURITY",
     );
-    assert_eq!(
-        count_as(&db, "mt_it_app", "SELECT count(*) FROM public.notes"),
-        3
-    );
+    assert_eq!(count(&mut db.as_role("mt_it_app")), 3);
     assert_eq!(
         of_kind(&db, "rls_not_forced"),
         vec![finding(
@@ -304,12 +245,9 @@ fn rls_disabled_unforced_or_a_changed_policy_is_reported_and_isolate_repairs_it(
             fix,
         )]
     );
-    run(&db, "mt_it_owner", fix);
+    exec_as(&db, "mt_it_owner", fix);
     assert_eq!(lint_in_database(&db), vec![]);
-    assert_eq!(
-        count_as(&db, "mt_it_app", "SELECT count(*) FROM public.notes"),
-        0
-    );
+    assert_eq!(count(&mut db.as_role("mt_it_app")), 0);
 
     // the tenant policy changed or dropped: rows are no longer filtered
     let changed = finding(
@@ -319,29 +257,37 @@ fn rls_disabled_unforced_or_a_changed_policy_is_reported_and_isolate_repairs_it(
         "the policy \"tenant_isolation\" on public.notes is missing or was changed: rows are no longer filtered by tenant",
         fix,
     );
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "ALTER POLICY tenant_isolation ON public.notes USING (true)",
     );
     assert_eq!(
-        texts_as_tenant(&db, "acme", "SELECT body FROM public.notes ORDER BY body"),
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
+            "acme",
+            "SELECT body FROM public.notes ORDER BY body"
+        ),
         vec!["a1", "a2", "g1"]
     );
     assert_eq!(of_kind(&db, "rls_not_forced"), vec![changed.clone()]);
-    run(&db, "mt_it_owner", fix);
+    exec_as(&db, "mt_it_owner", fix);
     assert_eq!(lint_in_database(&db), vec![]);
     assert_eq!(
-        texts_as_tenant(&db, "acme", "SELECT body FROM public.notes ORDER BY body"),
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
+            "acme",
+            "SELECT body FROM public.notes ORDER BY body"
+        ),
         vec!["a1", "a2"]
     );
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "DROP POLICY tenant_isolation ON public.notes",
     );
     assert_eq!(of_kind(&db, "rls_not_forced"), vec![changed]);
-    run(&db, "mt_it_owner", fix);
+    exec_as(&db, "mt_it_owner", fix);
     assert_eq!(lint_in_database(&db), vec![]);
 }
 
@@ -351,7 +297,7 @@ fn a_child_table_the_ddl_hook_never_saw_is_reported_until_isolated() {
     let globex = db.tenant_id("globex");
     // session_replication_role = replica (restores, replication tools) keeps event triggers
     // from firing: the child is created as its owner, but not isolated by the hook
-    run(
+    exec_as(
         &db,
         "postgres",
         &format!(
@@ -366,7 +312,10 @@ fn a_child_table_the_ddl_hook_never_saw_is_reported_until_isolated() {
     );
     // named directly, the child shows globex's row to acme
     let direct = "SELECT body FROM public.notes_archive ORDER BY body";
-    assert_eq!(texts_as_tenant(&db, "acme", direct), vec!["archived g"]);
+    assert_eq!(
+        texts_in(&mut db.as_role("mt_it_backend"), "acme", direct),
+        vec!["archived g"]
+    );
     assert_eq!(
         lint_in_database(&db),
         vec![finding(
@@ -377,14 +326,20 @@ fn a_child_table_the_ddl_hook_never_saw_is_reported_until_isolated() {
             "SELECT tenant.isolate('public.notes_archive');",
         )]
     );
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "SELECT tenant.isolate('public.notes_archive');",
     );
     assert_eq!(lint_in_database(&db), vec![]);
-    assert_eq!(texts_as_tenant(&db, "acme", direct), Vec::<String>::new());
-    assert_eq!(texts_as_tenant(&db, "globex", direct), vec!["archived g"]);
+    assert_eq!(
+        texts_in(&mut db.as_role("mt_it_backend"), "acme", direct),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        texts_in(&mut db.as_role("mt_it_backend"), "globex", direct),
+        vec!["archived g"]
+    );
 }
 
 #[test]
@@ -403,10 +358,7 @@ fn a_bypassrls_role_with_privileges_is_high_and_nobypassrls_fixes_it() {
     .unwrap();
     let as_role = |su: &mut Client, r: &str| -> i64 {
         su.batch_execute(&format!("SET ROLE {r}")).unwrap();
-        let n: i64 = su
-            .query_one("SELECT count(*) FROM public.notes", &[])
-            .unwrap()
-            .get(0);
+        let n = count(su);
         su.batch_execute("RESET ROLE").unwrap();
         n
     };
@@ -475,7 +427,7 @@ fn a_second_login_superuser_is_a_warning_and_nologin_superusers_are_not_reported
 #[test]
 fn views_without_security_invoker_are_reported_and_the_fix_makes_them_filter_by_tenant() {
     let db = Db::new("lint_views");
-    run(
+    exec_as(
         &db,
         "postgres",
         "CREATE VIEW public.all_notes AS SELECT body FROM public.notes;
@@ -483,15 +435,15 @@ fn views_without_security_invoker_are_reported_and_the_fix_makes_them_filter_by_
          CREATE VIEW public.nested_notes AS SELECT body FROM public.invoker_notes;
          GRANT SELECT ON public.all_notes, public.invoker_notes, public.nested_notes TO mt_it_backend;",
     );
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE VIEW public.owner_notes AS SELECT id, body FROM public.notes;
          GRANT SELECT ON public.owner_notes TO mt_it_backend;",
     );
     let read = |v: &str| {
-        texts_as_tenant(
-            &db,
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
             "acme",
             &format!("SELECT body FROM public.{v} ORDER BY body"),
         )
@@ -524,8 +476,8 @@ fn views_without_security_invoker_are_reported_and_the_fix_makes_them_filter_by_
         lint_in_database(&db),
         vec![by_superuser("all_notes"), by_owner.clone()]
     );
-    run(&db, "postgres", &by_superuser("all_notes").fix);
-    run(&db, "mt_it_owner", &by_owner.fix);
+    exec_as(&db, "postgres", &by_superuser("all_notes").fix);
+    exec_as(&db, "mt_it_owner", &by_owner.fix);
     assert_eq!(lint_in_database(&db), vec![]);
     for v in ["all_notes", "nested_notes", "owner_notes", "invoker_notes"] {
         assert_eq!(read(v), vec!["a1", "a2"], "{v}");
@@ -535,7 +487,7 @@ fn views_without_security_invoker_are_reported_and_the_fix_makes_them_filter_by_
 #[test]
 fn a_materialized_view_over_an_isolated_table_is_high_until_dropped() {
     let db = Db::new("lint_matview");
-    run(
+    exec_as(
         &db,
         "postgres",
         "CREATE MATERIALIZED VIEW public.note_bodies AS SELECT body FROM public.notes;
@@ -546,8 +498,8 @@ fn a_materialized_view_over_an_isolated_table_is_high_until_dropped() {
          GRANT SELECT ON public.note_count TO mt_it_backend;",
     );
     assert_eq!(
-        texts_as_tenant(
-            &db,
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
             "acme",
             "SELECT body FROM public.note_bodies ORDER BY body"
         ),
@@ -569,9 +521,9 @@ fn a_materialized_view_over_an_isolated_table_is_high_until_dropped() {
     let expected = vec![matview("note_bodies"), matview("note_count")];
     assert_eq!(lint_in_database(&db), expected);
     // the fix is advice: running it changes nothing
-    run(&db, "postgres", &expected[0].fix);
+    exec_as(&db, "postgres", &expected[0].fix);
     assert_eq!(lint_in_database(&db), expected);
-    run(
+    exec_as(
         &db,
         "postgres",
         "DROP MATERIALIZED VIEW public.note_bodies; DROP MATERIALIZED VIEW public.note_count",
@@ -582,7 +534,7 @@ fn a_materialized_view_over_an_isolated_table_is_high_until_dropped() {
 #[test]
 fn security_definer_functions_over_an_isolated_table_are_reported_and_the_fix_applies_rls() {
     let db = Db::new("lint_secdef");
-    run(
+    exec_as(
         &db,
         "postgres",
         "CREATE FUNCTION public.note_bodies() RETURNS SETOF text LANGUAGE sql STABLE SECURITY DEFINER
@@ -592,7 +544,7 @@ fn security_definer_functions_over_an_isolated_table_are_reported_and_the_fix_ap
          CREATE FUNCTION public.my_notes() RETURNS SETOF text LANGUAGE sql STABLE
              AS $$ SELECT body FROM public.notes ORDER BY body $$;",
     );
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE FUNCTION public.note_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
@@ -600,14 +552,7 @@ fn security_definer_functions_over_an_isolated_table_are_reported_and_the_fix_ap
     );
     let call = "SELECT * FROM public.note_bodies()";
     // without any context, any caller gets every tenant's rows
-    let rows = |db: &Db| -> Vec<String> {
-        db.as_role("mt_it_app")
-            .query(call, &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    };
+    let rows = |db: &Db| -> Vec<String> { texts(&mut db.as_role("mt_it_app"), call) };
     assert_eq!(rows(&db), vec!["a1", "a2", "g1"]);
     let by_superuser = finding(
         "high",
@@ -627,8 +572,8 @@ fn security_definer_functions_over_an_isolated_table_are_reported_and_the_fix_ap
         lint_in_database(&db),
         vec![by_superuser.clone(), by_owner.clone()]
     );
-    run(&db, "postgres", &by_superuser.fix);
-    run(&db, "mt_it_owner", &by_owner.fix);
+    exec_as(&db, "postgres", &by_superuser.fix);
+    exec_as(&db, "mt_it_owner", &by_owner.fix);
     assert_eq!(lint_in_database(&db), vec![]);
     assert_eq!(rows(&db), Vec::<String>::new());
 }
@@ -636,7 +581,7 @@ fn security_definer_functions_over_an_isolated_table_are_reported_and_the_fix_ap
 #[test]
 fn a_foreign_key_without_the_tenant_column_crosses_tenants_and_the_fix_closes_it() {
     let db = Db::new("lint_fk");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE TABLE public.projects (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
@@ -649,22 +594,25 @@ fn a_foreign_key_without_the_tenant_column_crosses_tenants_and_the_fix_closes_it
          SELECT tenant.isolate('public.tasks');
          GRANT SELECT, INSERT, DELETE ON public.projects, public.tasks TO mt_it_backend;",
     );
-    let acme_project = id_as_tenant(
-        &db,
+    let acme_project: i64 = one_in(
+        &mut db.as_role("mt_it_backend"),
         "acme",
         "INSERT INTO public.projects (name) VALUES ('acme secret') RETURNING id",
     );
     // globex cannot see acme's project, yet can point at it: the key check skips RLS
     assert_eq!(
-        texts_as_tenant(&db, "globex", "SELECT name FROM public.projects"),
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
+            "globex",
+            "SELECT name FROM public.projects"
+        ),
         Vec::<String>::new()
     );
-    as_tenant(
-        &db,
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "globex",
         &format!("INSERT INTO public.tasks (project_id, title) VALUES ({acme_project}, 'probe')"),
-    )
-    .unwrap();
+    );
 
     let expected = finding(
         "critical",
@@ -691,53 +639,57 @@ fn a_foreign_key_without_the_tenant_column_crosses_tenants_and_the_fix_closes_it
     assert_eq!(lint_in_database(&db), vec![expected.clone()]);
 
     // ON DELETE CASCADE crosses too: acme deleting its project deletes globex's task
-    as_tenant(
-        &db,
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "acme",
         &format!("DELETE FROM public.projects WHERE id = {acme_project}"),
-    )
-    .unwrap();
+    );
     assert_eq!(
         count_as(&db, "postgres", "SELECT count(*) FROM public.tasks"),
         0
     );
 
-    run(&db, "postgres", &expected.fix);
+    exec_as(&db, "postgres", &expected.fix);
     assert_eq!(lint_in_database(&db), vec![]);
-    let acme_project = id_as_tenant(
-        &db,
+    let acme_project: i64 = one_in(
+        &mut db.as_role("mt_it_backend"),
         "acme",
         "INSERT INTO public.projects (name) VALUES ('acme secret 2') RETURNING id",
     );
-    let globex_project = id_as_tenant(
-        &db,
+    let globex_project: i64 = one_in(
+        &mut db.as_role("mt_it_backend"),
         "globex",
         "INSERT INTO public.projects (name) VALUES ('globex plan') RETURNING id",
     );
-    let probe = as_tenant(
-        &db,
-        "globex",
-        &format!("INSERT INTO public.tasks (project_id, title) VALUES ({acme_project}, 'probe')"),
-    )
-    .unwrap_err();
-    assert_eq!(sqlstate(&probe), "23503");
-    as_tenant(
-        &db,
+    assert_eq!(
+        err_in(
+            &mut db.as_role("mt_it_backend"),
+            "globex",
+            &format!(
+                "INSERT INTO public.tasks (project_id, title) VALUES ({acme_project}, 'probe')"
+            )
+        ),
+        "23503"
+    );
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "globex",
         &format!("INSERT INTO public.tasks (project_id, title) VALUES ({globex_project}, 'own')"),
-    )
-    .unwrap();
+    );
     assert_eq!(
-        texts_as_tenant(&db, "globex", "SELECT title FROM public.tasks"),
+        texts_in(
+            &mut db.as_role("mt_it_backend"),
+            "globex",
+            "SELECT title FROM public.tasks"
+        ),
         vec!["own"]
     );
     // and acme deleting its project no longer reaches globex's rows
-    as_tenant(
-        &db,
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "acme",
         &format!("DELETE FROM public.projects WHERE id = {acme_project}"),
-    )
-    .unwrap();
+    );
     assert_eq!(
         count_as(&db, "postgres", "SELECT count(*) FROM public.tasks"),
         1
@@ -747,25 +699,25 @@ fn a_foreign_key_without_the_tenant_column_crosses_tenants_and_the_fix_closes_it
 #[test]
 fn a_unique_key_without_the_tenant_column_leaks_through_23505_until_fixed() {
     let db = Db::new("lint_unique");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "ALTER TABLE public.notes ADD COLUMN slug text, ADD CONSTRAINT notes_slug_key UNIQUE (slug)",
     );
-    as_tenant(
-        &db,
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "acme",
         "INSERT INTO public.notes (body, slug) VALUES ('launch plan', 'launch')",
-    )
-    .unwrap();
+    );
     // globex learns that some other tenant uses the slug
-    let e = as_tenant(
-        &db,
-        "globex",
-        "INSERT INTO public.notes (body, slug) VALUES ('x', 'launch')",
-    )
-    .unwrap_err();
-    assert_eq!(sqlstate(&e), "23505");
+    assert_eq!(
+        err_in(
+            &mut db.as_role("mt_it_backend"),
+            "globex",
+            "INSERT INTO public.notes (body, slug) VALUES ('x', 'launch')"
+        ),
+        "23505"
+    );
     let expected = finding(
         "warning",
         "unique_without_tenant",
@@ -774,28 +726,28 @@ fn a_unique_key_without_the_tenant_column_leaks_through_23505_until_fixed() {
         "CREATE UNIQUE INDEX ON public.notes (tenant_id, slug); ALTER TABLE public.notes DROP CONSTRAINT notes_slug_key;",
     );
     assert_eq!(lint_in_database(&db), vec![expected.clone()]);
-    run(&db, "mt_it_owner", &expected.fix);
+    exec_as(&db, "mt_it_owner", &expected.fix);
     assert_eq!(lint_in_database(&db), vec![]);
-    as_tenant(
-        &db,
+    exec_in(
+        &mut db.as_role("mt_it_backend"),
         "globex",
         "INSERT INTO public.notes (body, slug) VALUES ('x', 'launch')",
-    )
-    .unwrap();
+    );
     // still unique within a tenant
-    let e = as_tenant(
-        &db,
-        "globex",
-        "INSERT INTO public.notes (body, slug) VALUES ('y', 'launch')",
-    )
-    .unwrap_err();
-    assert_eq!(sqlstate(&e), "23505");
+    assert_eq!(
+        err_in(
+            &mut db.as_role("mt_it_backend"),
+            "globex",
+            "INSERT INTO public.notes (body, slug) VALUES ('y', 'launch')"
+        ),
+        "23505"
+    );
 }
 
 #[test]
 fn surrogate_keys_are_not_reported_but_other_single_column_keys_are() {
     let db = Db::new("lint_surrogate");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE TABLE public.docs (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -820,7 +772,7 @@ fn surrogate_keys_are_not_reported_but_other_single_column_keys_are() {
 #[test]
 fn truncate_granted_to_other_roles_is_critical_and_revoke_fixes_it() {
     let db = Db::new("lint_truncate");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "GRANT TRUNCATE ON public.notes TO mt_it_app, PUBLIC",
@@ -850,7 +802,7 @@ fn truncate_granted_to_other_roles_is_critical_and_revoke_fixes_it() {
     ];
     assert_eq!(lint_in_database(&db), expected);
     for f in &expected {
-        run(&db, "mt_it_owner", &f.fix);
+        exec_as(&db, "mt_it_owner", &f.fix);
     }
     assert_eq!(lint_in_database(&db), vec![]);
     assert_eq!(err_of(&mut app, "TRUNCATE public.notes"), "42501");
@@ -860,7 +812,7 @@ fn truncate_granted_to_other_roles_is_critical_and_revoke_fixes_it() {
 #[test]
 fn a_policy_calling_a_function_that_is_not_leakproof_is_a_warning() {
     let db = Db::new("lint_leaky");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE FUNCTION public.body_is_short(b text) RETURNS boolean LANGUAGE sql IMMUTABLE
@@ -880,7 +832,7 @@ fn a_policy_calling_a_function_that_is_not_leakproof_is_a_warning() {
     );
     assert_eq!(lint_in_database(&db), vec![expected.clone()]);
     // the fix is advice: running it changes nothing
-    run(&db, "postgres", &expected.fix);
+    exec_as(&db, "postgres", &expected.fix);
     assert_eq!(lint_in_database(&db), vec![expected]);
     // what it advises, after review: only a superuser may mark a function LEAKPROOF
     assert_eq!(
@@ -890,7 +842,7 @@ fn a_policy_calling_a_function_that_is_not_leakproof_is_a_warning() {
         ),
         "42501"
     );
-    run(
+    exec_as(
         &db,
         "postgres",
         "ALTER FUNCTION public.body_is_short(text) LEAKPROOF",
@@ -901,7 +853,7 @@ fn a_policy_calling_a_function_that_is_not_leakproof_is_a_warning() {
 #[test]
 fn findings_are_ordered_by_severity_then_kind_then_object() {
     let db = Db::new("lint_order");
-    run(
+    exec_as(
         &db,
         "mt_it_owner",
         "CREATE TABLE public.ledger (tenant_id uuid NOT NULL, amount int);
@@ -909,7 +861,7 @@ fn findings_are_ordered_by_severity_then_kind_then_object() {
          CREATE VIEW public.a_view AS SELECT body FROM public.notes;
          ALTER TABLE public.notes ADD COLUMN code text UNIQUE;",
     );
-    run(
+    exec_as(
         &db,
         "postgres",
         "CREATE FUNCTION public.dump_notes() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER

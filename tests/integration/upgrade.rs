@@ -11,8 +11,7 @@
 //! copies it there for the run) and the current build installed. Built only with
 //! `--features integration`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use postgres::Client;
 
 /// Every object of the extension as sortable lines: what a fresh install and an upgraded one
@@ -21,7 +20,7 @@ const SNAPSHOT: &str = r#"
 WITH ext AS (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'multitenant'),
 fns AS (
   SELECT p.oid, p.oid::pg_catalog.regprocedure::text AS sig FROM pg_catalog.pg_proc p
-  WHERE p.pronamespace = 'tenant'::pg_catalog.regnamespace
+  WHERE p.pronamespace IN ('tenant'::pg_catalog.regnamespace, 'tenant_internal'::pg_catalog.regnamespace)
 )
 SELECT line FROM (
   SELECT 'function ' || f.sig || ' returns ' || pg_catalog.format_type(p.prorettype, NULL)
@@ -29,7 +28,8 @@ SELECT line FROM (
          || ' strict ' || p.proisstrict::text || ' secdef ' || p.prosecdef::text
          || ' config ' || coalesce(p.proconfig::text, '-')
          || ' src ' || CASE WHEN l.lanname = 'c' THEN p.prosrc ELSE pg_catalog.md5(p.prosrc) END
-         || ' defaults ' || coalesce(pg_catalog.pg_get_expr(p.proargdefaults, 0), '-') AS line
+         || ' defaults ' || coalesce(pg_catalog.pg_get_expr(p.proargdefaults, 0), '-')
+         || ' comment ' || coalesce(pg_catalog.obj_description(p.oid, 'pg_proc'), '-') AS line
   FROM fns f JOIN pg_catalog.pg_proc p ON p.oid = f.oid JOIN pg_catalog.pg_language l ON l.oid = p.prolang
   UNION ALL
   SELECT 'grant ' || f.sig || ' to ' || CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END
@@ -38,6 +38,7 @@ SELECT line FROM (
   WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner
   UNION ALL
   SELECT 'relation ' || c.relname || ' kind ' || c.relkind::text || ' rls ' || c.relrowsecurity::text || '/' || c.relforcerowsecurity::text
+         || ' comment ' || coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '-')
   FROM pg_catalog.pg_class c WHERE c.relnamespace = 'tenant'::pg_catalog.regnamespace
   UNION ALL
   SELECT 'column ' || c.relname || '.' || a.attname || ' ' || pg_catalog.format_type(a.atttypid, a.atttypmod)
@@ -73,46 +74,29 @@ SELECT line FROM (
   FROM ext, pg_catalog.pg_depend d WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
     AND d.refobjid = ext.oid AND d.deptype = 'e'
   UNION ALL
+  SELECT 'schema ' || n.nspname || ' acl ' || coalesce(n.nspacl::text, '-')
+         || ' comment ' || coalesce(pg_catalog.obj_description(n.oid, 'pg_namespace'), '-')
+  FROM pg_catalog.pg_namespace n WHERE n.nspname IN ('tenant', 'tenant_internal')
+  UNION ALL
   SELECT 'role ' || r.rolname FROM pg_catalog.pg_roles r WHERE r.rolname LIKE 'tenant\_%'
 ) s ORDER BY line
 "#;
 
 fn snapshot(c: &mut Client) -> Vec<String> {
-    c.query(SNAPSHOT, &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
+    texts(c, SNAPSHOT)
 }
 
 /// Policies of a user table, as lines.
 fn policies_of(c: &mut Client, table: &str) -> Vec<String> {
-    c.query(
-        "SELECT policyname || ' ' || permissive || ' ' || cmd || ' using ' || coalesce(qual, '-') \
-         || ' check ' || coalesce(with_check, '-') FROM pg_catalog.pg_policies \
-         WHERE schemaname = 'public' AND tablename = $1 ORDER BY 1",
-        &[&table],
+    first_column(
+        &c.query(
+            "SELECT policyname || ' ' || permissive || ' ' || cmd || ' using ' || coalesce(qual, '-') \
+             || ' check ' || coalesce(with_check, '-') FROM pg_catalog.pg_policies \
+             WHERE schemaname = 'public' AND tablename = $1 ORDER BY 1",
+            &[&table],
+        )
+        .unwrap(),
     )
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
-}
-
-fn new_db(tag: &str) -> String {
-    cluster_roles();
-    let name = format!("mt_up_{tag}_{}", std::process::id());
-    let mut su = connect("postgres", "postgres");
-    su.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    su.batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    name
-}
-
-fn drop_db(name: &str) {
-    let mut su = connect("postgres", "postgres");
-    let _ = su.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
 /// The application objects both databases get, written with 0.1.0's API in the old one.
@@ -160,8 +144,10 @@ const BACKEND_STEPS: &str = "
     COMMIT;
 ";
 
-fn build(db: &str, version: Option<&str>) {
-    let mut su = connect(db, "postgres");
+const EXTVERSION: &str = "SELECT extversion FROM pg_extension WHERE extname = 'multitenant'";
+
+fn build(db: &Db, version: Option<&str>) {
+    let mut su = db.as_role("postgres");
     match version {
         Some(v) => su.batch_execute(&format!("CREATE EXTENSION multitenant VERSION '{v}'")),
         None => su.batch_execute("CREATE EXTENSION multitenant"),
@@ -169,73 +155,40 @@ fn build(db: &str, version: Option<&str>) {
     .unwrap();
     su.batch_execute("GRANT CREATE ON SCHEMA public TO mt_it_owner")
         .unwrap();
-    connect(db, "mt_it_owner")
-        .batch_execute(APP_TABLES)
-        .unwrap();
+    db.as_role("mt_it_owner").batch_execute(APP_TABLES).unwrap();
     su.batch_execute(DBA_STEPS).unwrap();
-    connect(db, "mt_it_backend")
+    db.as_role("mt_it_backend")
         .batch_execute(BACKEND_STEPS)
         .unwrap();
 }
 
-fn one_i64(c: &mut Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).unwrap().get(0)
-}
-
-fn in_tenant(c: &mut Client, slug: &str, sql: &str) -> Result<(), String> {
-    let r = c.batch_execute(&format!(
-        "BEGIN; SELECT tenant.set_context('{slug}'); {sql}; COMMIT;"
-    ));
-    if let Err(e) = r {
-        let _ = c.batch_execute("ROLLBACK");
-        return Err(sqlstate(&e));
-    }
-    Ok(())
-}
-
 #[test]
 fn update_from_0_1_0_with_data_equals_a_fresh_install_and_keeps_working() {
-    assert!(
-        port().is_some(),
-        "MT_PGPORT is not set: run scripts/test.sh"
-    );
-    let old = new_db("from010");
-    let fresh = new_db("fresh");
+    let old = Db::bare("up_from010");
+    let fresh = Db::bare("up_fresh");
     build(&old, Some("0.1.0"));
     build(&fresh, None);
 
-    let mut su = connect(&old, "postgres");
-    let v: String = su
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'multitenant'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "0.1.0");
+    let mut su = old.as_role("postgres");
+    assert_eq!(q1::<String>(&mut su, EXTVERSION), "0.1.0");
     // 0.1.0 left the partition open: the hole the update closes
-    let mut app0 = connect(&old, "mt_it_app");
+    let mut app0 = old.as_role("mt_it_app");
     assert_eq!(one_i64(&mut app0, "SELECT count(*) FROM public.ev_1"), 2);
     drop(app0);
 
     su.batch_execute("ALTER EXTENSION multitenant UPDATE")
         .unwrap();
-    let v: String = su
-        .query_one(
-            "SELECT extversion FROM pg_extension WHERE extname = 'multitenant'",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(v, "0.2.0");
+    assert_eq!(q1::<String>(&mut su, EXTVERSION), "0.2.0");
 
     // the extension's objects are those of a fresh install
     let upgraded = snapshot(&mut su);
-    let mut su_fresh = connect(&fresh, "postgres");
+    let mut su_fresh = fresh.as_role("postgres");
     let installed = snapshot(&mut su_fresh);
     // the snapshot sees everything: functions, grants, policies, triggers, the DDL hook
     for probe in [
         "function tenant.isolate(regclass,text)",
+        "function tenant_internal._audit_link(bytea,bigint,bytea)",
+        "schema tenant_internal",
         "grant tenant.current_tenant() to PUBLIC",
         "policy audit_log audit_log_auditor",
         "event trigger multitenant_isolate_children",
@@ -263,21 +216,20 @@ fn update_from_0_1_0_with_data_equals_a_fresh_install_and_keeps_working() {
     }
 
     // isolation on the data written at 0.1.0
-    let mut app = connect(&old, "mt_it_app");
-    assert_eq!(one_i64(&mut app, "SELECT count(*) FROM public.notes"), 0);
+    let mut app = old.as_role("mt_it_app");
+    assert_eq!(count(&mut app), 0);
     assert_eq!(
         one_i64(&mut app, "SELECT count(*) FROM public.ev_1"),
         0,
         "the partition is isolated after the update"
     );
-    let mut be = connect(&old, "mt_it_backend");
-    be.batch_execute("BEGIN; SELECT tenant.set_context('acme')")
-        .unwrap();
+    let mut be = old.as_role("mt_it_backend");
+    begin_in(&mut be, "acme");
     assert_eq!(bodies(&mut be), vec!["a1", "a2"]);
     assert_eq!(one_i64(&mut be, "SELECT count(*) FROM public.ev_1"), 1);
     be.batch_execute("COMMIT").unwrap();
     assert_eq!(
-        in_tenant(
+        batch_in(
             &mut be,
             "acme",
             "UPDATE public.notes SET body = 'x' WHERE body = 'g1'"
@@ -295,7 +247,7 @@ fn update_from_0_1_0_with_data_equals_a_fresh_install_and_keeps_working() {
 
     // quotas: 2 seats were taken at 0.1.0, the limit is 3
     assert_eq!(
-        in_tenant(
+        batch_in(
             &mut be,
             "acme",
             "INSERT INTO public.seats (name) VALUES ('s3')"
@@ -303,7 +255,7 @@ fn update_from_0_1_0_with_data_equals_a_fresh_install_and_keeps_working() {
         Ok(())
     );
     assert_eq!(
-        in_tenant(
+        batch_in(
             &mut be,
             "acme",
             "INSERT INTO public.seats (name) VALUES ('s4')"
@@ -311,59 +263,44 @@ fn update_from_0_1_0_with_data_equals_a_fresh_install_and_keeps_working() {
         Err("MT010".to_string())
     );
     assert_eq!(
-        in_tenant(&mut be, "acme", "SELECT tenant.consume('calls', 93)"),
+        batch_in(&mut be, "acme", "SELECT tenant.consume('calls', 93)"),
         Ok(()),
         "7 of 100 calls were used at 0.1.0"
     );
     assert_eq!(
-        in_tenant(&mut be, "acme", "SELECT tenant.consume('calls', 1)"),
+        batch_in(&mut be, "acme", "SELECT tenant.consume('calls', 1)"),
         Err("MT010".to_string())
     );
 
     // the audit chains written at 0.1.0 go on and verify
-    in_tenant(
+    batch_in(
         &mut be,
         "acme",
         "INSERT INTO public.notes (body) VALUES ('a3')",
     )
     .unwrap();
-    let verdict: String = su
-        .query_one("SELECT tenant.verify_audit('acme')::text", &[])
-        .unwrap()
-        .get(0);
-    let verdict: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    let verdict = verify(&mut su, Some("acme"));
     assert_eq!(verdict["valid"], true, "{verdict}");
     assert!(verdict["entries"].as_i64().unwrap() >= 4, "{verdict}");
 
     // permissions granted at 0.1.0 still answer
-    be.batch_execute("BEGIN; SELECT tenant.set_context('acme', 'alice')")
-        .unwrap();
-    let can: bool = be
-        .query_one("SELECT tenant.can('reports', 'read')", &[])
-        .unwrap()
-        .get(0);
+    begin_in(&mut be, ("acme", "alice"));
+    let can: bool = q1(&mut be, "SELECT tenant.can('reports', 'read')");
     assert!(can, "alice (admin, inherits member) may read reports");
     be.batch_execute("COMMIT").unwrap();
 
     // the registration functions are the 0.2.0 ones
-    let mut owner = connect(&old, "mt_it_owner");
+    let mut owner = old.as_role("mt_it_owner");
     owner
         .batch_execute("CREATE TABLE public.ev_2 PARTITION OF public.ev FOR VALUES IN (2)")
         .unwrap();
-    let forced: bool = su
-        .query_one(
-            "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'public.ev_2'::regclass",
-            &[],
-        )
-        .unwrap()
-        .get(0);
+    let forced: bool = q1(
+        &mut su,
+        "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'public.ev_2'::regclass",
+    );
     assert!(forced, "a partition created after the update is isolated");
     let e = owner
         .batch_execute("SELECT tenant.limit_rows('public.notes', 'notes')")
         .unwrap_err();
     assert_eq!(sqlstate(&e), "42501", "limit_rows is for tenant_admin now");
-
-    drop((su, su_fresh, app, be, owner));
-    drop_db(&old);
-    drop_db(&fresh);
 }

@@ -85,7 +85,7 @@ BEGIN
          AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype
         WHERE c.relkind IN ('r', 'p')
           AND c.relpersistence <> 't'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant', 'pg_toast')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant', 'tenant_internal', 'pg_toast')
           AND n.nspname !~ '^pg_(toast_)?temp_'
           AND NOT EXISTS (SELECT 1 FROM tenant.isolated_tables it WHERE it.relid::pg_catalog.oid = c.oid)
           AND NOT EXISTS (SELECT 1 FROM kids k WHERE k.child = c.oid)
@@ -237,7 +237,7 @@ BEGIN
                                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
                                     AND d.refobjid = r.relid))
         WHERE p.prosecdef
-          AND pn.nspname NOT IN ('tenant', 'pg_catalog', 'information_schema')
+          AND pn.nspname NOT IN ('tenant', 'tenant_internal', 'pg_catalog', 'information_schema')
         GROUP BY p.oid, p.proowner, p.prokind
 
         UNION ALL -------------------------------------------------- fk_without_tenant
@@ -393,7 +393,7 @@ BEGIN
         JOIN pg_catalog.pg_proc p ON p.oid = pf.fn
         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
         WHERE NOT p.proleakproof
-          AND pn.nspname NOT IN ('tenant', 'pg_catalog')
+          AND pn.nspname NOT IN ('tenant', 'tenant_internal', 'pg_catalog')
         GROUP BY p.oid
     )
     SELECT f.sev, f.knd, f.obj, f.prob, f.fx

@@ -6,7 +6,7 @@
 -- the extension: DROP EXTENSION ... CASCADE removes it with the restrictive ones, and a table
 -- left with RLS forced and no policy shows no rows to anyone (fail closed).
 CREATE FUNCTION tenant_internal._allow() RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql IMMUTABLE LEAKPROOF PARALLEL SAFE
 AS $$ SELECT true $$;
 COMMENT ON FUNCTION tenant_internal._allow() IS
     'Internal: the permissive isolation policy (always true; exists so the policy depends on the extension).';
@@ -241,7 +241,7 @@ GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
--- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it): the
+-- What PUBLIC may execute (docs/security.md lists it; tests/integration/hostile/surface.rs checks it): the
 -- documented API and tenant_internal._allow, the policy helper above. Everything else is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),

@@ -22,7 +22,7 @@ ALTER FUNCTION tenant._audit_guard() SET SCHEMA tenant_internal;
 ALTER FUNCTION tenant._invalidate(oid) SET SCHEMA tenant_internal;
 ALTER FUNCTION tenant._tables_changed() SET SCHEMA tenant_internal;
 ALTER FUNCTION tenant._limit_rows_trigger() SET SCHEMA tenant_internal;
-CREATE OR REPLACE CREATE FUNCTION tenant_internal._tables_changed() RETURNS trigger LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION tenant_internal._tables_changed() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$ BEGIN PERFORM tenant_internal._invalidate(TG_RELID); RETURN NULL; END $$;
 
@@ -34,7 +34,7 @@ CREATE FUNCTION tenant_internal._chain_tenant(chain text) RETURNS text
     IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '_chain_tenant_wrapper';
 CREATE FUNCTION tenant_internal._tenant_id(tenant text) RETURNS uuid
     STABLE STRICT PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', '_tenant_id_wrapper';
-CREATE OR REPLACE CREATE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT date_trunc('month', now())::date)
+CREATE OR REPLACE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT date_trunc('month', now())::date)
 RETURNS TABLE (line text, quantity bigint, unit_price numeric, amount numeric, currency text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -138,7 +138,7 @@ CREATE EVENT TRIGGER multitenant_isolate_children ON ddl_command_end
     EXECUTE FUNCTION tenant_internal._on_ddl();
 
 CREATE FUNCTION tenant_internal._allow() RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql IMMUTABLE LEAKPROOF PARALLEL SAFE
 AS $$ SELECT true $$;
 COMMENT ON FUNCTION tenant_internal._allow() IS
     'Internal: the permissive isolation policy (always true; exists so the policy depends on the extension).';
@@ -230,7 +230,7 @@ BEGIN
          AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype
         WHERE c.relkind IN ('r', 'p')
           AND c.relpersistence <> 't'
-          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant', 'pg_toast')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant', 'tenant_internal', 'pg_toast')
           AND n.nspname !~ '^pg_(toast_)?temp_'
           AND NOT EXISTS (SELECT 1 FROM tenant.isolated_tables it WHERE it.relid::pg_catalog.oid = c.oid)
           AND NOT EXISTS (SELECT 1 FROM kids k WHERE k.child = c.oid)
@@ -382,7 +382,7 @@ BEGIN
                                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
                                     AND d.refobjid = r.relid))
         WHERE p.prosecdef
-          AND pn.nspname NOT IN ('tenant', 'pg_catalog', 'information_schema')
+          AND pn.nspname NOT IN ('tenant', 'tenant_internal', 'pg_catalog', 'information_schema')
         GROUP BY p.oid, p.proowner, p.prokind
 
         UNION ALL -------------------------------------------------- fk_without_tenant
@@ -538,7 +538,7 @@ BEGIN
         JOIN pg_catalog.pg_proc p ON p.oid = pf.fn
         JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
         WHERE NOT p.proleakproof
-          AND pn.nspname NOT IN ('tenant', 'pg_catalog')
+          AND pn.nspname NOT IN ('tenant', 'tenant_internal', 'pg_catalog')
         GROUP BY p.oid
     )
     SELECT f.sev, f.knd, f.obj, f.prob, f.fx
@@ -587,7 +587,7 @@ $$;
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
--- What PUBLIC may execute (docs/security.md lists it; tests/hostile.rs checks it): the
+-- What PUBLIC may execute (docs/security.md lists it; tests/integration/hostile/surface.rs checks it): the
 -- documented API and tenant_internal._allow, the policy helper above. Everything else is revoked.
 GRANT EXECUTE ON FUNCTION
     tenant.current_tenant(), tenant.require_tenant(), tenant.current_user_id(),

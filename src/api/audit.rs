@@ -2,7 +2,7 @@
 //! `verify_audit`. The chain logic is in `audit_chain` (pure).
 
 use crate::core::audit::{self, changed_columns, only, record_id, strip, Verdict};
-use crate::core::ddl::qualified;
+use crate::core::ddl::{qualified, quote_ident};
 use crate::core::error::{MtError, MtResult};
 use crate::pg::catalog::{check_table, descendants, run_all};
 use crate::pg::convert::{from_pg_uuid, row_json};
@@ -11,7 +11,7 @@ use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
 use crate::state::audit::{chains_of, is_writing, purge, table_meta, verify_chain_named, write};
 use crate::state::context::{verified, writes_for};
-use crate::state::registry::detach_triggers;
+use crate::state::registry::{detach_triggers, trigger_schema};
 use crate::state::tenants;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -179,16 +179,17 @@ pub(crate) fn audit_impl(
     }
     let name = qualified(&info.schema, &info.table);
     // DDL on the table runs as its owner (the caller); the trigger takes no arguments
+    let schema = quote_ident(trigger_schema()?);
     run_all(&[
         format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}"),
         format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
-             FOR EACH ROW EXECUTE FUNCTION \"tenant_internal\".\"_audit_trigger\"()"
+             FOR EACH ROW EXECUTE FUNCTION {schema}.\"_audit_trigger\"()"
         ),
         format!(
             "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
-             FOR EACH STATEMENT EXECUTE FUNCTION \"tenant_internal\".\"_audit_trigger\"()"
+             FOR EACH STATEMENT EXECUTE FUNCTION {schema}.\"_audit_trigger\"()"
         ),
     ])?;
     as_owner(|| {

@@ -15,7 +15,7 @@ use crate::pg::spi::read_one;
 use crate::state::context::{verified, writable_tenant, writes_for};
 use crate::state::plans::with_entitlements;
 use crate::state::quota::{consume_for, count_row, current_used, limit_for, row_limit_of};
-use crate::state::registry::detach_triggers;
+use crate::state::registry::{detach_triggers, trigger_schema};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -159,6 +159,7 @@ pub(crate) fn limit_rows_impl(
     }
     // DDL on the table runs as the caller (its owner); the trigger has no arguments (the
     // legacy ones are quoted literals, read with standard_conforming_strings pinned on)
+    let schema = quote_ident(trigger_schema()?);
     let args = if legacy_trigger_args {
         format!("{}, {}", quote_literal(resource), quote_literal(column))
     } else {
@@ -168,7 +169,7 @@ pub(crate) fn limit_rows_impl(
         format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
         format!(
             "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
-             EXECUTE FUNCTION \"tenant_internal\".\"_limit_rows_trigger\"({args})"
+             EXECUTE FUNCTION {schema}.\"_limit_rows_trigger\"({args})"
         ),
         // existing rows count from the start; the table lock keeps the count exact
         format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),

@@ -40,6 +40,31 @@ SELECT head.chain, head.seq, c.tenant_id, c.table_oid, c.table_name, c.operation
        c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash \
 FROM c, head";
 
+/// [`WRITE`] for a database still at 0.1.0 (no `tenant_internal` yet; see api/compat.rs).
+const WRITE_LEGACY: &str = "WITH v AS ( \
+  SELECT $1::uuid AS tenant_id, $2::oid AS table_oid, $3::text AS table_name, $4::text AS operation, \
+         $5::text AS record_id, tenant.current_user_id() AS user_id, session_user::text AS db_role, \
+         inet_client_addr() AS client_addr, current_setting('application_name', true) AS application_name, \
+         txid_current() AS txid, statement_timestamp() AS at, $6::jsonb AS old_data, $7::jsonb AS new_data, \
+         $8::text[] AS changed \
+), c AS ( \
+  SELECT v.*, $9::text AS chain, \
+         tenant._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
+                               v.at, v.txid, v.old_data::text, v.new_data::text, v.changed::text) AS content \
+  FROM v \
+), head AS ( \
+  INSERT INTO tenant.audit_heads AS h (chain, seq, hash) \
+  SELECT c.chain, 1, sha256(int8send(1) || c.content) FROM c \
+  ON CONFLICT (chain) DO UPDATE SET seq = h.seq + 1, \
+      hash = sha256(h.hash || int8send(h.seq + 1) || (SELECT content FROM c)) \
+  RETURNING h.chain, h.seq, h.hash \
+) \
+INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, operation, record_id, user_id, \
+    db_role, client_addr, application_name, txid, at, old_data, new_data, changed, hash) \
+SELECT head.chain, head.seq, c.tenant_id, c.table_oid, c.table_name, c.operation, c.record_id, c.user_id, \
+       c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash \
+FROM c, head";
+
 /// Writer slots per tenant: chains per tenant = CHAIN_SLOTS.
 const CHAIN_SLOTS: i32 = 8;
 
@@ -163,7 +188,12 @@ pub fn write(
         changed.into(),
         chain.as_str().into(),
     ];
-    as_owner(|| with_prepared(WRITE, &types, &args, |_| Ok(())))
+    let sql = if crate::state::registry::legacy_schema()? {
+        WRITE_LEGACY
+    } else {
+        WRITE
+    };
+    as_owner(|| with_prepared(sql, &types, &args, |_| Ok(())))
 }
 
 /// Log a management event (tenant created, plan changed, member added, key rotated...) in
@@ -182,15 +212,16 @@ pub fn event(tenant: Option<uuid::Uuid>, name: &str, data: Value) -> MtResult<()
 }
 
 pub fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
+    // (the extension's own schema name, not user text)
+    let schema = crate::state::registry::trigger_schema()?;
+    let entries_sql = format!(
+        "SELECT id, seq, {schema}._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
+                at, txid, old_data::text, new_data::text, changed::text), hash \
+         FROM tenant.audit_log WHERE chain = $1 ORDER BY seq"
+    );
     let (entries, base, head) = as_owner(|| {
         Spi::connect(|c| {
-            let t = c.select(
-                "SELECT id, seq, tenant_internal._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
-                        at, txid, old_data::text, new_data::text, changed::text), hash \
-                 FROM tenant.audit_log WHERE chain = $1 ORDER BY seq",
-                None,
-                &[chain.into()],
-            )?;
+            let t = c.select(entries_sql.as_str(), None, &[chain.into()])?;
             let mut entries = Vec::new();
             for r in t {
                 entries.push(Entry {

@@ -4,6 +4,7 @@
 use crate::core::ddl;
 use crate::core::error::MtResult;
 use crate::pg::catalog::{check_table, run_all};
+use crate::pg::invalidation::{GenMap, Kind};
 use crate::pg::owner::as_owner;
 use crate::pg::spi::read_one;
 use pgrx::pg_sys;
@@ -63,14 +64,38 @@ pub fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
 
 /// The database's extension schema is still 0.1.0's (this library runs it until
 /// `ALTER EXTENSION multitenant UPDATE`; see compat.rs).
+/// The schema of the extension's trigger functions: `tenant_internal`, or `tenant` in a
+/// database still at 0.1.0.
+pub fn trigger_schema() -> MtResult<&'static str> {
+    Ok(if legacy_schema()? {
+        "tenant"
+    } else {
+        "tenant_internal"
+    })
+}
+
+/// Is the database's extension schema still 0.1.0's (no `tenant_internal`)? This library
+/// runs such a database until `ALTER EXTENSION multitenant UPDATE` (see api/compat.rs).
+/// Cached; an update is DDL on the extension's tables, which moves the generation.
 pub fn legacy_schema() -> MtResult<bool> {
+    if let Some(v) = LEGACY.with(|c| c.borrow_mut().fresh().get(&()).copied()) {
+        return Ok(v);
+    }
+    let loaded_at = LEGACY.with(|c| c.borrow().now());
     // (to_regprocedure raises for a missing schema before PostgreSQL 16)
-    Ok(read_one::<bool>(
+    let legacy = read_one::<bool>(
         "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace \
          WHERE nspname OPERATOR(pg_catalog.=) 'tenant_internal'::pg_catalog.name)",
         &[],
     )?
-    .unwrap_or(false))
+    .unwrap_or(false);
+    LEGACY.with(|c| c.borrow_mut().insert(loaded_at, (), legacy));
+    Ok(legacy)
+}
+
+thread_local! {
+    static LEGACY: std::cell::RefCell<GenMap<(), bool>> =
+        std::cell::RefCell::new(GenMap::new(&[Kind::Relations]));
 }
 
 /// For the table's owner: drop the extension's `triggers` from the table and its row from

@@ -46,3 +46,15 @@ PSQL=(psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres)
 
 echo "[test] examples: Python (psycopg 3) and Node (pg)"
 "$HERE/scripts/examples.sh"
+
+echo "[test] golden SQL tests (tests/regress)"
+"$HERE/scripts/regress.sh"
+
+echo "[test] isolation through PgBouncer in transaction pooling mode"
+"$HERE/scripts/pgbouncer.sh"
+
+echo "[test] every SQL example of docs/reference.md and docs/operations.md, in order"
+"$HERE/scripts/doc_examples.sh"
+
+echo "[test] pg_cron runs tenant.run_maintenance()"
+"$HERE/scripts/cron.sh"

@@ -117,7 +117,7 @@ RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    rolled bigint; dropped bigint; history bigint; trials bigint;
+    rolled bigint; dropped bigint; history bigint; trials bigint; trial_id uuid;
 BEGIN
     IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
@@ -145,9 +145,20 @@ BEGIN
     GET DIAGNOSTICS dropped = ROW_COUNT;
     DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
     GET DIAGNOSTICS history = ROW_COUNT;
-    UPDATE tenant.tenants SET status = 'suspended', updated_at = now()
-    WHERE status = 'trial' AND trial_ends_at < now();
-    GET DIAGNOSTICS trials = ROW_COUNT;
+    -- expired trials are suspended, each with its status_changed event as set_status writes it
+    trials := 0;
+    FOR trial_id IN
+        WITH expired AS (
+            UPDATE tenant.tenants SET status = 'suspended', updated_at = now()
+            WHERE status = 'trial' AND trial_ends_at < now()
+            RETURNING id
+        )
+        SELECT e.id FROM expired e
+    LOOP
+        PERFORM tenant_internal._event(trial_id, 'tenant.status_changed',
+                                       jsonb_build_object('from', 'trial', 'to', 'suspended'));
+        trials := trials + 1;
+    END LOOP;
     RETURN jsonb_build_object('rolled_up', rolled, 'windows_dropped', dropped,
                               'history_dropped', history, 'trials_expired', trials);
 END
@@ -366,3 +377,4 @@ COMMENT ON TABLE tenant.audited_tables IS 'Tables audited with tenant.audit, wit
 COMMENT ON TABLE tenant.roles IS 'Roles per tenant (built-in and custom) and what they inherit.';
 COMMENT ON TABLE tenant.permissions IS 'Permissions of roles: resource, action, optional condition.';
 COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token''s SHA-256 is stored); single use, expiring.';
+COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs a management event in a tenant''s audit chain.';

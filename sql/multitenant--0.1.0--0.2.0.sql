@@ -584,6 +584,64 @@ BEGIN
 END
 $$;
 
+-- Management events for the extension's own SQL (run_maintenance's trial expiry).
+CREATE FUNCTION tenant_internal._event(tenant uuid, name text, data jsonb) RETURNS void
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '_event_wrapper';
+COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs a management event in a tenant''s audit chain.';
+-- Housekeeping for pg_cron: roll counters into daily history, drop old windows and history,
+-- end expired trials. Returns what it did.
+CREATE OR REPLACE FUNCTION tenant.run_maintenance(retention interval DEFAULT '400 days')
+RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rolled bigint; dropped bigint; history bigint; trials bigint; trial_id uuid;
+BEGIN
+    IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
+    END IF;
+    WITH todo AS (
+        SELECT c.tenant_id, c.resource, c.window_start, c.window_end, c.used, c.rolled
+        FROM tenant.usage_counters c WHERE c.used <> c.rolled
+        FOR UPDATE
+    ), moved AS (
+        UPDATE tenant.usage_counters c SET rolled = todo.used
+        FROM todo
+        WHERE c.tenant_id = todo.tenant_id AND c.resource = todo.resource AND c.window_start = todo.window_start
+        RETURNING todo.tenant_id, todo.resource,
+                  least(todo.window_end - interval '1 microsecond', now())::date AS day,
+                  todo.used - todo.rolled AS delta
+    ), ins AS (
+        INSERT INTO tenant.usage_daily AS d (tenant_id, resource, day, used)
+        SELECT tenant_id, resource, day, sum(delta) FROM moved GROUP BY 1, 2, 3
+        ON CONFLICT (tenant_id, resource, day) DO UPDATE SET used = d.used + EXCLUDED.used
+        RETURNING 1
+    )
+    SELECT count(*) INTO rolled FROM ins;
+    DELETE FROM tenant.usage_counters c
+    WHERE c.used = c.rolled AND c.window_end < now() - least(retention, interval '62 days');
+    GET DIAGNOSTICS dropped = ROW_COUNT;
+    DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
+    GET DIAGNOSTICS history = ROW_COUNT;
+    -- expired trials are suspended, each with its status_changed event as set_status writes it
+    trials := 0;
+    FOR trial_id IN
+        WITH expired AS (
+            UPDATE tenant.tenants SET status = 'suspended', updated_at = now()
+            WHERE status = 'trial' AND trial_ends_at < now()
+            RETURNING id
+        )
+        SELECT e.id FROM expired e
+    LOOP
+        PERFORM tenant_internal._event(trial_id, 'tenant.status_changed',
+                                       jsonb_build_object('from', 'trial', 'to', 'suspended'));
+        trials := trials + 1;
+    END LOOP;
+    RETURN jsonb_build_object('rolled_up', rolled, 'windows_dropped', dropped,
+                              'history_dropped', history, 'trials_expired', trials);
+END
+$$;
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;

@@ -6,7 +6,7 @@ use crate::core::{jwt, names};
 use crate::gucs::{Membership, Names, JWT_CACHE_SIZE, JWT_LEEWAY, JWT_MEMBERSHIP};
 use crate::pg::convert::{now_unix, pg_uuid};
 use crate::pg::owner::as_owner;
-use crate::pg::raise::boundary;
+use crate::pg::raise::{boundary, required};
 use crate::pg::roles::require_any_role;
 use crate::state::audit::event;
 use crate::state::context::{self, verified};
@@ -120,15 +120,25 @@ fn add_key_impl(
 /// Register a key that verifies JWTs for `tenant.authenticate`. For `tenant_admin`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn add_jwt_key(
-    kid: &str,
-    alg: &str,
-    key: &str,
+    kid: Option<&str>,
+    alg: Option<&str>,
+    key: Option<&str>,
     issuer: default!(Option<&str>, "NULL"),
     audience: default!(Option<&str>, "NULL"),
     valid_from: default!(Option<TimestampWithTimeZone>, "NULL"),
     valid_until: default!(Option<TimestampWithTimeZone>, "NULL"),
 ) {
-    boundary(|| add_key_impl(kid, alg, key, issuer, audience, valid_from, valid_until))
+    boundary(|| {
+        add_key_impl(
+            required("kid", kid)?,
+            required("alg", alg)?,
+            required("key", key)?,
+            issuer,
+            audience,
+            valid_from,
+            valid_until,
+        )
+    })
 }
 
 fn deactivate_key_impl(kid: &str) -> MtResult<bool> {

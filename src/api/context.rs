@@ -5,7 +5,7 @@ use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::token::TokenError;
 use crate::pg::convert::pg_uuid;
-use crate::pg::raise::boundary;
+use crate::pg::raise::{boundary, required};
 use crate::pg::roles::require_any_role;
 use crate::state::context::{enter, mint_claims, store_token, verified};
 use crate::state::tenants;
@@ -28,11 +28,15 @@ fn set_context_impl(tenant: &str, user_id: Option<&str>, local: bool) -> MtResul
 /// `is_local => false`). Only for members of `tenant_service`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context(
-    tenant: &str,
+    tenant: Option<&str>,
     user_id: default!(Option<&str>, "NULL"),
-    is_local: default!(bool, true),
+    is_local: default!(Option<bool>, true),
 ) -> pgrx::Uuid {
-    boundary(|| set_context_impl(tenant, user_id, is_local).map(pg_uuid))
+    boundary(|| {
+        let tenant = required("tenant", tenant)?;
+        let is_local = required("is_local", is_local)?;
+        set_context_impl(tenant, user_id, is_local).map(pg_uuid)
+    })
 }
 
 /// Leave the tenant context (for the session, not just the transaction).

@@ -41,3 +41,12 @@ fn _chain_tenant(chain: &str) -> Option<String> {
 fn _tenant_id(tenant: &str) -> pgrx::Uuid {
     boundary(|| -> MtResult<pgrx::Uuid> { Ok(pg_uuid(tenants::lookup(tenant)?.id)) })
 }
+
+/// Log a management event in a tenant's audit chain (`state::audit::event`), for the
+/// extension's own SQL functions (`tenant.run_maintenance`).
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_internal")]
+fn _event(tenant: Option<pgrx::Uuid>, name: &str, data: pgrx::JsonB) {
+    boundary(|| {
+        crate::state::audit::event(tenant.map(crate::pg::convert::from_pg_uuid), name, data.0)
+    })
+}

@@ -133,10 +133,14 @@ pub(crate) fn unisolate_tree(relid: pg_sys::Oid) -> MtResult<bool> {
     let _busy = Busy::start();
     let info = check_table(relid, "unisolate")?;
     if let Some((parent, _)) = isolated_ancestor(relid)? {
+        let parent = read_one::<String>(
+            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+            &[parent.into()],
+        )?
+        .unwrap_or_default();
         return Err(MtError::invalid(format!(
-            "{} inherits its isolation from table oid {}",
+            "{} inherits its isolation from {parent}",
             ddl::qualified(&info.schema, &info.table),
-            parent.to_u32()
         ))
         .hint("Detach it first, or unisolate the parent table."));
     }

@@ -5,8 +5,9 @@ use crate::core::names;
 use crate::core::plans::{parse_plan, Period};
 use crate::pg::convert::pg_uuid;
 use crate::pg::owner::as_owner;
-use crate::pg::raise::boundary;
+use crate::pg::raise::{boundary, required};
 use crate::pg::roles::require_any_role;
+use crate::pg::spi::write_first;
 use crate::state::audit::event;
 use crate::state::tenants;
 use pgrx::prelude::*;
@@ -79,10 +80,11 @@ fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
             return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))
                 .hint("Define it with tenant.load_plan(...)."));
         }
-        let from = Spi::get_one_with_args::<String>(
+        let from = write_first(
             "UPDATE tenant.tenants t SET plan = $2, updated_at = now() FROM tenant.tenants o \
              WHERE t.id = $1 AND o.id = t.id RETURNING o.plan",
             &[pg_uuid(row.id).into(), plan.into()],
+            |r| Ok(r.map(|r| r.get::<String>(1)).transpose()?.flatten()),
         )?;
         event(
             Some(row.id),
@@ -131,13 +133,21 @@ fn set_limit_override_impl(
 /// Give one tenant its own limit for a resource (a custom deal); -1 = unlimited.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_limit_override(
-    tenant: &str,
-    resource: &str,
-    limit_value: i64,
-    period: default!(&str, "'none'"),
+    tenant: Option<&str>,
+    resource: Option<&str>,
+    limit_value: Option<i64>,
+    period: default!(Option<&str>, "'none'"),
     overage_price: default!(Option<f64>, "NULL"),
 ) {
-    boundary(|| set_limit_override_impl(tenant, resource, limit_value, period, overage_price))
+    boundary(|| {
+        set_limit_override_impl(
+            required("tenant", tenant)?,
+            required("resource", resource)?,
+            required("limit_value", limit_value)?,
+            required("period", period)?,
+            overage_price,
+        )
+    })
 }
 
 fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>) -> MtResult<()> {
@@ -164,6 +174,12 @@ fn set_feature_override_impl(tenant: &str, feature: &str, enabled: Option<bool>)
 /// Grant (true) or withhold (false) a feature for one tenant regardless of its plan;
 /// NULL removes the override.
 #[pg_extern(volatile, parallel_unsafe)]
-fn set_feature_override(tenant: &str, feature: &str, enabled: Option<bool>) {
-    boundary(|| set_feature_override_impl(tenant, feature, enabled))
+fn set_feature_override(tenant: Option<&str>, feature: Option<&str>, enabled: Option<bool>) {
+    boundary(|| {
+        set_feature_override_impl(
+            required("tenant", tenant)?,
+            required("feature", feature)?,
+            enabled,
+        )
+    })
 }

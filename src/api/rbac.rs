@@ -8,8 +8,9 @@ use crate::core::rbac::validate_condition;
 use crate::pg::catalog::{check_table, column_exists};
 use crate::pg::convert::{from_pg_uuid, pg_uuid};
 use crate::pg::owner::{as_owner, pinned, quietly};
-use crate::pg::raise::boundary;
+use crate::pg::raise::{boundary, required};
 use crate::pg::roles::{has_role, require_any_role};
+use crate::pg::spi::write_first;
 use crate::state::audit::event;
 use crate::state::context::verified;
 use crate::state::members::member_roles;
@@ -197,12 +198,19 @@ fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>
 /// Let `role` do `action` on `resource` (wildcards `*` and `prefix.*`), when `condition` holds.
 #[pg_extern(volatile, parallel_unsafe)]
 fn grant_permission(
-    role: &str,
-    resource: &str,
-    action: &str,
+    role: Option<&str>,
+    resource: Option<&str>,
+    action: Option<&str>,
     condition: default!(Option<pgrx::JsonB>, "NULL"),
 ) {
-    boundary(|| grant_impl(role, resource, action, condition.map(|j| j.0)))
+    boundary(|| {
+        grant_impl(
+            required("role", role)?,
+            required("resource", resource)?,
+            required("action", action)?,
+            condition.map(|j| j.0),
+        )
+    })
 }
 
 fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
@@ -374,16 +382,18 @@ fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
         return Err(bad());
     }
     as_owner(|| {
-        let row = Spi::get_two_with_args::<pgrx::Uuid, String>(
+        let row = write_first(
             "UPDATE tenant.invitations SET accepted_at = now(), accepted_by = $2 \
              WHERE token_hash = sha256(convert_to($1, 'UTF8')) AND accepted_at IS NULL AND expires_at > now() \
              RETURNING tenant_id, role",
             &[token.into(), user_id.into()],
-        );
-        let (tenant, role) = match row {
-            Ok((Some(t), Some(r))) => (t, r),
-            Ok(_) | Err(pgrx::spi::Error::InvalidPosition) => return Err(bad()),
-            Err(e) => return Err(e.into()),
+            |r| match r {
+                Some(r) => Ok((r.get::<pgrx::Uuid>(1)?, r.get::<String>(2)?)),
+                None => Ok((None, None)),
+            },
+        )?;
+        let (Some(tenant), Some(role)) = row else {
+            return Err(bad());
         };
         Spi::run_with_args(
             "INSERT INTO tenant.members (tenant_id, user_id, roles) VALUES ($1, $2, ARRAY[$3]) \

@@ -7,6 +7,7 @@ use crate::pg::convert::{from_pg_uuid, pg_uuid};
 use crate::pg::owner::as_owner;
 use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
+use crate::pg::spi::write_first;
 use crate::state::audit::event;
 use crate::state::tenants;
 use pgrx::prelude::*;
@@ -38,6 +39,17 @@ fn create_impl(
         return Err(MtError::invalid("settings must be a JSON object"));
     }
     as_owner(|| {
+        // 'free', the default, may be left undefined (no features, no limits)
+        let plan_known = plan == "free"
+            || Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM tenant.plans WHERE name = $1)",
+                &[plan.into()],
+            )?
+            .unwrap_or(false);
+        if !plan_known {
+            return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))
+                .hint("Define it with tenant.load_plan(...) first."));
+        }
         let taken = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM tenant.tenants WHERE slug = $1)",
             &[slug.into()],
@@ -48,11 +60,12 @@ fn create_impl(
                 "a tenant with slug \"{slug}\" already exists"
             )));
         }
-        let id = Spi::get_one_with_args::<pgrx::Uuid>(
+        let id = write_first(
             "INSERT INTO tenant.tenants (slug, name, plan, status, settings, trial_ends_at) \
              VALUES ($1, $2, $3, $4, $5, CASE WHEN $4 = 'trial' THEN now() + interval '14 days' END) \
              RETURNING id",
             &[slug.into(), name.into(), plan.into(), status.as_str().into(), pgrx::JsonB(settings.clone()).into()],
+            |r| Ok(r.map(|r| r.get::<pgrx::Uuid>(1)).transpose()?.flatten()),
         )?
         .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
         crate::state::rbac::install_builtins(from_pg_uuid(id))?;

@@ -250,6 +250,20 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
             });
         }
     }
+    // every overage price is a non-negative number for a limited resource
+    for (resource, price) in &overage {
+        if !price.as_f64().is_some_and(|p| p >= 0.0) {
+            return Err(MtError::invalid(format!(
+                "overage price of \"{resource}\" must be a number >= 0"
+            )));
+        }
+        if !limits.iter().any(|l: &Limit| &l.resource == resource) {
+            return Err(MtError::invalid(format!(
+                "overage price for \"{resource}\", which has no limit in the plan"
+            ))
+            .hint("Add the resource to \"limits\" first."));
+        }
+    }
     limits.sort_by(|a, b| a.resource.cmp(&b.resource));
     Ok(PlanDoc {
         name: name.to_string(),
@@ -497,5 +511,21 @@ mod tests {
         assert_eq!(remaining(&l, 130), Some(0));
         let u = Limit { limit: -1, ..l };
         assert_eq!(remaining(&u, 10), None);
+    }
+
+    #[test]
+    fn overage_prices_must_be_non_negative_and_for_limited_resources() {
+        let bad = [
+            json!({"name": "p", "limits": {"calls": 10}, "overage": {"calls": -1}}),
+            json!({"name": "p", "limits": {"calls": 10}, "overage": {"other": 0.1}}),
+            json!({"name": "p", "limits": {"calls": 10}, "overage": {"calls": "x"}}),
+        ];
+        for doc in bad {
+            assert!(parse_plan(&doc).is_err(), "{doc}");
+        }
+        assert!(parse_plan(
+            &json!({"name": "p", "limits": {"calls": 10}, "overage": {"calls": 0.5}})
+        )
+        .is_ok());
     }
 }

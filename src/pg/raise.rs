@@ -93,6 +93,12 @@ pub fn boundary<T>(body: impl FnOnce() -> MtResult<T>) -> T {
     }
 }
 
+/// A required argument of a function that also has optional ones (and so is not STRICT):
+/// NULL is MT030, not a pgrx panic.
+pub fn required<T>(name: &str, v: Option<T>) -> MtResult<T> {
+    v.ok_or_else(|| MtError::invalid(format!("{name} must not be NULL")))
+}
+
 /// SPI errors inside our functions are internal failures; keep their text.
 impl From<pgrx::spi::Error> for MtError {
     fn from(e: pgrx::spi::Error) -> Self {

@@ -79,6 +79,21 @@ pub fn read_oids(sql: &str, args: &[DatumWithOid]) -> MtResult<Vec<pg_sys::Oid>>
     })
 }
 
+/// The first row of a statement that writes (`INSERT/UPDATE/DELETE ... RETURNING`), run to
+/// completion. `Spi::get_one_with_args` passes a row limit of 1, which stops a top-level
+/// data-modifying statement after the first row it returns: its AFTER STATEMENT triggers
+/// (our cache invalidation among them) then never fire.
+pub fn write_first<R>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(Option<pgrx::spi::SpiHeapTupleData<'_>>) -> MtResult<R>,
+) -> MtResult<R> {
+    Spi::connect_mut(|c| {
+        let t = c.update(sql, None, args)?;
+        f(t.into_iter().next())
+    })
+}
+
 /// The first column of the first row of a read-only query (no xid assigned, unlike
 /// `Spi::get_one`, which runs every statement as a write).
 pub fn read_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(

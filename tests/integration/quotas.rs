@@ -417,3 +417,52 @@ fn unaudit_and_unlimit_rows_detach_and_need_the_owner() {
     let n: i64 = q1(&mut su, "SELECT count(*) FROM tenant.audited_tables");
     assert_eq!(n, 0);
 }
+
+#[test]
+fn a_plan_change_is_seen_at_once_by_the_same_and_by_open_sessions() {
+    let db = Db::new("plan_seen");
+    plan(
+        &db,
+        r#"{"name": "basic", "features": [], "limits": {"calls": 2}}"#,
+        &["acme"],
+    );
+    plan(
+        &db,
+        r#"{"name": "bigger", "features": ["custom_domains"], "limits": {"calls": 100}}"#,
+        &[],
+    );
+    let tok = token_for(&db, "acme");
+    // an open session that already cached acme's entitlements
+    let mut app = db.as_role("mt_it_app");
+    app.batch_execute(&format!("SET multitenant.context = '{}'", sq(&tok)))
+        .unwrap();
+    assert!(!one_bool(
+        &mut app,
+        "SELECT tenant.has_feature('custom_domains')"
+    ));
+    assert_eq!(consume(&mut app, "calls", 2), Ok(Some(0)));
+    assert_eq!(consume(&mut app, "calls", 1), Err("MT010".to_string()));
+    // the backend moves acme to the bigger plan; it checks in the same session too
+    let mut be = db.as_role("mt_it_backend");
+    be.batch_execute(&format!("SET multitenant.context = '{}'", sq(&tok)))
+        .unwrap();
+    assert!(!one_bool(
+        &mut be,
+        "SELECT tenant.has_feature('custom_domains')"
+    ));
+    be.batch_execute("SELECT tenant.set_plan('acme', 'bigger')")
+        .unwrap();
+    assert!(
+        one_bool(&mut be, "SELECT tenant.has_feature('custom_domains')"),
+        "the session that changed the plan"
+    );
+    assert!(
+        one_bool(&mut app, "SELECT tenant.has_feature('custom_domains')"),
+        "an open session, at its next statement"
+    );
+    assert_eq!(
+        consume(&mut app, "calls", 1),
+        Ok(Some(97)),
+        "the new limit counts at once"
+    );
+}

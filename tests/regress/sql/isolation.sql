@@ -109,9 +109,8 @@ ALTER TABLE public.metrics ATTACH PARTITION public.metrics_2027 FOR VALUES FROM 
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, i.relid IS NOT NULL AS registered
 FROM pg_class c LEFT JOIN tenant.isolated_tables i ON i.relid = c.oid
 WHERE c.relname LIKE 'metrics%' AND c.relkind IN ('r', 'p') ORDER BY c.relname;
--- a partition of a table that stays isolated cannot be opened on its own (MT030).
--- The message names the parent by its oid, which changes every run (reported as a bug:
--- it should name the table), so the oid is masked here.
+-- a partition of a table that stays isolated cannot be opened on its own (MT030); the
+-- message names the parent (an oid would still be masked)
 DO $$
 BEGIN
   PERFORM tenant.unisolate('public.metrics_2026');

@@ -35,8 +35,8 @@ SELECT tenant.create('rg-status', 'x', status => 'suspended');
 SELECT tenant.create('rg-status', 'x', status => 'paused');
 SELECT tenant.create('rg-settings', 'x', settings => '[1, 2]');
 SELECT tenant.create('rg-plan', 'x', plan => '');
--- a plan that was never loaded is accepted by create (set_plan refuses it, see quotas.sql;
--- reported as an inconsistency); no plan exists right after CREATE EXTENSION, not even 'free'
+-- a plan that was never loaded is refused by create, as by set_plan (MT030); 'free', the
+-- default, may stay undefined: no plan exists right after CREATE EXTENSION
 SELECT tenant.create('rg-plan', 'x', plan => 'no-such-plan') IS NOT NULL AS created_on_unknown_plan;
 SELECT count(*) AS plans FROM tenant.plans;
 RESET ROLE;

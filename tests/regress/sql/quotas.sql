@@ -45,8 +45,7 @@ SELECT tenant.load_plan('{"name": "p", "features": "sso"}');
 -- accepted: an unknown window suffix is part of the resource name ("users_per_week", no window)
 SELECT tenant.load_plan('{"name": "p", "limits": {"users_per_week": 1}}');
 SELECT resource, period, limit_value FROM tenant.plan_limits WHERE plan = 'p';
--- accepted although set_limit_override refuses a negative overage_price, and the resource has
--- no limit in the plan (reported as an inconsistency)
+-- a negative overage price, or one for a resource without a limit, is refused (MT030)
 SELECT tenant.load_plan('{"name": "p", "overage": {"users": -1}}');
 SELECT resource, period, limit_value, overage_price FROM tenant.plan_limits WHERE plan = 'p';
 SELECT definition->'overage' AS stored_overage FROM tenant.plans WHERE name = 'p';

@@ -723,6 +723,7 @@ COMMENT ON FUNCTION tenant.grant_permission(text, text, text, jsonb) IS 'Let a r
 COMMENT ON FUNCTION tenant.has_feature(text) IS 'Does the current tenant''s plan (with overrides) include the feature? False without a context.';
 COMMENT ON FUNCTION tenant.invite(text, text, integer) IS 'Invite an e-mail address to the current tenant with a role; returns the single-use token (only its hash is stored).';
 COMMENT ON FUNCTION tenant.invoice(text, date) IS 'Invoice lines of a tenant for a month: the plan''s price and overage above monthly limits. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.jwt_key_list() IS 'The JWT keys without their key material. For tenant_admin.';
 COMMENT ON FUNCTION tenant.isolate(regclass, text) IS 'Enable and force RLS with tenant policies, a default and an index on the tenant column, on the table and every partition and child. For the table owner. Idempotent.';
 COMMENT ON FUNCTION tenant.limit_rows(regclass, text, text) IS 'Count each tenant''s rows of a table against the limit of a resource; an INSERT past it raises MT010. For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.load_plan(jsonb) IS 'Create or replace a plan from a JSON document (price, features, limits). For tenant_admin.';

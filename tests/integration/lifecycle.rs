@@ -106,3 +106,28 @@ fn pg_dump_and_restore_keep_tenants_isolation_and_audit() {
     );
     assert_eq!(granted, 1, "grant_permission wrote its row");
 }
+
+#[test]
+fn every_function_table_and_schema_of_the_extension_says_what_it_is() {
+    let db = Db::new("comments");
+    let mut su = db.as_role("postgres");
+    let missing = texts(
+        &mut su,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
+          WHERE p.pronamespace IN ('tenant'::regnamespace, 'tenant_internal'::regnamespace)
+            AND coalesce(obj_description(p.oid, 'pg_proc'), '') = ''
+         UNION ALL
+         SELECT c.oid::regclass::text FROM pg_class c
+          WHERE c.relnamespace = 'tenant'::regnamespace AND c.relkind = 'r'
+            AND coalesce(obj_description(c.oid, 'pg_class'), '') = ''
+         UNION ALL
+         SELECT n.nspname::text FROM pg_namespace n
+          WHERE n.nspname IN ('tenant', 'tenant_internal')
+            AND coalesce(obj_description(n.oid, 'pg_namespace'), '') = ''
+         ORDER BY 1",
+    );
+    assert!(
+        missing.is_empty(),
+        "without a COMMENT (\\df+, \\dt+): {missing:?}"
+    );
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Isolation and context benchmarks. Every figure is a ratio or difference against a baseline
 # measured in the same run on the same cluster. Prints a report and writes bench/results/.
-#   bench/run.sh            (env: BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CLIENTS=4 TENANTS=1000 ROWS=1000)
+#   bench/run.sh            (env: BENCH_SECONDS=5 BENCH_ROUNDS=3 BENCH_CLIENTS=4 TENANTS=1000 ROWS=1000,
+#                            BENCH_PGPORT=28816 BENCH_PGROOT=/tmp/multitenant-pg-bench)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$HERE"
@@ -10,8 +11,12 @@ ROUNDS="${BENCH_ROUNDS:-3}"
 CLIENTS="${BENCH_CLIENTS:-4}"
 TENANTS="${TENANTS:-1000}"
 ROWS="${ROWS:-1000}"
-PORT="${MT_PGPORT:-28815}"
+# a cluster of its own: the test command's runs with force_parallel_mode = on, which would
+# put every parallel-safe benchmark query under a Gather
+PORT="${BENCH_PGPORT:-28816}"
 export MT_PGPORT="$PORT"
+export MT_PGROOT="${BENCH_PGROOT:-/tmp/multitenant-pg-bench}"
+unset MT_PG_FORCE_PARALLEL
 BIN=/usr/lib/postgresql/${PG_MAJOR:-15}/bin
 OUT="$HERE/bench/results"
 mkdir -p "$OUT"

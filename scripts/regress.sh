@@ -70,6 +70,7 @@ for name in "${names[@]}"; do
     psql_ -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
     psql_ -d postgres -c "CREATE DATABASE $db TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'" >/dev/null
     psql_ -d "$db" -c 'CREATE EXTENSION multitenant' >/dev/null
+    psql_ -d "$db" -f "$DIR/setup.sql" >/dev/null   # the shared roles (tests/regress/setup.sql)
     start=$(date +%s%N)
     "$BIN/psql" -X -a -q -d "$db" <"$sql" >"$out" 2>&1 || true
     ms=$(( ($(date +%s%N) - start) / 1000000 ))

@@ -778,3 +778,7 @@ COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token'
 SELECT tenant.isolate(t.relid, t.tenant_column::text)
 FROM tenant.isolated_tables t
 ORDER BY t.isolated_at, t.relid::oid;
+
+-- Every backend forgets what it cached about the 0.1.0 schema (the "legacy" answer of
+-- state::registry among it) at its next statement.
+SELECT tenant_internal._invalidate('tenant.audit_log'::pg_catalog.regclass);

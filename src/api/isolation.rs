@@ -7,7 +7,7 @@ use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::spi::{read_oids, read_one};
-use crate::state::registry::{isolated_ancestor, legacy_schema, record};
+use crate::state::registry::{isolated_ancestor, legacy_schema_now, record};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -56,7 +56,7 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         schema: &info.schema,
         table: &info.table,
         column,
-        legacy_schema: legacy_schema()?,
+        legacy_schema: legacy_schema_now()?,
     };
     if let Some(reg) = record(relid)? {
         if reg.column != column {

@@ -67,7 +67,7 @@ pub fn record(relid: pg_sys::Oid) -> MtResult<Option<Record>> {
 /// The schema of the extension's trigger functions: `tenant_internal`, or `tenant` in a
 /// database still at 0.1.0.
 pub fn trigger_schema() -> MtResult<&'static str> {
-    Ok(if legacy_schema()? {
+    Ok(if legacy_schema_now()? {
         "tenant"
     } else {
         "tenant_internal"
@@ -82,15 +82,21 @@ pub fn legacy_schema() -> MtResult<bool> {
         return Ok(v);
     }
     let loaded_at = LEGACY.with(|c| c.borrow().now());
+    let legacy = legacy_schema_now()?;
+    LEGACY.with(|c| c.borrow_mut().insert(loaded_at, (), legacy));
+    Ok(legacy)
+}
+
+/// [`legacy_schema`] read from the catalog now, for DDL paths (the update script runs them
+/// in the backend that may have cached the answer before the schema changed).
+pub fn legacy_schema_now() -> MtResult<bool> {
     // (to_regprocedure raises for a missing schema before PostgreSQL 16)
-    let legacy = read_one::<bool>(
+    Ok(read_one::<bool>(
         "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace \
          WHERE nspname OPERATOR(pg_catalog.=) 'tenant_internal'::pg_catalog.name)",
         &[],
     )?
-    .unwrap_or(false);
-    LEGACY.with(|c| c.borrow_mut().insert(loaded_at, (), legacy));
-    Ok(legacy)
+    .unwrap_or(false))
 }
 
 thread_local! {

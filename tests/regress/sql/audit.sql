@@ -2,22 +2,6 @@
 -- append-only, verify_audit (hash chains), purge_audit.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_auditor') THEN
-    CREATE ROLE rg_auditor NOLOGIN IN ROLE tenant_auditor;
-  END IF;
-END $$;
-GRANT CREATE ON SCHEMA public TO rg_owner;
 SELECT tenant.create('rg-acme', 'Acme') AS acme \gset
 SELECT tenant.create('rg-globex', 'Globex') AS globex \gset
 SET ROLE rg_owner;

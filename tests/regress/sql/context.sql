@@ -3,15 +3,6 @@
 -- Roles are cluster-wide: created once, guarded, with the prefix rg_.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-END $$;
 SELECT tenant.create('rg-acme', 'Acme Corp') AS acme \gset
 SELECT tenant.create('rg-globex', 'Globex') AS globex \gset
 -- no context: NULL / empty, and require_tenant raises MT001

@@ -2,22 +2,12 @@
 -- caught by code in PL/pgSQL as the reference suggests.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-END $$;
 -- fixed JWTs of tests/regress/mint_jwt.py (see jwt.sql)
 \set tok_valid 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0xIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.R4JRVNALBTpAXUASrkFygIK1M1yQ7SNOgwK4XyvGWpw'
 \set tok_nonmember 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0yIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.SmVd3mjOvi-jbJfMozDXGivYfiUmSlfHGs49st-7Y90'
 \set tok_expired 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo5NDY2ODQ4MDAsInJvbGVzIjpbImVkaXRvciJdLCJzdWIiOiJ1c2VyLTEiLCJ0ZW5hbnRfaWQiOiJyZy1qd3QtYWNtZSJ9.HzCfJbOHfmO3-603krjSPV84NLMGJibcwsqv-lOvM3Y'
 -- (psql does not expand variables inside a dollar-quoted body: pass the token as a setting)
 SELECT set_config('rg.tok_nonmember', :'tok_nonmember', false) IS NOT NULL AS passed;
-GRANT CREATE ON SCHEMA public TO rg_owner;
 SELECT tenant.load_plan('{"name": "free", "limits": {"seats": 1}, "features": ["basic"]}');
 SELECT tenant.create('rg-jwt-acme', 'Acme') AS acme \gset
 SELECT tenant.create('rg-closed', 'Closed') IS NOT NULL AS created;

@@ -3,21 +3,6 @@
 -- tests/regress/mint_jwt.py with the secrets registered below; rerun it to reproduce them.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_anon') THEN
-    CREATE ROLE rg_anon NOLOGIN IN ROLE tenant_user;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-END $$;
 \set tok_valid 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0xIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.R4JRVNALBTpAXUASrkFygIK1M1yQ7SNOgwK4XyvGWpw'
 \set tok_nonmember 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0yIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.SmVd3mjOvi-jbJfMozDXGivYfiUmSlfHGs49st-7Y90'
 \set tok_expired 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsxIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo5NDY2ODQ4MDAsInJvbGVzIjpbImVkaXRvciJdLCJzdWIiOiJ1c2VyLTEiLCJ0ZW5hbnRfaWQiOiJyZy1qd3QtYWNtZSJ9.HzCfJbOHfmO3-603krjSPV84NLMGJibcwsqv-lOvM3Y'
@@ -39,7 +24,6 @@ END $$;
 \set tok_aud_missing 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWsyIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlLyIsInJvbGVzIjpbImVkaXRvciJdLCJzdWIiOiJ1c2VyLTEiLCJ0ZW5hbnRfaWQiOiJyZy1qd3QtYWNtZSJ9.iVZzCLGWHsIfWq1UVw2U-6Eh-aIeGaFLeFKHbsD02aw'
 \set tok_old_key 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWszIiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0xIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.3wqZllCJRnzg22qHNGk7UmrjTSQi7xlL9DhxP3tF5Mc'
 \set tok_new_key 'eyJhbGciOiJIUzI1NiIsImtpZCI6InJnLWs0IiwidHlwIjoiSldUIn0.eyJlbWFpbCI6InUxQGV4YW1wbGUuY29tIiwiZXhwIjo0MTAyNDQ0ODAwLCJyb2xlcyI6WyJlZGl0b3IiXSwic3ViIjoidXNlci0xIiwidGVuYW50X2lkIjoicmctand0LWFjbWUifQ.Z2_NGWerYb-_9Qq2ZW3LXHNIfFX4PkLzryUqp7pYMU8'
-GRANT CREATE ON SCHEMA public TO rg_owner;
 SELECT tenant.create('rg-jwt-acme', 'Acme') AS acme \gset
 SELECT tenant.create('rg-jwt-globex', 'Globex') AS globex \gset
 SELECT tenant.create('rg-jwt-initech', 'Initech') IS NOT NULL AS created;

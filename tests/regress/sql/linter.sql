@@ -2,24 +2,8 @@
 -- its order, then the fixes it prints, run as the roles it names, and the linter again.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_bypass') THEN
-    CREATE ROLE rg_bypass NOLOGIN BYPASSRLS;
-  END IF;
-END $$;
 -- (rg_bypass may have been fixed by an earlier run: it is BYPASSRLS again for this one)
 ALTER ROLE rg_bypass BYPASSRLS;
-GRANT CREATE ON SCHEMA public TO rg_owner;
 -- an empty database has no findings, nor one whose only table is isolated as documented
 SELECT count(*) AS findings FROM tenant.check_isolation();
 SET ROLE rg_owner;

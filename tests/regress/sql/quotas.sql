@@ -2,19 +2,6 @@
 -- consume/check (hard and soft limits), limit_rows, usage_report, invoice, run_maintenance.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-END $$;
-GRANT CREATE ON SCHEMA public TO rg_owner;
 -- plans are loaded by tenant_admin
 SET ROLE rg_owner;
 SELECT tenant.load_plan('{

@@ -5,19 +5,6 @@
 -- in a transaction block, a failed statement rolls back to an implicit savepoint (psql), so
 -- that several refusals can be shown under one context
 \set ON_ERROR_ROLLBACK on
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_owner') THEN
-    CREATE ROLE rg_owner NOLOGIN IN ROLE tenant_admin;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_service') THEN
-    CREATE ROLE rg_service NOLOGIN IN ROLE tenant_service;
-  END IF;
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'rg_app') THEN
-    CREATE ROLE rg_app NOLOGIN;
-  END IF;
-END $$;
-GRANT CREATE ON SCHEMA public TO rg_owner;
 SET ROLE rg_service;
 SELECT tenant.create('rg-acme', 'Acme') AS acme \gset
 SELECT tenant.create('rg-globex', 'Globex') AS globex \gset

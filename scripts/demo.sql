@@ -7,6 +7,7 @@ DROP ROLE IF EXISTS demo_owner, demo_backend;
 CREATE ROLE demo_owner LOGIN;                      -- owns the application tables
 CREATE ROLE demo_backend LOGIN IN ROLE tenant_service;  -- the trusted backend
 GRANT CREATE ON SCHEMA public TO demo_owner;
+SELECT tenant.load_plan('{"name": "pro", "price": 49, "features": ["sso"], "limits": {"seats": 50}}');
 
 \echo '== as the backend: create two tenants'
 SET ROLE demo_backend;

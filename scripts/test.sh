@@ -38,6 +38,11 @@ trap 'rm -f "$EXTDIR/multitenant--0.1.0.sql"; "$HERE/scripts/cluster.sh" stop' E
 # MT_PG_FORCE_PARALLEL): what is marked parallel-safe or -restricted must work under a Gather
 cargo test --features integration --test integration -- --test-threads 4
 
+echo "[test] the demo (scripts/demo.sql, what scripts/demo.sh runs) on a fresh database"
+psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS multitenant_demo" -c "CREATE DATABASE multitenant_demo"
+psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres -d multitenant_demo -f "$HERE/scripts/demo.sql" >/dev/null
+psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres -d postgres -c "DROP DATABASE multitenant_demo"
+
 echo "[test] the README's quick start, pasted into psql as postgres on a fresh database"
 PSQL=(psql -X -q -h 127.0.0.1 -p "$MT_PGPORT" -U postgres)
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS mt_quickstart" -c "CREATE DATABASE mt_quickstart"

@@ -36,14 +36,16 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
 /// when unwinding.
 struct Restore {
     user: Option<(pg_sys::Oid, i32)>,
-    guc_nest_level: i32,
+    guc_nest_level: Option<i32>,
 }
 impl Drop for Restore {
     fn drop(&mut self) {
         // SAFETY: undoes exactly what push_settings/as_owner did, with the nest level and
         // user they recorded; called once per guard, also while unwinding
         unsafe {
-            pg_sys::AtEOXact_GUC(true, self.guc_nest_level);
+            if let Some(level) = self.guc_nest_level {
+                pg_sys::AtEOXact_GUC(true, level);
+            }
             if let Some((user, sec_context)) = self.user {
                 pg_sys::SetUserIdAndSecContext(user, sec_context);
             }
@@ -78,10 +80,10 @@ fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
 pub fn pinned<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: None,
-        guc_nest_level: push_settings(&[
+        guc_nest_level: Some(push_settings(&[
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"standard_conforming_strings", c"on"),
-        ]),
+        ])),
     };
     f()
 }
@@ -91,11 +93,11 @@ pub fn pinned<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
 pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: None,
-        guc_nest_level: push_settings(&[
+        guc_nest_level: Some(push_settings(&[
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"client_min_messages", c"warning"),
             (c"standard_conforming_strings", c"on"),
-        ]),
+        ])),
     };
     f()
 }
@@ -131,7 +133,33 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     }
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
-        guc_nest_level,
+        guc_nest_level: Some(guc_nest_level),
+    };
+    f()
+}
+
+/// [`as_owner`] for the hottest kept statements (`consume`): only the user switch, no
+/// settings. Their SQL is written to mean the same under any search_path (every relation,
+/// function and operator schema-qualified, no string literal a parsing setting could
+/// change), so a re-analysis under the caller's path (after DDL on the tables) resolves the
+/// same objects; the plan stays cached for the session's path.
+pub fn as_owner_fast<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let owner = ext_owner()?;
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    // SAFETY: as in `as_owner`
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            prev_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore {
+        user: Some((prev_user, prev_ctx)),
+        guc_nest_level: None,
     };
     f()
 }

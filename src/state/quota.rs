@@ -5,7 +5,7 @@ use crate::core::names;
 use crate::core::plans::{remaining, window, Limit, Period};
 use crate::pg::convert::{now_unix, pg_uuid};
 use crate::pg::invalidation::{GenMap, Kind};
-use crate::pg::owner::as_owner;
+use crate::pg::owner::{as_owner, as_owner_fast};
 use crate::pg::spi::{with_prepared, with_prepared_read};
 use crate::state::plans::with_entitlements;
 use pgrx::pg_sys;
@@ -25,17 +25,28 @@ pub fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
 }
 
 /// The hot path: the window's counter exists, add if it fits.
-const UPDATE: &str = "UPDATE tenant.usage_counters SET used = used + $5 \
-     WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) \
-       AND ($6 < 0 OR used <= $6 - $5) AND used <= 9223372036854775807 - $5 \
+/// (Run by `as_owner_fast`: everything qualified, see there; `OPERATOR()` has one
+/// precedence for all, hence the parentheses.)
+const UPDATE: &str = "UPDATE tenant.usage_counters \
+     SET used = used OPERATOR(pg_catalog.+) $5 \
+     WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND resource OPERATOR(pg_catalog.=) $2 \
+       AND window_start OPERATOR(pg_catalog.=) pg_catalog.to_timestamp($3) \
+       AND ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
+            OR used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) $5)) \
+       AND used OPERATOR(pg_catalog.<=) (9223372036854775807::pg_catalog.int8 OPERATOR(pg_catalog.-) $5) \
      RETURNING used";
 
 /// The first use of a window (or a limit that did not fit): create or add, if it fits.
+/// (Run by `as_owner_fast`: everything qualified, see there; `OPERATOR()` has one
+/// precedence for all, hence the parentheses.)
 const UPSERT: &str =
     "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
-     VALUES ($1, $2, to_timestamp($3), to_timestamp($4), $5) \
-     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = c.used + EXCLUDED.used \
-     WHERE ($6 < 0 OR c.used <= $6 - EXCLUDED.used) AND c.used <= 9223372036854775807 - EXCLUDED.used \
+     VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5) \
+     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE \
+     SET used = c.used OPERATOR(pg_catalog.+) EXCLUDED.used \
+     WHERE ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
+            OR c.used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) EXCLUDED.used)) \
+       AND c.used OPERATOR(pg_catalog.<=) (9223372036854775807::pg_catalog.int8 OPERATOR(pg_catalog.-) EXCLUDED.used) \
      RETURNING c.used";
 
 /// Atomically add `amount` to the tenant's counter of the current window unless that would
@@ -59,7 +70,7 @@ fn add_usage(
         O::INT8OID,
         O::INT8OID,
     ];
-    as_owner(|| {
+    as_owner_fast(|| {
         for sql in [UPDATE, UPSERT] {
             let args = [
                 pg_uuid(tenant).into(),

@@ -5,7 +5,7 @@ use crate::core::audit::{self, Base, Entry, Verdict};
 use crate::core::error::{MtError, MtResult};
 use crate::pg::convert::pg_uuid;
 use crate::pg::invalidation::{GenMap, Kind};
-use crate::pg::owner::as_owner;
+use crate::pg::owner::{as_owner, as_owner_fast};
 use crate::pg::spi::with_prepared;
 use pgrx::pg_sys;
 use pgrx::pg_sys::PgBuiltInOids as O;
@@ -16,22 +16,28 @@ use std::rc::Rc;
 
 /// One statement appends an entry: it computes the content, advances the chain head under
 /// its row lock (one lock per tenant chain) and inserts the entry with its hash.
+/// (Run by `as_owner_fast`: every type, function and operator qualified, so that it means
+/// the same under any search_path; `OPERATOR()` has one precedence for all.)
 const WRITE: &str = "WITH v AS ( \
-  SELECT $1::uuid AS tenant_id, $2::oid AS table_oid, $3::text AS table_name, $4::text AS operation, \
-         $5::text AS record_id, tenant.current_user_id() AS user_id, session_user::text AS db_role, \
-         inet_client_addr() AS client_addr, current_setting('application_name', true) AS application_name, \
-         txid_current() AS txid, statement_timestamp() AS at, $6::jsonb AS old_data, $7::jsonb AS new_data, \
-         $8::text[] AS changed \
+  SELECT $1::pg_catalog.uuid AS tenant_id, $2::pg_catalog.oid AS table_oid, $3::pg_catalog.text AS table_name, \
+         $4::pg_catalog.text AS operation, $5::pg_catalog.text AS record_id, \
+         tenant.current_user_id() AS user_id, session_user::pg_catalog.text AS db_role, \
+         pg_catalog.inet_client_addr() AS client_addr, \
+         pg_catalog.current_setting('application_name', true) AS application_name, \
+         pg_catalog.txid_current() AS txid, pg_catalog.statement_timestamp() AS at, \
+         $6::pg_catalog.jsonb AS old_data, $7::pg_catalog.jsonb AS new_data, \
+         $8::pg_catalog.text[] AS changed \
 ), c AS ( \
-  SELECT v.*, $9::text AS chain, \
+  SELECT v.*, $9::pg_catalog.text AS chain, \
          tenant_internal._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
-                               v.at, v.txid, v.old_data::text, v.new_data::text, v.changed::text) AS content \
+                               v.at, v.txid, v.old_data::pg_catalog.text, v.new_data::pg_catalog.text, \
+                               v.changed::pg_catalog.text) AS content \
   FROM v \
 ), head AS ( \
   INSERT INTO tenant.audit_heads AS h (chain, seq, hash) \
-  SELECT c.chain, 1, tenant_internal._audit_link(''::bytea, 1, c.content) FROM c \
-  ON CONFLICT (chain) DO UPDATE SET seq = h.seq + 1, \
-      hash = tenant_internal._audit_link(h.hash, h.seq + 1, (SELECT content FROM c)) \
+  SELECT c.chain, 1, tenant_internal._audit_link(''::pg_catalog.bytea, 1, c.content) FROM c \
+  ON CONFLICT (chain) DO UPDATE SET seq = h.seq OPERATOR(pg_catalog.+) 1, \
+      hash = tenant_internal._audit_link(h.hash, h.seq OPERATOR(pg_catalog.+) 1, (SELECT content FROM c)) \
   RETURNING h.chain, h.seq, h.hash \
 ) \
 INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, operation, record_id, user_id, \
@@ -188,12 +194,10 @@ pub fn write(
         changed.into(),
         chain.as_str().into(),
     ];
-    let sql = if crate::state::registry::legacy_schema()? {
-        WRITE_LEGACY
-    } else {
-        WRITE
-    };
-    as_owner(|| with_prepared(sql, &types, &args, |_| Ok(())))
+    if crate::state::registry::legacy_schema()? {
+        return as_owner(|| with_prepared(WRITE_LEGACY, &types, &args, |_| Ok(())));
+    }
+    as_owner_fast(|| with_prepared(WRITE, &types, &args, |_| Ok(())))
 }
 
 /// Log a management event (tenant created, plan changed, member added, key rotated...) in

@@ -456,3 +456,91 @@ fn shadowing_functions_operators_and_tables_are_ignored() {
     );
     assert_eq!(calls, "", "V30-V35: shadow functions were called");
 }
+
+#[test]
+fn shadow_types_and_operators_never_run_inside_the_owners_hot_statements() {
+    // V35b: the audit writer and consume() run their kept statements as the extension owner
+    // with only the user switched (no pinned search_path). An attacker who owns a table in
+    // an audited, counted application puts types named like the ones those statements cast
+    // to, with casts from the real ones, and `+`/`<=` operators on bigint, first in its path.
+    // None of its functions may run (as the owner or at all), and both still do their job.
+    let db = Db::new("hx_hot");
+    plan(
+        &db,
+        r#"{"name": "hx-hot", "limits": {"calls": 10}}"#,
+        &["acme"],
+    );
+    let r = TempRole::new(
+        &db,
+        "hot",
+        "GRANT CREATE ON SCHEMA public TO {r}; GRANT SELECT, INSERT ON public.notes TO {r};",
+    );
+    let me = r.name.clone();
+    db.as_role("postgres")
+        .batch_execute("SELECT tenant.audit('public.notes')")
+        .unwrap();
+    let mut c = r.connect();
+    let setup = r#"
+        CREATE TABLE public.evil_log (fn text, who text);
+        GRANT INSERT ON public.evil_log TO PUBLIC;
+        CREATE FUNCTION public.evil(fn text) RETURNS void LANGUAGE plpgsql AS $f$
+        BEGIN
+            INSERT INTO public.evil_log VALUES (fn, current_user::text);
+            BEGIN EXECUTE 'ALTER ROLE @ME@ SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;
+        END $f$;
+        CREATE TYPE public.uuid AS (a int);
+        CREATE FUNCTION public.to_evil_uuid(pg_catalog.uuid) RETURNS public.uuid LANGUAGE plpgsql
+            AS $f$ BEGIN PERFORM public.evil('uuid cast'); RETURN ROW(1)::public.uuid; END $f$;
+        CREATE CAST (pg_catalog.uuid AS public.uuid) WITH FUNCTION public.to_evil_uuid(pg_catalog.uuid);
+        CREATE TYPE public.text AS (a int);
+        CREATE FUNCTION public.to_evil_text(pg_catalog.text) RETURNS public.text LANGUAGE plpgsql
+            AS $f$ BEGIN PERFORM public.evil('text cast'); RETURN ROW(1)::public.text; END $f$;
+        CREATE CAST (pg_catalog.text AS public.text) WITH FUNCTION public.to_evil_text(pg_catalog.text);
+        CREATE FUNCTION public.evil_plus(bigint, bigint) RETURNS bigint LANGUAGE plpgsql
+            AS $f$ BEGIN PERFORM public.evil('+'); RETURN 0; END $f$;
+        CREATE OPERATOR public.+ (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = public.evil_plus);
+        CREATE FUNCTION public.evil_le(bigint, bigint) RETURNS boolean LANGUAGE plpgsql
+            AS $f$ BEGIN PERFORM public.evil('<='); RETURN true; END $f$;
+        CREATE OPERATOR public.<= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = public.evil_le);
+        CREATE FUNCTION public.to_timestamp(double precision) RETURNS timestamptz LANGUAGE plpgsql
+            AS $f$ BEGIN PERFORM public.evil('to_timestamp'); RETURN now(); END $f$;
+        SET search_path = public, pg_catalog;
+    "#
+    .replace("@ME@", &me);
+    expect_ok(&mut c, &setup, "V35b: the attacker's shadows");
+    set_token(&mut c, &token_for(&db, "acme"));
+    let audited_before = su_i64(&db, "SELECT count(*) FROM tenant.audit_log");
+    expect_ok(
+        &mut c,
+        "INSERT INTO public.notes (body) VALUES ('under shadows')",
+        "V35b: audited insert",
+    );
+    assert_eq!(
+        su_i64(&db, "SELECT count(*) FROM tenant.audit_log"),
+        audited_before + 1,
+        "V35b: the insert was audited"
+    );
+    for n in 1..=10 {
+        assert_eq!(
+            consume(&mut c, "calls", 1),
+            Ok(Some(10 - n)),
+            "V35b: consume {n} under shadows"
+        );
+    }
+    assert_eq!(
+        consume(&mut c, "calls", 1),
+        Err("MT010".to_string()),
+        "V35b: the limit still holds"
+    );
+    assert_eq!(
+        su_text(
+            &db,
+            "SELECT coalesce(string_agg(fn || ' as ' || who, ', '), '') FROM public.evil_log"
+        ),
+        "",
+        "V35b: the attacker's functions ran"
+    );
+    assert_not_superuser(&db, &mut c, &me, "V35b");
+    let mut su = db.as_role("postgres");
+    assert!(audit_valid(&mut su, "acme"), "V35b: acme's chain");
+}

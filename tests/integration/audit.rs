@@ -221,6 +221,76 @@ fn audit_chains_verify_after_16_concurrent_writers() {
 }
 
 #[test]
+fn audit_chains_survive_concurrent_rollbacks_and_savepoint_rollbacks() {
+    // 8 writers of one tenant: every transaction writes, a savepoint writes and is rolled
+    // back, and every third transaction is rolled back whole. The chains must neither fork nor
+    // keep an entry of a rolled-back write, and hold exactly the committed rows' entries.
+    let db = Db::new("audit_abort");
+    audited(&db);
+    let acme = db.tenant_id("acme").to_string();
+    let before: i64 = q1(
+        &mut db.as_role("postgres"),
+        &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{acme}'"),
+    );
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let name = db.name.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(&name, "mt_it_backend");
+                let mut committed = 0i64;
+                for k in 0..24 {
+                    let mut tx = c.transaction().unwrap();
+                    tx.execute("SELECT tenant.set_context('acme')", &[])
+                        .unwrap();
+                    tx.execute(
+                        "INSERT INTO public.notes (body) VALUES ($1)",
+                        &[&format!("kept {i}-{k}")],
+                    )
+                    .unwrap();
+                    tx.batch_execute("SAVEPOINT s").unwrap();
+                    tx.execute(
+                        "INSERT INTO public.notes (body) VALUES ($1)",
+                        &[&format!("undone {i}-{k}")],
+                    )
+                    .unwrap();
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+                    if k % 3 == 2 {
+                        tx.rollback().unwrap();
+                    } else {
+                        tx.commit().unwrap();
+                        committed += 1;
+                    }
+                }
+                committed
+            })
+        })
+        .collect();
+    let committed: i64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let mut su = db.as_role("postgres");
+    let v = verify(&mut su, Some("acme"));
+    assert_eq!(v["valid"], true, "{v}");
+    let after: i64 = q1(
+        &mut su,
+        &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{acme}'"),
+    );
+    assert_eq!(after - before, committed, "one entry per committed insert");
+    assert_eq!(committed, 8 * 16);
+    let undone: i64 = q1(
+        &mut su,
+        "SELECT count(*) FROM tenant.audit_log WHERE new_data->>'body' LIKE 'undone %'",
+    );
+    assert_eq!(undone, 0, "no entry of a rolled-back savepoint");
+    // every chain's head is its last entry: no gap, no fork
+    let gaps: i64 = q1(
+        &mut su,
+        "SELECT count(*) FROM tenant.audit_heads h
+          WHERE h.seq <> (SELECT max(l.seq) FROM tenant.audit_log l WHERE l.chain = h.chain)
+             OR (SELECT count(*) FROM tenant.audit_log l WHERE l.chain = h.chain) <> h.seq - h.base_seq",
+    );
+    assert_eq!(gaps, 0, "chain heads and entries agree");
+}
+
+#[test]
 fn purge_audit_removes_old_entries_and_chains_still_verify() {
     let db = Db::new("audit_purge");
     audited(&db);

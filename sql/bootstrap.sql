@@ -172,7 +172,10 @@ CREATE TABLE tenant.audit_log (
     new_data         jsonb,
     changed          text[],
     hash             bytea NOT NULL,
-    UNIQUE (chain, seq)
+    UNIQUE (chain, seq),
+    -- what the hash covers: 1 (0.1.0) left out table_oid, client_addr, application_name;
+    -- 2 covers every column (tenant_internal._audit_content_all)
+    hash_format      smallint NOT NULL DEFAULT 1 CHECK (hash_format IN (1, 2))
 );
 CREATE INDEX audit_log_tenant_at ON tenant.audit_log (tenant_id, at);
 CREATE INDEX audit_log_record ON tenant.audit_log (table_oid, record_id);

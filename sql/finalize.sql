@@ -379,3 +379,4 @@ COMMENT ON TABLE tenant.roles IS 'Roles per tenant (built-in and custom) and wha
 COMMENT ON TABLE tenant.permissions IS 'Permissions of roles: resource, action, optional condition.';
 COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token''s SHA-256 is stored); single use, expiring.';
 COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs a management event in a tenant''s audit chain.';
+COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';

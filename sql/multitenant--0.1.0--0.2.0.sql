@@ -642,6 +642,16 @@ BEGIN
 END
 $$;
 
+-- Audit hashes cover every column from now on (hash format 2); entries written by 0.1.0
+-- keep format 1 and verify as before.
+ALTER TABLE tenant.audit_log ADD COLUMN hash_format smallint NOT NULL DEFAULT 1
+    CHECK (hash_format IN (1, 2));
+CREATE FUNCTION tenant_internal._audit_content_all(tenant_id uuid, table_oid oid, table_name text,
+    operation text, record_id text, user_id text, db_role text, client_addr text,
+    application_name text, at timestamptz, txid bigint, old_data text, new_data text, changed text)
+    RETURNS bytea IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_content_all_wrapper';
+COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;

@@ -52,6 +52,50 @@ fn _audit_content(
     ])
 }
 
+/// The bytes an entry of hash format 2 covers: every stored column but the chain position
+/// and the hash itself (format 1, `_audit_content`, left out the table oid, the client
+/// address and the application name; entries keep the format they were written in).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, schema = "tenant_internal")]
+fn _audit_content_all(
+    tenant_id: Option<pgrx::Uuid>,
+    table_oid: Option<pg_sys::Oid>,
+    table_name: Option<&str>,
+    operation: Option<&str>,
+    record_id: Option<&str>,
+    user_id: Option<&str>,
+    db_role: Option<&str>,
+    client_addr: Option<&str>,
+    application_name: Option<&str>,
+    at: Option<pgrx::datum::TimestampWithTimeZone>,
+    txid: Option<i64>,
+    old_data: Option<&str>,
+    new_data: Option<&str>,
+    changed: Option<&str>,
+) -> Vec<u8> {
+    let tenant = tenant_id.map(|u| from_pg_uuid(u).to_string());
+    let table_oid = table_oid.map(|o| o.to_u32().to_string());
+    let at = at.map(|t| t.into_inner().to_string());
+    let txid = txid.map(|t| t.to_string());
+    audit::content(&[
+        Some("v2"),
+        tenant.as_deref(),
+        table_oid.as_deref(),
+        table_name,
+        operation,
+        record_id,
+        user_id,
+        db_role,
+        client_addr,
+        application_name,
+        at.as_deref(),
+        txid.as_deref(),
+        old_data,
+        new_data,
+        changed,
+    ])
+}
+
 fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
     let relid = t.relid().map_err(|e| MtError::invalid(e.to_string()))?;
     let meta = table_meta(relid)?;

@@ -4,8 +4,10 @@
 //! without a tenant; slot = backend pid mod 8), so writers of different tenants never wait
 //! for each other and writers of one tenant rarely do. Entry n of a chain stores
 //! `hash_n = SHA-256(hash_{n-1} || be64(n) || content_n)` with `hash_0` empty, where
-//! `content_n` is [`content`] over the entry's stored columns (`tenant_internal._audit_content`,
-//! used by the writer and by `verify_audit`).
+//! `content_n` is [`content`] over the entry's stored columns
+//! (`tenant_internal._audit_content_all`, every column: hash format 2; 0.1.0's entries keep
+//! format 1, `_audit_content`, without the table oid, client address and application name),
+//! used by the writer and by `verify_audit`.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};

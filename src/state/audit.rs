@@ -29,7 +29,8 @@ const WRITE: &str = "WITH v AS ( \
          $8::pg_catalog.text[] AS changed \
 ), c AS ( \
   SELECT v.*, $9::pg_catalog.text AS chain, \
-         tenant_internal._audit_content(v.tenant_id, v.table_name, v.operation, v.record_id, v.user_id, v.db_role, \
+         tenant_internal._audit_content_all(v.tenant_id, v.table_oid, v.table_name, v.operation, v.record_id, \
+                               v.user_id, v.db_role, v.client_addr::pg_catalog.text, v.application_name, \
                                v.at, v.txid, v.old_data::pg_catalog.text, v.new_data::pg_catalog.text, \
                                v.changed::pg_catalog.text) AS content \
   FROM v \
@@ -41,9 +42,10 @@ const WRITE: &str = "WITH v AS ( \
   RETURNING h.chain, h.seq, h.hash \
 ) \
 INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, operation, record_id, user_id, \
-    db_role, client_addr, application_name, txid, at, old_data, new_data, changed, hash) \
+    db_role, client_addr, application_name, txid, at, old_data, new_data, changed, hash, hash_format) \
 SELECT head.chain, head.seq, c.tenant_id, c.table_oid, c.table_name, c.operation, c.record_id, c.user_id, \
-       c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash \
+       c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash, \
+       2::pg_catalog.int2 \
 FROM c, head";
 
 /// [`WRITE`] for a database still at 0.1.0 (no `tenant_internal` yet; see api/compat.rs).
@@ -218,11 +220,22 @@ pub fn event(tenant: Option<uuid::Uuid>, name: &str, data: Value) -> MtResult<()
 pub fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
     // (the extension's own schema name, not user text)
     let schema = crate::state::registry::trigger_schema()?;
-    let entries_sql = format!(
-        "SELECT id, seq, {schema}._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
-                at, txid, old_data::text, new_data::text, changed::text), hash \
-         FROM tenant.audit_log WHERE chain = $1 ORDER BY seq"
+    // an entry is checked in the hash format it was written in (1: 0.1.0's)
+    let content_v1 = format!(
+        "{schema}._audit_content(tenant_id, table_name, operation, record_id, user_id, db_role, \
+                at, txid, old_data::text, new_data::text, changed::text)"
     );
+    let entries_sql = if schema == "tenant" {
+        format!("SELECT id, seq, {content_v1}, hash FROM tenant.audit_log WHERE chain = $1 ORDER BY seq")
+    } else {
+        format!(
+            "SELECT id, seq, CASE hash_format WHEN 1 THEN {content_v1} ELSE \
+                tenant_internal._audit_content_all(tenant_id, table_oid, table_name, operation, record_id, \
+                    user_id, db_role, client_addr::text, application_name, at, txid, old_data::text, \
+                    new_data::text, changed::text) END, hash \
+             FROM tenant.audit_log WHERE chain = $1 ORDER BY seq"
+        )
+    };
     let (entries, base, head) = as_owner(|| {
         Spi::connect(|c| {
             let t = c.select(entries_sql.as_str(), None, &[chain.into()])?;

@@ -291,6 +291,63 @@ fn audit_chains_survive_concurrent_rollbacks_and_savepoint_rollbacks() {
 }
 
 #[test]
+fn every_column_of_an_entry_is_covered_by_its_hash() {
+    // Edits by a superuser with triggers off, one column at a time: each is found, and
+    // putting the value back makes the chain verify again (so it was that column).
+    let db = Db::new("audit_cover");
+    audited(&db);
+    let mut be = db.as_role("mt_it_backend");
+    in_tenant_tx(&mut be, "acme", |tx| {
+        tx.batch_execute("SET LOCAL application_name = 'billing-worker'")?;
+        tx.execute("INSERT INTO public.notes (body) VALUES ('covered')", &[])
+    })
+    .unwrap();
+    let mut su = db.as_role("postgres");
+    let id: i64 = q1(
+        &mut su,
+        "SELECT id FROM tenant.audit_log WHERE new_data->>'body' = 'covered'",
+    );
+    assert_eq!(
+        q1::<String>(
+            &mut su,
+            &format!("SELECT application_name FROM tenant.audit_log WHERE id = {id}")
+        ),
+        "billing-worker"
+    );
+    assert_eq!(verify(&mut su, Some("acme"))["valid"], true);
+    for (column, forged) in [
+        ("application_name", "'someone-else'"),
+        ("client_addr", "'10.9.8.7'::inet"),
+        ("table_oid", "(table_oid::bigint + 1)::text::oid"),
+        ("db_role", "'postgres'"),
+        ("hash_format", "1"),
+    ] {
+        su.batch_execute(&format!(
+            "SET session_replication_role = replica;
+             CREATE TEMP TABLE keep AS SELECT {column} AS v FROM tenant.audit_log WHERE id = {id};
+             UPDATE tenant.audit_log SET {column} = {forged} WHERE id = {id};
+             RESET session_replication_role;"
+        ))
+        .unwrap();
+        let v = verify(&mut su, Some("acme"));
+        assert_eq!(v["valid"], false, "{column} edited: {v}");
+        assert_eq!(v["entry_id"], id, "{column}: {v}");
+        su.batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE tenant.audit_log SET {column} = (SELECT v FROM keep) WHERE id = {id};
+             DROP TABLE keep;
+             RESET session_replication_role;"
+        ))
+        .unwrap();
+        assert_eq!(
+            verify(&mut su, Some("acme"))["valid"],
+            true,
+            "{column} put back"
+        );
+    }
+}
+
+#[test]
 fn purge_audit_removes_old_entries_and_chains_still_verify() {
     let db = Db::new("audit_purge");
     audited(&db);

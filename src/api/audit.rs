@@ -17,8 +17,27 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::Value;
 
-/// The bytes an entry's hash covers (see `audit_chain::content`); the writer and
-/// `verify_audit` both call this.
+/// The non-text columns of an entry as the text its hash covers.
+struct Texts {
+    tenant: Option<String>,
+    at: Option<String>,
+    txid: Option<String>,
+}
+
+fn texts(
+    tenant_id: Option<pgrx::Uuid>,
+    at: Option<pgrx::datum::TimestampWithTimeZone>,
+    txid: Option<i64>,
+) -> Texts {
+    Texts {
+        tenant: tenant_id.map(|u| from_pg_uuid(u).to_string()),
+        at: at.map(|t| t.into_inner().to_string()),
+        txid: txid.map(|t| t.to_string()),
+    }
+}
+
+/// The bytes an entry of hash format 1 (0.1.0's) covers (`core::audit::content`);
+/// `verify_audit` checks such entries with it.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe, schema = "tenant_internal")]
 fn _audit_content(
@@ -34,18 +53,16 @@ fn _audit_content(
     new_data: Option<&str>,
     changed: Option<&str>,
 ) -> Vec<u8> {
-    let tenant = tenant_id.map(|u| from_pg_uuid(u).to_string());
-    let at = at.map(|t| t.into_inner().to_string());
-    let txid = txid.map(|t| t.to_string());
+    let t = texts(tenant_id, at, txid);
     audit::content(&[
-        tenant.as_deref(),
+        t.tenant.as_deref(),
         table_name,
         operation,
         record_id,
         user_id,
         db_role,
-        at.as_deref(),
-        txid.as_deref(),
+        t.at.as_deref(),
+        t.txid.as_deref(),
         old_data,
         new_data,
         changed,
@@ -73,13 +90,11 @@ fn _audit_content_all(
     new_data: Option<&str>,
     changed: Option<&str>,
 ) -> Vec<u8> {
-    let tenant = tenant_id.map(|u| from_pg_uuid(u).to_string());
+    let t = texts(tenant_id, at, txid);
     let table_oid = table_oid.map(|o| o.to_u32().to_string());
-    let at = at.map(|t| t.into_inner().to_string());
-    let txid = txid.map(|t| t.to_string());
     audit::content(&[
         Some("v2"),
-        tenant.as_deref(),
+        t.tenant.as_deref(),
         table_oid.as_deref(),
         table_name,
         operation,
@@ -88,8 +103,8 @@ fn _audit_content_all(
         db_role,
         client_addr,
         application_name,
-        at.as_deref(),
-        txid.as_deref(),
+        t.at.as_deref(),
+        t.txid.as_deref(),
         old_data,
         new_data,
         changed,

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing, then
-#   1. cargo fmt --check and cargo clippy -D warnings
+# Every test (docs/testing.md): installs what is missing, then
+#   1. cargo fmt --check, the layer rule (scripts/check-layers.sh), cargo clippy -D warnings
 #   2. plain #[test]s and #[pg_test]s (cargo pgrx test, its own cluster run as 'postgres')
-#   3. the client integration suite in tests/ against a throwaway cluster with the extension
+#   3. the client suite tests/integration/ against a throwaway cluster with the extension
+#   4. the demo, the README quick start, the Python and Node examples, the golden SQL tests,
+#      PgBouncer, every doc example in order, pg_cron
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$HERE"

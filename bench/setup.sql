@@ -40,10 +40,21 @@ INSERT INTO public.events_plain SELECT * FROM public.events_iso;
 
 SELECT tenant.isolate('public.events_iso');
 CREATE INDEX ON public.events_plain (tenant_id);   -- the same index isolate created
-GRANT SELECT ON public.events_iso, public.events_plain TO mt_bench, mt_bench_api;
+-- the naive recipe: RLS with current_setting() (what hand-written RLS guides show), to tell
+-- the cost of RLS itself from the cost of the extension's context
+CREATE TABLE public.events_naive (LIKE public.events_plain INCLUDING ALL);
+INSERT INTO public.events_naive SELECT * FROM public.events_plain;
+ALTER TABLE public.events_naive ENABLE ROW LEVEL SECURITY;
+CREATE POLICY naive ON public.events_naive
+    USING (tenant_id = current_setting('app.tenant_id')::uuid);
+GRANT SELECT ON public.events_iso, public.events_plain, public.events_naive TO mt_bench, mt_bench_api;
 VACUUM ANALYZE public.events_iso;
 VACUUM ANALYZE public.events_plain;
+VACUUM ANALYZE public.events_naive;
 SELECT count(*) AS rows_iso FROM public.events_iso;
+\if :scale_only
+\quit
+\endif
 
 -- audit bench: the same table unaudited, audited by tenant.audit (Rust trigger, hash chain)
 -- and by a PL/pgSQL jsonb trigger of the supa_audit kind (no chain).
@@ -72,6 +83,17 @@ SELECT setval(pg_get_serial_sequence('public.audit_rust', 'id'), 10000),
        setval(pg_get_serial_sequence('public.audit_plpgsql', 'id'), 10000);
 GRANT SELECT, INSERT, UPDATE ON public.audit_plain, public.audit_rust, public.audit_plpgsql TO mt_bench;
 GRANT INSERT ON public.plpgsql_audit_log TO mt_bench;
+
+-- the real anchors (../shared/anchors): supa_audit's trigger on a third copy, pgjwt's verify
+\if :anchors
+CREATE EXTENSION IF NOT EXISTS supa_audit CASCADE;
+CREATE EXTENSION IF NOT EXISTS pgjwt CASCADE;
+CREATE TABLE public.audit_supa (LIKE public.audit_plain INCLUDING ALL);
+SELECT audit.enable_tracking('public.audit_supa'::regclass);
+INSERT INTO public.audit_supa SELECT * FROM public.audit_plain;
+SELECT setval(pg_get_serial_sequence('public.audit_supa', 'id'), 10000);
+GRANT SELECT, INSERT, UPDATE ON public.audit_supa TO mt_bench;
+\endif
 
 -- can() bench: the seeds' roles in tenant t1
 BEGIN;

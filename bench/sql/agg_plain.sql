@@ -1,0 +1,1 @@
+SELECT count(*), sum(length(payload)), max(created_at) FROM public.events_plain WHERE tenant_id = :tid;

@@ -1,0 +1,1 @@
+SELECT count(*) FROM public.events_naive WHERE payload LIKE '%ab%';

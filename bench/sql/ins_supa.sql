@@ -1,0 +1,1 @@
+INSERT INTO public.audit_supa (tenant_id, payload, n) VALUES (:tid, 'payload', 1);

@@ -1,0 +1,3 @@
+BEGIN;
+SELECT valid FROM public.verify(:tok, :hs);
+COMMIT;

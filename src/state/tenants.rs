@@ -15,6 +15,7 @@ use std::cell::RefCell;
 pub struct TenantRow {
     pub id: uuid::Uuid,
     pub status: Status,
+    pub plan: String,
 }
 
 thread_local! {
@@ -28,35 +29,46 @@ pub fn lookup(key: &str) -> MtResult<TenantRow> {
     }
     let loaded_at = TENANTS.with(|c| c.borrow().now());
     let by_id = uuid::Uuid::parse_str(key).ok();
-    let read = |t: SpiTupleTable<'_>| -> MtResult<(Option<pgrx::Uuid>, Option<String>)> {
+    type Found = (Option<pgrx::Uuid>, Option<String>, Option<String>);
+    let read = |t: SpiTupleTable<'_>| -> MtResult<Found> {
         match t.into_iter().next() {
-            Some(r) => Ok((r.get::<pgrx::Uuid>(1)?, r.get::<String>(2)?)),
-            None => Ok((None, None)),
+            Some(r) => Ok((
+                r.get::<pgrx::Uuid>(1)?,
+                r.get::<String>(2)?,
+                r.get::<String>(3)?,
+            )),
+            None => Ok((None, None, None)),
         }
     };
     let found = as_owner(|| match by_id {
         Some(id) => with_prepared_read(
-            "SELECT id, status FROM tenant.tenants WHERE id = $1",
+            "SELECT id, status, plan FROM tenant.tenants WHERE id = $1",
             &[O::UUIDOID],
             &[pg_uuid(id).into()],
             read,
         ),
         None => with_prepared_read(
-            "SELECT id, status FROM tenant.tenants WHERE slug = $1",
+            "SELECT id, status, plan FROM tenant.tenants WHERE slug = $1",
             &[O::TEXTOID],
             &[key.into()],
             read,
         ),
     })?;
     match found {
-        (Some(id), Some(status)) => {
+        (Some(id), Some(status), Some(plan)) => {
             let row = TenantRow {
                 id: from_pg_uuid(id),
                 status: Status::parse(&status)?,
+                plan,
             };
             TENANTS.with(|c| {
-                c.borrow_mut()
-                    .insert(loaded_at, key.to_string(), row.clone())
+                let mut c = c.borrow_mut();
+                // by slug and by id: contexts carry the id, set_context takes either
+                let id = row.id.to_string();
+                if id != key {
+                    c.insert(loaded_at, id, row.clone());
+                }
+                c.insert(loaded_at, key.to_string(), row.clone())
             });
             Ok(row)
         }

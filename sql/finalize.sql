@@ -265,6 +265,9 @@ GRANT EXECUTE ON FUNCTION
     tenant.create_role(text, text[]), tenant.drop_role(text),
     tenant.grant_permission(text, text, text, jsonb), tenant.revoke_permission(text, text, text),
     tenant.invite(text, text, integer),
+    tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
+    tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
+    tenant.log_event(text, jsonb, text),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
     tenant_internal._allow()
 TO PUBLIC;
@@ -321,7 +324,14 @@ COMMENT ON FUNCTION tenant.consume(text, bigint) IS 'Atomically use amount of re
 COMMENT ON FUNCTION tenant.context_status() IS 'The current context (tenant, user, expiry, read-only) or why it does not verify.';
 COMMENT ON FUNCTION tenant.create_role(text, text[]) IS 'Create or redefine a role of the current tenant inheriting other roles (cycles refused).';
 COMMENT ON FUNCTION tenant.current_claims() IS 'The verified JWT claims of the current context, or NULL.';
-COMMENT ON FUNCTION tenant.current_roles() IS 'The roles carried by the current context (from the JWT), empty without.';
+COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
+COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
+COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';
+COMMENT ON FUNCTION tenant.can_user(text, text, text, jsonb) IS 'May user_id (by its membership roles in the current tenant) do action on resource? For tenant_service, tenant_admin and members allowed members/manage.';
+COMMENT ON FUNCTION tenant.pending_invitations() IS 'The current tenant''s invitations that can still be accepted (no tokens). For tenant_service, tenant_admin and members allowed members/invite.';
+COMMENT ON FUNCTION tenant.revoke_invitation(uuid) IS 'Withdraw a pending invitation of the current tenant; its token stops working.';
+COMMENT ON FUNCTION tenant.resend_invitation(uuid, integer) IS 'A new token (returned) for a pending invitation of the current tenant; the old token stops working.';
+COMMENT ON FUNCTION tenant.log_event(text, jsonb, text) IS 'Write an application event (operation APP) into the current tenant''s audit chain, with the context''s user.';
 COMMENT ON FUNCTION tenant.current_tenant() IS 'The current tenant''s id from the verified context, or NULL (no rows of isolated tables then).';
 COMMENT ON FUNCTION tenant.current_user_id() IS 'The current user id from the verified context, or NULL.';
 COMMENT ON FUNCTION tenant.deactivate_jwt_key(text) IS 'Stop accepting tokens signed with a key, at once in every session. For tenant_admin.';

@@ -4,6 +4,7 @@
 use crate::core::audit::{self, changed_columns, only, record_id, strip, Verdict};
 use crate::core::ddl::{qualified, quote_ident};
 use crate::core::error::{MtError, MtResult};
+use crate::core::names;
 use crate::pg::catalog::{check_table, descendants, run_all};
 use crate::pg::convert::{from_pg_uuid, row_json};
 use crate::pg::owner::{as_owner, pinned};
@@ -357,4 +358,42 @@ fn purge_audit(
     feature_retention_days: default!(i32, 365),
 ) -> i64 {
     boundary(|| purge_impl(default_retention_days, feature_retention_days))
+}
+
+fn log_event_impl(action: &str, data: Value, record_id: Option<&str>) -> MtResult<()> {
+    names::event_action(action)?;
+    if record_id.is_some_and(|r| r.is_empty() || r.len() > 256) {
+        return Err(MtError::invalid("record_id must be 1-256 characters"));
+    }
+    let (tenant, ro) = verified(|c| (c.t, c.ro)).map_err(|_| MtError::no_context())?;
+    if ro {
+        return Err(MtError::new(
+            crate::core::error::Code::TenantNotActive,
+            "tenant is read-only (suspended)",
+        ));
+    }
+    write(
+        Some(tenant),
+        None,
+        None,
+        APP_EVENT,
+        record_id.map(str::to_string),
+        None,
+        Some(serde_json::json!({"action": action, "data": data})),
+        None,
+    )
+}
+
+/// Operation of the entries `tenant.log_event` writes (the extension's own are `EVENT`).
+const APP_EVENT: &str = "APP";
+
+/// Write an application event (a user exported data, a login failed...) into the current
+/// tenant's audit chain, with the context's user; verifiable like every other entry.
+#[pg_extern(volatile, parallel_unsafe)]
+fn log_event(
+    action: &str,
+    data: default!(pgrx::JsonB, "'{}'::jsonb"),
+    record_id: default!(Option<&str>, "NULL"),
+) {
+    boundary(|| log_event_impl(action, data.0, record_id))
 }

@@ -71,10 +71,21 @@ fn current_claims() -> Option<pgrx::JsonB> {
     verified(|c| c.c.clone()).ok().flatten().map(pgrx::JsonB)
 }
 
-/// The roles carried by the current context (from the JWT's roles claim), empty without.
+/// The roles the current user holds directly: the JWT's roles claim and its membership
+/// roles in the current tenant (sorted, not expanded: see `effective_roles`), empty without.
 #[pg_extern(stable, parallel_restricted)]
 fn current_roles() -> Vec<String> {
-    verified(|c| c.r.clone()).unwrap_or_default()
+    boundary(|| {
+        let Ok((tenant, user, mut roles)) = verified(|c| (c.t, c.u.clone(), c.r.clone())) else {
+            return Ok(Vec::new());
+        };
+        if let Some(u) = user {
+            roles.extend(members::member_roles(tenant, &u)?.iter().cloned());
+        }
+        roles.sort();
+        roles.dedup();
+        Ok(roles)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,6 @@
 //! Memberships (SQL): who belongs to which tenant. Roles and permissions build on them.
 
-use crate::core::error::MtResult;
+use crate::core::error::{MtError, MtResult};
 use crate::core::names;
 use crate::pg::convert::pg_uuid;
 use crate::pg::owner::as_owner;
@@ -14,6 +14,17 @@ fn add_member_impl(tenant: &str, user_id: &str, roles: Vec<String>) -> MtResult<
     require_any_role(&[c"tenant_service", c"tenant_admin"], "manage members")?;
     names::user_id(user_id)?;
     let row = tenants::lookup(tenant)?;
+    let pol = crate::state::rbac::policy(row.id)?;
+    if let Some(r) = roles
+        .iter()
+        .find(|r| !pol.inherits.contains_key(r.as_str()))
+    {
+        return Err(MtError::invalid(format!(
+            "role \"{}\" does not exist in tenant {tenant}",
+            r.escape_default()
+        ))
+        .hint("Define it first with tenant.create_role (in the tenant's context)."));
+    }
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.members (tenant_id, user_id, roles) VALUES ($1, $2, $3) \

@@ -4,7 +4,7 @@
 use crate::core::ddl::{qualified, quote_ident, quote_literal};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
-use crate::core::rbac::validate_condition;
+use crate::core::rbac::{validate_condition, OWNER_ROLE};
 use crate::pg::catalog::{check_table, column_exists};
 use crate::pg::convert::{from_pg_uuid, pg_uuid};
 use crate::pg::owner::{as_owner, pinned, quietly};
@@ -83,22 +83,40 @@ fn authorize(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jso
     })
 }
 
-/// Management of roles needs `tenant_service`/`tenant_admin`, or a user allowed
-/// `manage` on `roles` in the current tenant.
-fn require_manager() -> MtResult<uuid::Uuid> {
+/// The backend itself (`tenant_service`/`tenant_admin`) with a context that names no user.
+/// When the context names a user, the backend acts as that user and is held to its rights.
+fn is_backend(c: &Caller) -> bool {
+    c.user.is_none() && (has_role(c"tenant_service") || has_role(c"tenant_admin"))
+}
+
+/// Management of roles needs the backend (`is_backend`), or a user allowed `manage` on
+/// `roles` in the current tenant. Returns the tenant and, for such a user, the caller: a
+/// member manager can only hand out what it holds and cannot touch `owner`.
+fn require_manager() -> MtResult<(uuid::Uuid, Option<Caller>)> {
     let c = caller()?.writable()?;
-    if has_role(c"tenant_service") || has_role(c"tenant_admin") {
-        return Ok(c.tenant);
+    if is_backend(&c) {
+        return Ok((c.tenant, None));
     }
     if policy(c.tenant)?.can(&c.roles, "roles", "manage", &Value::Null, c.user.as_deref()) {
-        return Ok(c.tenant);
+        return Ok((c.tenant, Some(c)));
     }
     Err(MtError::denied("permission denied to manage roles")
-        .hint("Needs tenant_service, tenant_admin or permission roles/manage."))
+        .hint("Needs tenant_service or tenant_admin without a user in the context, or permission roles/manage."))
+}
+
+fn owner_untouchable(member: &Option<Caller>, role: &str) -> MtResult<()> {
+    if member.is_some() && role == OWNER_ROLE {
+        return Err(
+            MtError::denied("permission denied to change the owner role")
+                .hint("Only tenant_service or tenant_admin change the owner role."),
+        );
+    }
+    Ok(())
 }
 
 fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
-    let tenant = require_manager()?;
+    let (tenant, member) = require_manager()?;
+    owner_untouchable(&member, name)?;
     names::permission_part("role", name)?;
     if name.contains('*') {
         return Err(MtError::invalid("role names cannot contain '*'"));
@@ -109,6 +127,16 @@ fn create_role_impl(name: &str, inherits: Vec<String>) -> MtResult<()> {
             return Err(MtError::invalid(format!(
                 "role \"{p}\" does not exist in this tenant"
             )));
+        }
+    }
+    if let Some(c) = &member {
+        if let Some(p) = inherits.iter().find(|p| !pol.may_grant(&c.roles, p)) {
+            return Err(MtError::denied(format!(
+                "permission denied to make a role inherit \"{p}\""
+            ))
+            .hint(
+                "A role manager can only hand out roles whose every permission it holds itself.",
+            ));
         }
     }
     if pol.creates_cycle(name, &inherits) {
@@ -138,7 +166,8 @@ fn create_role(name: &str, inherits: default!(Vec<String>, "'{}'::text[]")) {
 }
 
 fn drop_role_impl(name: &str) -> MtResult<bool> {
-    let tenant = require_manager()?;
+    let (tenant, member) = require_manager()?;
+    owner_untouchable(&member, name)?;
     let pol = policy(tenant)?;
     if let Some((child, _)) = pol
         .inherits
@@ -165,15 +194,26 @@ fn drop_role(name: &str) -> bool {
 }
 
 fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>) -> MtResult<()> {
-    let tenant = require_manager()?;
+    let (tenant, member) = require_manager()?;
     names::permission_part("resource", resource)?;
     names::permission_part("action", action)?;
     let condition = condition.unwrap_or(Value::Null);
     validate_condition(&condition)?;
-    if !policy(tenant)?.inherits.contains_key(role) {
+    let pol = policy(tenant)?;
+    if !pol.inherits.contains_key(role) {
         return Err(MtError::invalid(format!(
             "role \"{role}\" does not exist in this tenant"
         )));
+    }
+    owner_untouchable(&member, role)?;
+    if let Some(c) = &member {
+        if !pol.may_grant_permission(&c.roles, resource, action, &condition) {
+            return Err(MtError::denied(format!(
+                "permission denied to grant {action} on {resource}"
+            ))
+            .detail(format!("resource={resource} action={action}"))
+            .hint("A role manager can only grant permissions it holds itself (the same or a wider one, unconditionally or under the same condition)."));
+        }
     }
     as_owner(|| {
         Spi::run_with_args(
@@ -214,7 +254,8 @@ fn grant_permission(
 }
 
 fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
-    let tenant = require_manager()?;
+    let (tenant, member) = require_manager()?;
+    owner_untouchable(&member, role)?;
     as_owner(|| {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.permissions WHERE tenant_id = $1 AND role = $2 AND resource = $3 AND action = $4 \
@@ -329,8 +370,7 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
             "role \"{role}\" does not exist in this tenant"
         )));
     }
-    let service = has_role(c"tenant_service") || has_role(c"tenant_admin");
-    let allowed = if c.user.is_none() && service {
+    let allowed = if is_backend(&c) {
         true
     } else {
         pol.can(
@@ -414,4 +454,223 @@ fn accept_impl(token: &str, user_id: &str) -> MtResult<pgrx::Uuid> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn accept_invitation(token: &str, user_id: &str) -> pgrx::Uuid {
     boundary(|| accept_impl(token, user_id))
+}
+
+/// Every role the current user holds in the current tenant: its membership roles and the
+/// JWT's, with what they inherit; sorted, empty without a context.
+#[pg_extern(stable, parallel_restricted)]
+fn effective_roles() -> Vec<String> {
+    boundary(|| match caller() {
+        Ok(c) => Ok(policy(c.tenant)?.effective(&c.roles)),
+        Err(_) => Ok(Vec::new()),
+    })
+}
+
+/// Does the current user hold `role` in the current tenant (directly or by inheritance)?
+/// False without a context.
+#[pg_extern(stable, parallel_restricted, name = "has_role")]
+fn has_role_sql(role: &str) -> bool {
+    boundary(|| match caller() {
+        Ok(c) => Ok(policy(c.tenant)?.expand(&c.roles).contains(role)),
+        Err(_) => Ok(false),
+    })
+}
+
+fn can_user_impl(user_id: &str, resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
+    let c = caller()?;
+    let pol = policy(c.tenant)?;
+    if !is_backend(&c)
+        && !pol.can(
+            &c.roles,
+            "members",
+            "manage",
+            &Value::Null,
+            c.user.as_deref(),
+        )
+    {
+        return Err(MtError::denied("permission denied to check another user's permissions")
+            .hint("Needs tenant_service or tenant_admin without a user in the context, or permission members/manage."));
+    }
+    names::user_id(user_id)?;
+    let roles = member_roles(c.tenant, user_id)?;
+    Ok(pol.can(&roles, resource, action, ctx, Some(user_id)))
+}
+
+/// May `user_id` (a member of the current tenant, by its membership roles) do `action` on
+/// `resource`? For the backend (`tenant_service`, `tenant_admin`) and for members allowed
+/// `manage` on `members`; `self` in conditions is `user_id`.
+#[pg_extern(stable, parallel_restricted)]
+fn can_user(
+    user_id: &str,
+    resource: &str,
+    action: &str,
+    ctx: default!(pgrx::JsonB, "'{}'::jsonb"),
+) -> bool {
+    boundary(|| can_user_impl(user_id, resource, action, &ctx.0))
+}
+
+/// Who may see and change the current tenant's invitations: the backend, or members allowed
+/// `invite` on `members`.
+fn invitation_manager(write: bool) -> MtResult<Caller> {
+    let c = caller()?;
+    let c = if write { c.writable()? } else { c };
+    if is_backend(&c) {
+        return Ok(c);
+    }
+    if policy(c.tenant)?.can(
+        &c.roles,
+        "members",
+        "invite",
+        &Value::Null,
+        c.user.as_deref(),
+    ) {
+        return Ok(c);
+    }
+    Err(MtError::denied("permission denied to manage invitations")
+        .hint("Needs tenant_service or tenant_admin without a user in the context, or permission members/invite."))
+}
+
+type InvitationRow = (
+    pgrx::Uuid,
+    String,
+    String,
+    Option<String>,
+    pgrx::datum::TimestampWithTimeZone,
+    pgrx::datum::TimestampWithTimeZone,
+);
+
+fn pending_impl() -> MtResult<Vec<InvitationRow>> {
+    let c = invitation_manager(false)?;
+    as_owner(|| {
+        crate::pg::spi::with_prepared_read(
+            "SELECT id, email, role, invited_by, created_at, expires_at FROM tenant.invitations \
+             WHERE tenant_id = $1 AND accepted_at IS NULL AND expires_at > now() ORDER BY created_at, id",
+            &[pgrx::pg_sys::PgBuiltInOids::UUIDOID],
+            &[pg_uuid(c.tenant).into()],
+            |t| {
+                let mut v = Vec::new();
+                for r in t {
+                    if let (Some(id), Some(email), Some(role), Some(at), Some(exp)) = (
+                        r.get::<pgrx::Uuid>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
+                        r.get::<pgrx::datum::TimestampWithTimeZone>(5)?,
+                        r.get::<pgrx::datum::TimestampWithTimeZone>(6)?,
+                    ) {
+                        v.push((id, email, role, r.get::<String>(4)?, at, exp));
+                    }
+                }
+                Ok(v)
+            },
+        )
+    })
+}
+
+/// The current tenant's invitations that can still be accepted (never their tokens).
+#[pg_extern(stable, parallel_restricted)]
+fn pending_invitations() -> TableIterator<
+    'static,
+    (
+        name!(id, pgrx::Uuid),
+        name!(email, String),
+        name!(role, String),
+        name!(invited_by, Option<String>),
+        name!(created_at, pgrx::datum::TimestampWithTimeZone),
+        name!(expires_at, pgrx::datum::TimestampWithTimeZone),
+    ),
+> {
+    TableIterator::new(boundary(pending_impl))
+}
+
+fn unknown_invitation(id: pgrx::Uuid) -> MtError {
+    MtError::invalid(format!(
+        "invitation {} does not exist in this tenant or was accepted",
+        from_pg_uuid(id)
+    ))
+}
+
+fn revoke_invitation_impl(id: pgrx::Uuid) -> MtResult<bool> {
+    let c = invitation_manager(true)?;
+    as_owner(|| {
+        let row = write_first(
+            "DELETE FROM tenant.invitations WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL \
+             RETURNING email, role",
+            &[id.into(), pg_uuid(c.tenant).into()],
+            |r| match r {
+                Some(r) => Ok((r.get::<String>(1)?, r.get::<String>(2)?)),
+                None => Ok((None, None)),
+            },
+        )?;
+        let (Some(email), Some(role)) = row else {
+            return Err(unknown_invitation(id));
+        };
+        event(
+            Some(c.tenant),
+            "invitation.revoked",
+            serde_json::json!({"id": from_pg_uuid(id).to_string(), "email": email, "role": role}),
+        )?;
+        Ok(true)
+    })
+}
+
+/// Withdraw a pending invitation of the current tenant: its token stops working.
+#[pg_extern(volatile, parallel_unsafe)]
+fn revoke_invitation(id: pgrx::Uuid) -> bool {
+    boundary(|| revoke_invitation_impl(id))
+}
+
+fn resend_impl(id: pgrx::Uuid, ttl_hours: i32) -> MtResult<String> {
+    let c = invitation_manager(true)?;
+    if !(1..=24 * 90).contains(&ttl_hours) {
+        return Err(MtError::invalid("ttl_hours must be between 1 and 2160"));
+    }
+    // the role it hands out must still be one this inviter may give
+    let role = as_owner(|| {
+        crate::pg::spi::with_prepared_read(
+            "SELECT role FROM tenant.invitations WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL",
+            &[pgrx::pg_sys::PgBuiltInOids::UUIDOID, pgrx::pg_sys::PgBuiltInOids::UUIDOID],
+            &[id.into(), pg_uuid(c.tenant).into()],
+            |t| Ok(t.into_iter().next().map(|r| r.get::<String>(1)).transpose()?.flatten()),
+        )
+    })?
+    .ok_or_else(|| unknown_invitation(id))?;
+    if !is_backend(&c) && !policy(c.tenant)?.may_grant(&c.roles, &role) {
+        return Err(MtError::denied(format!(
+            "permission denied to invite to role \"{role}\""
+        )));
+    }
+    as_owner(|| {
+        let token = Spi::get_one::<String>(
+            "SELECT replace(gen_random_uuid()::text, '-', '') || replace(gen_random_uuid()::text, '-', '')",
+        )?
+        .unwrap_or_default();
+        let n = write_first(
+            "UPDATE tenant.invitations SET token_hash = sha256(convert_to($3, 'UTF8')), \
+                    expires_at = now() + make_interval(hours => $4) \
+             WHERE id = $1 AND tenant_id = $2 AND accepted_at IS NULL RETURNING email",
+            &[
+                id.into(),
+                pg_uuid(c.tenant).into(),
+                token.as_str().into(),
+                ttl_hours.into(),
+            ],
+            |r| Ok(r.map(|r| r.get::<String>(1)).transpose()?.flatten()),
+        )?;
+        let Some(email) = n else {
+            return Err(unknown_invitation(id));
+        };
+        event(
+            Some(c.tenant),
+            "invitation.resent",
+            serde_json::json!({"id": from_pg_uuid(id).to_string(), "email": email, "role": role}),
+        )?;
+        Ok(token)
+    })
+}
+
+/// A new token for a pending invitation of the current tenant (the old one stops working);
+/// the expiry starts again from now.
+#[pg_extern(volatile, parallel_unsafe)]
+fn resend_invitation(id: pgrx::Uuid, ttl_hours: default!(i32, 72)) -> String {
+    boundary(|| resend_impl(id, ttl_hours))
 }

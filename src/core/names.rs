@@ -82,6 +82,19 @@ pub fn resource(s: &str) -> MtResult<()> {
     plain("resource", s)
 }
 
+/// The action of an application event (`tenant.log_event`): also '.' and ':'.
+pub fn event_action(s: &str) -> MtResult<()> {
+    if name_ok(s, b".:") {
+        Ok(())
+    } else {
+        Err(
+            MtError::invalid(format!("invalid event action \"{}\"", s.escape_default())).hint(
+                "Use 1-100 characters of a-z, 0-9, '_', '-', '.' and ':' (e.g. 'data.exported').",
+            ),
+        )
+    }
+}
+
 /// A role, permission resource or action: also '.', and '*' as a wildcard.
 pub fn permission_part(kind: &str, s: &str) -> MtResult<()> {
     if s == "*" || name_ok(s, b".*") {
@@ -98,6 +111,19 @@ pub fn permission_part(kind: &str, s: &str) -> MtResult<()> {
 mod tests {
     use super::*;
     use crate::core::error::Code;
+
+    #[test]
+    fn event_actions() {
+        assert!(event_action("data.exported").is_ok());
+        assert!(event_action("login:failed").is_ok());
+        for bad in ["", "Data", "a b", "x;drop", &"a".repeat(101)] {
+            assert_eq!(
+                event_action(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn slugs() {

@@ -219,6 +219,37 @@ impl Policy {
     }
 }
 
+/// The role that owns a tenant: only `tenant_service` and `tenant_admin` change it.
+pub const OWNER_ROLE: &str = "owner";
+
+impl Policy {
+    /// May a holder of `granter` roles give a role the permission `action` on `resource`
+    /// under `condition`? Only if the granter holds a permission that covers it: the same or
+    /// a wider pattern, unconditionally or under the identical condition.
+    pub fn may_grant_permission(
+        &self,
+        granter: &[String],
+        resource: &str,
+        action: &str,
+        condition: &Value,
+    ) -> bool {
+        let mine = self.expand(granter);
+        self.permissions.iter().any(|q| {
+            mine.contains(&q.role)
+                && matches(&q.resource, resource)
+                && matches(&q.action, action)
+                && (q.condition.is_null() || q.condition == *condition)
+        })
+    }
+
+    /// Every role `roles` hold, inherited ones included, sorted.
+    pub fn effective(&self, roles: &[String]) -> Vec<String> {
+        let mut v: Vec<String> = self.expand(roles).into_iter().collect();
+        v.sort();
+        v
+    }
+}
+
 /// A built-in role template: name, roles it inherits, (resource, action, condition).
 pub type RoleTemplate = (
     &'static str,
@@ -286,6 +317,53 @@ mod tests {
                 p("admin", "*", "*", Value::Null),
             ],
         }
+    }
+
+    #[test]
+    fn no_escalation_through_grants() {
+        let pol = seeds();
+        let r = |x: &str| vec![x.to_string()];
+        // business holds campaigns/create and campaigns/update (own only)
+        assert!(pol.may_grant_permission(&r("business"), "campaigns", "create", &Value::Null));
+        assert!(
+            pol.may_grant_permission(&r("business"), "missions", "read", &Value::Null),
+            "inherited"
+        );
+        assert!(
+            !pol.may_grant_permission(&r("business"), "*", "*", &Value::Null),
+            "wildcards it lacks"
+        );
+        assert!(!pol.may_grant_permission(&r("business"), "campaigns", "*", &Value::Null));
+        assert!(
+            !pol.may_grant_permission(&r("business"), "campaigns", "update", &Value::Null),
+            "wider than its own condition"
+        );
+        assert!(pol.may_grant_permission(
+            &r("business"),
+            "campaigns",
+            "update",
+            &json!({"ownerId": "self"})
+        ));
+        assert!(!pol.may_grant_permission(
+            &r("business"),
+            "campaigns",
+            "update",
+            &json!({"ownerId": "u9"})
+        ));
+        assert!(
+            pol.may_grant_permission(&r("agency"), "reports", "export", &json!({"x": 1})),
+            "narrower than its own"
+        );
+        assert!(pol.may_grant_permission(&r("admin"), "*", "*", &Value::Null));
+        // inheritance: only roles whose every permission the granter holds
+        assert!(pol.may_grant(&r("agency"), "business"));
+        assert!(!pol.may_grant(&r("business"), "agency"));
+        assert!(!pol.may_grant(&r("agency"), "admin"));
+        assert_eq!(
+            pol.effective(&r("agency")),
+            vec!["agency", "business", "explorer"]
+        );
+        assert!(pol.effective(&[]).is_empty());
     }
 
     #[test]

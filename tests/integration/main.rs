@@ -28,4 +28,5 @@ mod lifecycle;
 mod linter;
 mod quotas;
 mod rbac;
+mod teams;
 mod upgrade;

@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 24] = [
+const PUBLIC_FUNCTIONS: [&str; 31] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -39,6 +39,13 @@ const PUBLIC_FUNCTIONS: [&str; 24] = [
     "tenant.grant_permission(text,text,text,jsonb)",
     "tenant.revoke_permission(text,text,text)",
     "tenant.invite(text,text,integer)",
+    "tenant.effective_roles()",
+    "tenant.has_role(text)",
+    "tenant.can_user(text,text,text,jsonb)",
+    "tenant.pending_invitations()",
+    "tenant.revoke_invitation(uuid)",
+    "tenant.resend_invitation(uuid,integer)",
+    "tenant.log_event(text,jsonb,text)",
     "tenant.verify_audit(text)",
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",

@@ -1,0 +1,499 @@
+//! Teams (issue 17): no escalation inside a tenant, effective roles, checks for another
+//! user, invitations that can be listed, revoked and re-sent, application events.
+
+use crate::common::*;
+use postgres::Client;
+
+/// acme: explorer < business < agency; `rolemgr` may manage roles and holds only
+/// campaigns/create; members eve (explorer), bob (business), ann (agency), mgr (rolemgr),
+/// hr (members/manage). globex gets a role of its own that nothing here may touch.
+fn seed(db: &Db) {
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(
+        &mut be,
+        "acme",
+        r#"SELECT tenant.create_role('explorer');
+           SELECT tenant.create_role('business', ARRAY['explorer']);
+           SELECT tenant.create_role('agency', ARRAY['business']);
+           SELECT tenant.create_role('rolemgr');
+           SELECT tenant.create_role('hr');
+           SELECT tenant.grant_permission('explorer', 'missions', 'read');
+           SELECT tenant.grant_permission('business', 'campaigns', 'create');
+           SELECT tenant.grant_permission('business', 'campaigns', 'update', '{"owner_id": "self"}');
+           SELECT tenant.grant_permission('agency', 'members', 'invite');
+           SELECT tenant.grant_permission('agency', 'reports', '*');
+           SELECT tenant.grant_permission('rolemgr', 'roles', 'manage');
+           SELECT tenant.grant_permission('rolemgr', 'campaigns', 'create');
+           SELECT tenant.grant_permission('hr', 'members', 'manage');
+           SELECT tenant.add_member('acme', 'eve', ARRAY['explorer']);
+           SELECT tenant.add_member('acme', 'bob', ARRAY['business']);
+           SELECT tenant.add_member('acme', 'ann', ARRAY['agency']);
+           SELECT tenant.add_member('acme', 'mgr', ARRAY['rolemgr']);
+           SELECT tenant.add_member('acme', 'hr', ARRAY['hr']);"#,
+    );
+    exec_in(
+        &mut be,
+        "globex",
+        r#"SELECT tenant.create_role('rolemgr');
+           SELECT tenant.grant_permission('rolemgr', 'roles', 'manage');
+           SELECT tenant.add_member('globex', 'mgr', ARRAY['rolemgr']);"#,
+    );
+}
+
+/// Roles and permissions of a tenant, as comparable text.
+fn rbac_of(db: &Db, slug: &str) -> String {
+    let id = db.tenant_id(slug);
+    su_text(
+        db,
+        &format!(
+            "SELECT coalesce((SELECT string_agg(name || ':' || inherits::text, ',' ORDER BY name) \
+                               FROM tenant.roles WHERE tenant_id = '{id}'), '') || '|' || \
+                    coalesce((SELECT string_agg(role || ':' || resource || ':' || action || ':' || coalesce(condition::text, ''), ',' \
+                                                ORDER BY role, resource, action) \
+                               FROM tenant.permissions WHERE tenant_id = '{id}'), '')"
+        ),
+    )
+}
+
+fn can_as(c: &mut Client, tenant: &str, user: &str, resource: &str, action: &str) -> bool {
+    one_in(
+        c,
+        (tenant, user),
+        &format!("SELECT tenant.can('{resource}', '{action}')"),
+    )
+}
+
+#[test]
+fn teams_a_role_manager_cannot_escalate() {
+    let db = Db::new("teams_escalation");
+    seed(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let acme_before = rbac_of(&db, "acme");
+    let globex_before = rbac_of(&db, "globex");
+    // mgr holds roles/manage and campaigns/create, nothing else
+    for (sql, what) in [
+        (
+            "SELECT tenant.grant_permission('rolemgr', '*', '*')",
+            "grant itself everything",
+        ),
+        (
+            "SELECT tenant.grant_permission('rolemgr', 'campaigns', '*')",
+            "a wider action than it holds",
+        ),
+        (
+            "SELECT tenant.grant_permission('rolemgr', 'reports', 'read')",
+            "a permission it lacks",
+        ),
+        (
+            "SELECT tenant.grant_permission('explorer', 'campaigns', 'update')",
+            "unconditional where others hold it under a condition",
+        ),
+        (
+            "SELECT tenant.create_role('rolemgr', ARRAY['owner'])",
+            "inherit owner",
+        ),
+        (
+            "SELECT tenant.create_role('rolemgr', ARRAY['admin'])",
+            "inherit admin",
+        ),
+        (
+            "SELECT tenant.create_role('rolemgr', ARRAY['agency'])",
+            "inherit a role with permissions it lacks",
+        ),
+        (
+            "SELECT tenant.create_role('sneaky', ARRAY['admin'])",
+            "a new role above itself",
+        ),
+        ("SELECT tenant.create_role('owner')", "redefine owner"),
+        ("SELECT tenant.drop_role('owner')", "drop owner"),
+        (
+            "SELECT tenant.grant_permission('owner', 'x', 'y')",
+            "grant to owner",
+        ),
+        (
+            "SELECT tenant.revoke_permission('owner', '*', '*')",
+            "revoke from owner",
+        ),
+    ] {
+        assert_eq!(
+            err_in(&mut be, ("acme", "mgr"), sql),
+            "MT020",
+            "mgr: {what}"
+        );
+    }
+    assert_eq!(rbac_of(&db, "acme"), acme_before, "nothing changed in acme");
+    assert!(!can_as(&mut be, "acme", "mgr", "billing", "delete"));
+    // what it holds it may hand out
+    exec_in(
+        &mut be,
+        ("acme", "mgr"),
+        "SELECT tenant.grant_permission('explorer', 'campaigns', 'create');
+         SELECT tenant.create_role('helper', ARRAY['rolemgr'])",
+    );
+    assert!(can_as(&mut be, "acme", "eve", "campaigns", "create"));
+    // a member without roles/manage cannot manage roles at all
+    assert_eq!(
+        err_in(&mut be, ("acme", "bob"), "SELECT tenant.create_role('x')"),
+        "MT020"
+    );
+    // the backend itself (no user in the context) is not held to a member's rights
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.grant_permission('owner', 'billing', 'manage')",
+    );
+    // add_member refuses roles the tenant does not define, for everyone
+    assert_eq!(
+        err_of(
+            &mut be,
+            "SELECT tenant.add_member('acme', 'zed', ARRAY['nosuch'])"
+        ),
+        "MT030"
+    );
+    assert_eq!(
+        err_of(
+            &mut be,
+            "SELECT tenant.add_member('globex', 'zed', ARRAY['business'])"
+        ),
+        "MT030",
+        "acme's roles are not globex's"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM tenant.members WHERE user_id = 'zed'"
+        ),
+        0
+    );
+    // globex's roles were never touched by any of it
+    assert_eq!(rbac_of(&db, "globex"), globex_before);
+    // and mgr's rights in globex are globex's: it cannot reach acme's roles from there
+    exec_in(
+        &mut be,
+        ("globex", "mgr"),
+        "SELECT tenant.drop_role('rolemgr')",
+    );
+    assert!(
+        rbac_of(&db, "acme").contains("rolemgr:"),
+        "acme's rolemgr is still there"
+    );
+}
+
+#[test]
+fn teams_effective_roles_has_role_and_can_user() {
+    let db = Db::new("teams_roles");
+    seed(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let roles = |c: &mut Client, ctx: (&str, &str), f: &str| -> Vec<String> {
+        one_in::<Vec<String>>(c, ctx, &format!("SELECT tenant.{f}()"))
+    };
+    assert_eq!(
+        roles(&mut be, ("acme", "ann"), "effective_roles"),
+        ["agency", "business", "explorer"]
+    );
+    assert_eq!(roles(&mut be, ("acme", "ann"), "current_roles"), ["agency"]);
+    assert!(one_in::<bool>(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT tenant.has_role('explorer')"
+    ));
+    assert!(!one_in::<bool>(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT tenant.has_role('admin')"
+    ));
+    // a member of acme only: nothing in globex
+    assert!(roles(&mut be, ("globex", "ann"), "effective_roles").is_empty());
+    assert!(!one_in::<bool>(
+        &mut be,
+        ("globex", "ann"),
+        "SELECT tenant.has_role('agency')"
+    ));
+    // without a context: nothing
+    let mut api = db.as_role("mt_it_api");
+    assert!(q1::<Vec<String>>(&mut api, "SELECT tenant.effective_roles()").is_empty());
+    assert!(!q1::<bool>(&mut api, "SELECT tenant.has_role('owner')"));
+
+    // can_user: the backend (no user in the context) and members allowed members/manage
+    let can_user = |c: &mut Client, ctx: Ctx<'_>, args: &str| -> Result<bool, String> {
+        in_tenant(c, ctx, &format!("SELECT tenant.can_user({args})")).map(|r| r[0].get(0))
+    };
+    let acme: Ctx<'_> = "acme".into();
+    assert_eq!(
+        can_user(
+            &mut be,
+            acme,
+            r#"'bob', 'campaigns', 'update', '{"owner_id": "bob"}'"#
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        can_user(
+            &mut be,
+            acme,
+            r#"'bob', 'campaigns', 'update', '{"owner_id": "ann"}'"#
+        ),
+        Ok(false)
+    );
+    assert_eq!(
+        can_user(&mut be, acme, "'eve', 'campaigns', 'create'"),
+        Ok(false)
+    );
+    assert_eq!(
+        can_user(&mut be, acme, "'ann', 'missions', 'read'"),
+        Ok(true),
+        "inherited"
+    );
+    assert_eq!(
+        can_user(
+            &mut be,
+            ("acme", "hr").into(),
+            "'bob', 'campaigns', 'create'"
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        can_user(&mut be, ("acme", "bob").into(), "'ann', 'reports', 'read'"),
+        Err("MT020".into()),
+        "bob may not ask about others"
+    );
+    assert_eq!(
+        can_user(&mut be, "globex".into(), "'bob', 'campaigns', 'create'"),
+        Ok(false),
+        "bob is nobody in globex"
+    );
+    assert_eq!(
+        err_of(
+            &mut api,
+            "SELECT tenant.can_user('bob', 'campaigns', 'create')"
+        ),
+        "MT001"
+    );
+}
+
+#[test]
+fn teams_invitations_are_listed_revoked_and_resent() {
+    let db = Db::new("teams_invitations");
+    seed(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let one_text = |c: &mut Client, ctx: (&str, &str), sql: &str| -> Result<String, String> {
+        in_tenant(c, ctx, sql).map(|r| r[0].get(0))
+    };
+    let tok1 = one_text(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT tenant.invite('a@example.com', 'business')",
+    )
+    .unwrap();
+    one_text(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT tenant.invite('b@example.com', 'explorer')",
+    )
+    .unwrap();
+    let listed = texts_in(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT email || ':' || role || ':' || coalesce(invited_by, '') FROM tenant.pending_invitations()",
+    );
+    assert_eq!(
+        listed,
+        ["a@example.com:business:ann", "b@example.com:explorer:ann"]
+    );
+    // no token or hash in what is listed
+    let cols = texts_in(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT string_agg(x.key, ',' ORDER BY x.key) FROM tenant.pending_invitations() p, jsonb_each(to_jsonb(p)) x",
+    );
+    assert!(
+        !cols[0].contains("token") && !cols[0].contains("hash"),
+        "{cols:?}"
+    );
+    // another tenant sees none of them, and cannot revoke or resend them
+    assert!(texts_in(
+        &mut be,
+        "globex",
+        "SELECT email FROM tenant.pending_invitations()"
+    )
+    .is_empty());
+    let id_a: String = su_text(
+        &db,
+        "SELECT id::text FROM tenant.invitations WHERE email = 'a@example.com'",
+    );
+    let id_b: String = su_text(
+        &db,
+        "SELECT id::text FROM tenant.invitations WHERE email = 'b@example.com'",
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            "globex",
+            &format!("SELECT tenant.revoke_invitation('{id_a}')")
+        ),
+        "MT030"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            "globex",
+            &format!("SELECT tenant.resend_invitation('{id_a}')")
+        ),
+        "MT030"
+    );
+    // members without members/invite may neither list nor change them
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "bob"),
+            "SELECT * FROM tenant.pending_invitations()"
+        ),
+        "MT020"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "bob"),
+            &format!("SELECT tenant.revoke_invitation('{id_b}')")
+        ),
+        "MT020"
+    );
+    // resend: a new token, the old one dead
+    let tok2 = one_text(
+        &mut be,
+        ("acme", "ann"),
+        &format!("SELECT tenant.resend_invitation('{id_a}')"),
+    )
+    .unwrap();
+    assert_ne!(tok1, tok2);
+    assert_eq!(
+        err_of(
+            &mut be,
+            &format!("SELECT tenant.accept_invitation('{tok1}', 'late')")
+        ),
+        "MT004"
+    );
+    let joined: String = q1(
+        &mut be,
+        &format!("SELECT tenant.accept_invitation('{tok2}', 'newbie')::text"),
+    );
+    assert_eq!(joined, db.tenant_id("acme").to_string());
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "ann"),
+            &format!("SELECT tenant.resend_invitation('{id_a}')")
+        ),
+        "MT030",
+        "accepted"
+    );
+    // revoke: gone from the list, its token dead, a second revoke is an error
+    let b_token = one_text(
+        &mut be,
+        ("acme", "ann"),
+        &format!("SELECT tenant.resend_invitation('{id_b}')"),
+    )
+    .unwrap();
+    assert!(one_in::<bool>(
+        &mut be,
+        ("acme", "ann"),
+        &format!("SELECT tenant.revoke_invitation('{id_b}')")
+    ));
+    assert_eq!(
+        err_of(
+            &mut be,
+            &format!("SELECT tenant.accept_invitation('{b_token}', 'x')")
+        ),
+        "MT004"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "ann"),
+            &format!("SELECT tenant.revoke_invitation('{id_b}')")
+        ),
+        "MT030"
+    );
+    assert!(texts_in(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT email FROM tenant.pending_invitations()"
+    )
+    .is_empty());
+    // every step is in acme's audit chain, none in globex's
+    let events = su_text(
+        &db,
+        &format!(
+            "SELECT string_agg(record_id, ',' ORDER BY id) FROM tenant.audit_log \
+                  WHERE tenant_id = '{}' AND record_id LIKE 'invitation.%'",
+            db.tenant_id("acme")
+        ),
+    );
+    assert_eq!(
+        events,
+        "invitation.resent,invitation.resent,invitation.revoked"
+    );
+    assert_eq!(
+        su_i64(&db, &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}' AND record_id LIKE 'invitation.%'", db.tenant_id("globex"))),
+        0
+    );
+    assert!(audit_valid(&mut be, "acme"));
+}
+
+#[test]
+fn teams_application_events_join_the_tenants_chain() {
+    let db = Db::new("teams_events");
+    seed(&db);
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(
+        &mut be,
+        ("acme", "ann"),
+        r#"SELECT tenant.log_event('data.exported', '{"rows": 5}', 'report-7');
+           SELECT tenant.log_event('login:failed')"#,
+    );
+    let acme = db.tenant_id("acme");
+    let rows = su_text(
+        &db,
+        &format!(
+            "SELECT string_agg(operation || '|' || coalesce(record_id, '') || '|' || user_id || '|' || new_data::text, ';' ORDER BY id) \
+             FROM tenant.audit_log WHERE tenant_id = '{acme}' AND operation = 'APP'"
+        ),
+    );
+    assert_eq!(
+        rows,
+        r#"APP|report-7|ann|{"data": {"rows": 5}, "action": "data.exported"};APP||ann|{"data": {}, "action": "login:failed"}"#
+    );
+    assert!(audit_valid(&mut be, "acme"), "verifiable like row entries");
+    // an edited application event breaks the chain like any other entry
+    let mut su = db.as_role("postgres");
+    su.batch_execute(
+        "ALTER TABLE tenant.audit_log DISABLE TRIGGER USER;
+         UPDATE tenant.audit_log SET new_data = '{\"action\": \"nothing\"}' WHERE operation = 'APP' AND record_id = 'report-7';
+         ALTER TABLE tenant.audit_log ENABLE TRIGGER USER;",
+    )
+    .unwrap();
+    assert!(!audit_valid(&mut be, "acme"));
+    // globex's chain has none of it
+    assert_eq!(
+        su_i64(&db, &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}' AND operation = 'APP'", db.tenant_id("globex"))),
+        0
+    );
+    // no context, bad names, read-only tenants: refused, nothing written
+    let mut api = db.as_role("mt_it_api");
+    assert_eq!(err_of(&mut api, "SELECT tenant.log_event('x')"), "MT001");
+    assert_eq!(
+        err_in(&mut be, "acme", "SELECT tenant.log_event('Bad Action')"),
+        "MT030"
+    );
+    assert_eq!(
+        err_in(&mut be, "acme", "SELECT tenant.log_event('ok', '{}', '')"),
+        "MT030"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM tenant.audit_log WHERE operation = 'APP'"
+        ),
+        2
+    );
+}

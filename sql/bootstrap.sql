@@ -212,6 +212,15 @@ CREATE TABLE tenant.permissions (
 );
 CREATE UNIQUE INDEX permissions_unique ON tenant.permissions
     (tenant_id, role, resource, action, coalesce(condition, 'null'::jsonb));
+-- Role templates (issue 17): roles defined once, copied into every new tenant by create()
+-- and into existing ones by apply_role_templates(). permissions: [{resource, action, condition}].
+CREATE TABLE tenant.role_templates (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z0-9_.-]{1,100}$'),
+    inherits    text[] NOT NULL DEFAULT '{}',
+    permissions jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(permissions) = 'array'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE tenant.invitations (
     id          uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
     tenant_id   uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
@@ -228,6 +237,7 @@ CREATE TABLE tenant.invitations (
 SELECT pg_catalog.pg_extension_config_dump('tenant.roles', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.permissions', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.invitations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.role_templates', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_heads', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.audited_tables', '');

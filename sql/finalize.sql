@@ -247,7 +247,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
 GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
-GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits TO PUBLIC;
+GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits, tenant.role_templates TO PUBLIC;
 GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
@@ -285,6 +285,10 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.define_role_template(text, text[], jsonb), tenant.drop_role_template(text)
+TO tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
@@ -374,6 +378,10 @@ COMMENT ON FUNCTION tenant_internal._tables_changed() IS 'Internal: invalidates 
 COMMENT ON FUNCTION tenant_internal._tenant_id(text) IS 'Internal: the tenant resolver (uuid or slug).';
 COMMENT ON TABLE tenant.secret IS 'The per-database key that signs context tokens; readable only by the extension owner.';
 COMMENT ON TABLE tenant.jwt_keys IS 'Keys that verify JWTs for tenant.authenticate; readable only by the extension owner (tenant.jwt_key_list shows them without key material).';
+COMMENT ON TABLE tenant.role_templates IS 'Roles defined once for every tenant (tenant.define_role_template), copied by tenant.create and tenant.apply_role_templates.';
+COMMENT ON FUNCTION tenant.define_role_template(text, text[], jsonb) IS 'Define or redefine a role template (inherits, permissions in either shape); copied into tenants created from now on. For tenant_admin.';
+COMMENT ON FUNCTION tenant.drop_role_template(text) IS 'Drop a role template; tenants keep the roles it gave them. For tenant_admin.';
+COMMENT ON FUNCTION tenant.apply_role_templates(text) IS 'Copy every role template into a tenant (NULL: every tenant); returns the number of roles applied. For tenant_service and tenant_admin.';
 COMMENT ON TABLE tenant.members IS 'Who belongs to which tenant, with roles; a user may belong to many tenants.';
 COMMENT ON TABLE tenant.plans IS 'Plans: price, currency, billing cycle, features, restrictions (tenant.load_plan).';
 COMMENT ON TABLE tenant.plan_limits IS 'Limits per plan and resource (-1 = unlimited), with their period and overage price.';

@@ -669,6 +669,24 @@ CREATE FUNCTION tenant.resend_invitation(id uuid, ttl_hours integer DEFAULT 72) 
 CREATE FUNCTION tenant.log_event(action text, data jsonb DEFAULT '{}'::jsonb, record_id text DEFAULT NULL) RETURNS void
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'log_event_wrapper';
 
+-- Role templates (issue 17): roles defined once, copied into every new tenant by create()
+-- and into existing ones by apply_role_templates(). permissions: [{resource, action, condition}].
+CREATE TABLE tenant.role_templates (
+    name        text PRIMARY KEY CHECK (name ~ '^[a-z0-9_.-]{1,100}$'),
+    inherits    text[] NOT NULL DEFAULT '{}',
+    permissions jsonb NOT NULL DEFAULT '[]' CHECK (jsonb_typeof(permissions) = 'array'),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('tenant.role_templates', '');
+GRANT SELECT ON tenant.role_templates TO PUBLIC;
+CREATE FUNCTION tenant.define_role_template(name text, inherits text[] DEFAULT '{}'::text[], permissions jsonb DEFAULT '[]'::jsonb) RETURNS void
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'define_role_template_wrapper';
+CREATE FUNCTION tenant.drop_role_template(name text) RETURNS boolean
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_role_template_wrapper';
+CREATE FUNCTION tenant.apply_role_templates(tenant text DEFAULT NULL) RETURNS bigint
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'apply_role_templates_wrapper';
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -705,6 +723,10 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.define_role_template(text, text[], jsonb), tenant.drop_role_template(text)
+TO tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
@@ -744,6 +766,10 @@ COMMENT ON FUNCTION tenant.consume(text, bigint) IS 'Atomically use amount of re
 COMMENT ON FUNCTION tenant.context_status() IS 'The current context (tenant, user, expiry, read-only) or why it does not verify.';
 COMMENT ON FUNCTION tenant.create_role(text, text[]) IS 'Create or redefine a role of the current tenant inheriting other roles (cycles refused).';
 COMMENT ON FUNCTION tenant.current_claims() IS 'The verified JWT claims of the current context, or NULL.';
+COMMENT ON TABLE tenant.role_templates IS 'Roles defined once for every tenant (tenant.define_role_template), copied by tenant.create and tenant.apply_role_templates.';
+COMMENT ON FUNCTION tenant.define_role_template(text, text[], jsonb) IS 'Define or redefine a role template (inherits, permissions in either shape); copied into tenants created from now on. For tenant_admin.';
+COMMENT ON FUNCTION tenant.drop_role_template(text) IS 'Drop a role template; tenants keep the roles it gave them. For tenant_admin.';
+COMMENT ON FUNCTION tenant.apply_role_templates(text) IS 'Copy every role template into a tenant (NULL: every tenant); returns the number of roles applied. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';

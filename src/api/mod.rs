@@ -13,5 +13,6 @@ pub mod plans;
 pub mod quota;
 pub mod rbac;
 pub mod registry;
+pub mod templates;
 #[cfg(any(test, feature = "pg_test"))]
 pub mod test_support;

@@ -69,6 +69,7 @@ fn create_impl(
         )?
         .ok_or_else(|| MtError::invalid("tenant insert returned no row"))?;
         crate::state::rbac::install_builtins(from_pg_uuid(id))?;
+        crate::state::rbac::install_templates(from_pg_uuid(id))?;
         event(
             Some(from_pg_uuid(id)),
             "tenant.created",

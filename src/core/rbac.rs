@@ -250,6 +250,84 @@ impl Policy {
     }
 }
 
+/// The roles every tenant starts with (`builtin_roles`): templates cannot redefine them.
+pub const BUILTIN_ROLE_NAMES: [&str; 4] = ["viewer", "member", "admin", "owner"];
+
+/// The permissions of a role template, from a JSON array of
+/// `{"resource", "action", "condition"?}` or the design documents' shape
+/// `{"resource", "action", "conditions": [{"field", "value"}, ...]}` (every condition must
+/// hold: they become one condition object). Unknown keys are refused, naming them.
+pub fn template_permissions(v: &Value) -> MtResult<Vec<(String, String, Value)>> {
+    let Value::Array(items) = v else {
+        return Err(MtError::invalid("permissions must be a JSON array"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(o) = item else {
+            return Err(MtError::invalid(format!(
+                "permission {i} must be a JSON object"
+            )));
+        };
+        let unknown: Vec<&str> = o
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !["resource", "action", "condition", "conditions"].contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(MtError::invalid(format!(
+                "permission {i}: unknown keys {}",
+                unknown.join(", ")
+            ))
+            .hint("Use resource, action and condition (or conditions: [{field, value}])."));
+        }
+        let text = |k: &str| -> MtResult<String> {
+            let s = o.get(k).and_then(Value::as_str).ok_or_else(|| {
+                MtError::invalid(format!("permission {i}: \"{k}\" must be a string"))
+            })?;
+            crate::core::names::permission_part(k, s)?;
+            Ok(s.to_string())
+        };
+        let (resource, action) = (text("resource")?, text("action")?);
+        let condition = match (o.get("condition"), o.get("conditions")) {
+            (Some(_), Some(_)) => {
+                return Err(MtError::invalid(format!(
+                    "permission {i}: give condition or conditions, not both"
+                )))
+            }
+            (Some(c), None) => c.clone(),
+            (None, Some(Value::Array(cs))) => {
+                let mut obj = serde_json::Map::new();
+                for c in cs {
+                    let field = c.get("field").and_then(Value::as_str);
+                    let value = c.get("value");
+                    let (Some(field), Some(value), true) =
+                        (field, value, c.as_object().is_some_and(|m| m.len() == 2))
+                    else {
+                        return Err(MtError::invalid(format!(
+                            "permission {i}: each of conditions must be {{\"field\", \"value\"}}"
+                        )));
+                    };
+                    obj.insert(field.to_string(), value.clone());
+                }
+                if obj.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(obj)
+                }
+            }
+            (None, Some(_)) => {
+                return Err(MtError::invalid(format!(
+                    "permission {i}: conditions must be an array"
+                )))
+            }
+            (None, None) => Value::Null,
+        };
+        validate_condition(&condition)?;
+        out.push((resource, action, condition));
+    }
+    Ok(out)
+}
+
 /// A built-in role template: name, roles it inherits, (resource, action, condition).
 pub type RoleTemplate = (
     &'static str,
@@ -317,6 +395,34 @@ mod tests {
                 p("admin", "*", "*", Value::Null),
             ],
         }
+    }
+
+    #[test]
+    fn template_permissions_take_both_shapes() {
+        let p = template_permissions(&json!([
+            {"resource": "missions", "action": "read"},
+            {"resource": "missions", "action": "create", "conditions": [{"field": "type", "value": "user_generated"}]},
+            {"resource": "profile", "action": "update", "condition": {"userId": "self"}}
+        ]))
+        .unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0], ("missions".into(), "read".into(), Value::Null));
+        assert_eq!(p[1].2, json!({"type": "user_generated"}));
+        assert_eq!(p[2].2, json!({"userId": "self"}));
+        for bad in [
+            json!({}),
+            json!([{"resource": "a"}]),
+            json!([{"resource": "a", "action": "b", "limts": 1}]),
+            json!([{"resource": "A B", "action": "b"}]),
+            json!([{"resource": "a", "action": "b", "conditions": [{"field": "x"}]}]),
+            json!([{"resource": "a", "action": "b", "condition": {"x": {"regex": "."}}}]),
+            json!([{"resource": "a", "action": "b", "condition": {}, "conditions": []}]),
+        ] {
+            assert!(template_permissions(&bad).is_err(), "{bad}");
+        }
+        let e = template_permissions(&json!([{"resource": "a", "action": "b", "limts": 1}]))
+            .unwrap_err();
+        assert!(e.to_string().contains("limts"), "{e}");
     }
 
     #[test]

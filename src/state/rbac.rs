@@ -91,3 +91,37 @@ pub fn install_builtins(tenant: uuid::Uuid) -> MtResult<()> {
     }
     Ok(())
 }
+
+/// Copy every role template into `tenant` (called by `tenant.create` and
+/// `tenant.apply_role_templates`, as the owner): a template's inheritance replaces the
+/// tenant's for that role, its permissions are added. Returns how many roles were applied.
+pub fn install_templates(tenant: uuid::Uuid) -> MtResult<i64> {
+    if crate::state::registry::legacy_schema()? {
+        return Ok(0); // still at 0.1.0: no templates table until ALTER EXTENSION ... UPDATE
+    }
+    let n = crate::pg::spi::write_first(
+        "WITH r AS ( \
+           INSERT INTO tenant.roles (tenant_id, name, inherits) \
+           SELECT $1, t.name, t.inherits FROM tenant.role_templates t \
+           ON CONFLICT (tenant_id, name) DO UPDATE SET inherits = EXCLUDED.inherits \
+           RETURNING 1) \
+         SELECT count(*) FROM r",
+        &[pg_uuid(tenant).into()],
+        |r| {
+            Ok(r.map(|r| r.get::<i64>(1))
+                .transpose()?
+                .flatten()
+                .unwrap_or(0))
+        },
+    )?;
+    if n > 0 {
+        Spi::run_with_args(
+            "INSERT INTO tenant.permissions (tenant_id, role, resource, action, condition) \
+             SELECT $1, t.name, p->>'resource', p->>'action', nullif(p->'condition', 'null'::jsonb) \
+             FROM tenant.role_templates t, jsonb_array_elements(t.permissions) p \
+             ON CONFLICT (tenant_id, role, resource, action, coalesce(condition, 'null'::jsonb)) DO NOTHING",
+            &[pg_uuid(tenant).into()],
+        )?;
+    }
+    Ok(n)
+}

@@ -497,3 +497,188 @@ fn teams_application_events_join_the_tenants_chain() {
         2
     );
 }
+
+/// The design documents' permission matrix (seeds, "RBAC"), in their own shape.
+const MATRIX: [(&str, &str, &str); 4] = [
+    (
+        "explorer",
+        "{}",
+        r#"[{"resource": "missions", "action": "read"},
+            {"resource": "missions", "action": "create", "conditions": [{"field": "type", "value": "user_generated"}]},
+            {"resource": "profile", "action": "update", "conditions": [{"field": "userId", "value": "self"}]},
+            {"resource": "rewards", "action": "read", "conditions": [{"field": "userId", "value": "self"}]}]"#,
+    ),
+    ("influencer", "{explorer}", "[]"),
+    (
+        "business",
+        "{explorer}",
+        r#"[{"resource": "campaigns", "action": "create"},
+            {"resource": "campaigns", "action": "update", "conditions": [{"field": "ownerId", "value": "self"}]},
+            {"resource": "analytics", "action": "read", "conditions": [{"field": "scope", "value": "own_campaigns"}]},
+            {"resource": "billing", "action": "read"}]"#,
+    ),
+    (
+        "agency",
+        "{business}",
+        r#"[{"resource": "clients", "action": "create"},
+            {"resource": "clients", "action": "read"},
+            {"resource": "analytics", "action": "read", "conditions": [{"field": "scope", "value": "all_clients"}]}]"#,
+    ),
+];
+
+#[test]
+fn teams_role_templates_carry_the_design_documents_matrix_into_every_tenant() {
+    let db = Db::new("teams_templates");
+    let mut admin = db.as_role("mt_it_admin");
+    let mut be = db.as_role("mt_it_backend");
+    // only tenant_admin defines templates
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.define_role_template('x')"),
+        "42501"
+    );
+    for (name, inherits, perms) in MATRIX {
+        admin
+            .execute(
+                "SELECT tenant.define_role_template($1, $2::text::text[], $3::text::jsonb)",
+                &[&name, &inherits, &perms],
+            )
+            .unwrap();
+    }
+    // bad definitions: MT030, nothing stored
+    for sql in [
+        "SELECT tenant.define_role_template('owner')",
+        "SELECT tenant.define_role_template('x', ARRAY['nosuch'])",
+        "SELECT tenant.define_role_template('explorer', ARRAY['agency'])",
+        r#"SELECT tenant.define_role_template('x', '{}', '[{"resource": "a", "action": "b", "limts": 1}]')"#,
+        r#"SELECT tenant.define_role_template('x', '{}', '{"resource": "a"}')"#,
+        "SELECT tenant.define_role_template('Bad Name')",
+        "SELECT tenant.drop_role_template('explorer')",
+    ] {
+        assert_eq!(err_of(&mut admin, sql), "MT030", "{sql}");
+    }
+    assert_eq!(su_i64(&db, "SELECT count(*) FROM tenant.role_templates"), 4);
+    // a new tenant gets them at creation
+    be.batch_execute("SELECT tenant.create('initech', 'Initech')")
+        .unwrap();
+    exec_in(
+        &mut be,
+        "initech",
+        "SELECT tenant.add_member('initech', 'ex', ARRAY['explorer']);
+         SELECT tenant.add_member('initech', 'inf', ARRAY['influencer']);
+         SELECT tenant.add_member('initech', 'biz', ARRAY['business']);
+         SELECT tenant.add_member('initech', 'ag', ARRAY['agency'])",
+    );
+    // every cell of the matrix, for every role (inheritance included)
+    let cells: [(&str, &str, &str, [bool; 4]); 14] = [
+        // resource, action, ctx (the user is the row's `self`), [explorer, influencer, business, agency]
+        ("missions", "read", "{}", [true, true, true, true]),
+        (
+            "missions",
+            "create",
+            r#"{"type": "user_generated"}"#,
+            [true, true, true, true],
+        ),
+        (
+            "missions",
+            "create",
+            r#"{"type": "official"}"#,
+            [false, false, false, false],
+        ),
+        (
+            "profile",
+            "update",
+            r#"{"userId": "SELF"}"#,
+            [true, true, true, true],
+        ),
+        (
+            "profile",
+            "update",
+            r#"{"userId": "someone-else"}"#,
+            [false, false, false, false],
+        ),
+        (
+            "rewards",
+            "read",
+            r#"{"userId": "SELF"}"#,
+            [true, true, true, true],
+        ),
+        ("campaigns", "create", "{}", [false, false, true, true]),
+        (
+            "campaigns",
+            "update",
+            r#"{"ownerId": "SELF"}"#,
+            [false, false, true, true],
+        ),
+        (
+            "campaigns",
+            "update",
+            r#"{"ownerId": "someone-else"}"#,
+            [false, false, false, false],
+        ),
+        (
+            "analytics",
+            "read",
+            r#"{"scope": "own_campaigns"}"#,
+            [false, false, true, true],
+        ),
+        (
+            "analytics",
+            "read",
+            r#"{"scope": "all_clients"}"#,
+            [false, false, false, true],
+        ),
+        ("billing", "read", "{}", [false, false, true, true]),
+        ("clients", "create", "{}", [false, false, false, true]),
+        ("clients", "read", "{}", [false, false, false, true]),
+    ];
+    let users = ["ex", "inf", "biz", "ag"];
+    for (res, act, ctx, expected) in cells {
+        for (user, want) in users.iter().zip(expected) {
+            let ctx = ctx.replace("SELF", user);
+            let got: bool = one_in(
+                &mut be,
+                ("initech", *user),
+                &format!("SELECT tenant.can('{res}', '{act}', '{ctx}'::jsonb)"),
+            );
+            assert_eq!(got, want, "{user}: {act} {res} {ctx}");
+        }
+    }
+    // existing tenants get them on request, one or all; another tenant is untouched
+    let roles_of = |slug: &str| {
+        su_text(
+            &db,
+            &format!(
+                "SELECT coalesce(string_agg(name, ',' ORDER BY name), '') FROM tenant.roles \
+                 WHERE tenant_id = '{}' AND NOT builtin",
+                db.tenant_id(slug)
+            ),
+        )
+    };
+    assert_eq!(roles_of("acme"), "");
+    let n: i64 = q1(&mut be, "SELECT tenant.apply_role_templates('acme')");
+    assert_eq!(n, 4);
+    assert_eq!(roles_of("acme"), "agency,business,explorer,influencer");
+    assert_eq!(roles_of("globex"), "", "globex was not asked");
+    let n: i64 = q1(&mut be, "SELECT tenant.apply_role_templates()");
+    assert_eq!(n, 12, "4 roles in each of the 3 tenants");
+    assert_eq!(roles_of("globex"), "agency,business,explorer,influencer");
+    // applying twice adds nothing
+    let perms = su_i64(&db, "SELECT count(*) FROM tenant.permissions");
+    let _: i64 = q1(&mut be, "SELECT tenant.apply_role_templates()");
+    assert_eq!(
+        su_i64(&db, "SELECT count(*) FROM tenant.permissions"),
+        perms
+    );
+    // the API role may not apply templates
+    let mut api = db.as_role("mt_it_api");
+    assert_eq!(
+        err_of(&mut api, "SELECT tenant.apply_role_templates()"),
+        "42501"
+    );
+    // dropping a template leaves tenants' roles alone
+    assert!(q1::<bool>(
+        &mut admin,
+        "SELECT tenant.drop_role_template('influencer')"
+    ));
+    assert_eq!(roles_of("acme"), "agency,business,explorer,influencer");
+}

@@ -268,7 +268,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
-    tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text),
+    tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text, jsonb),
     tenant_internal._allow()
 TO PUBLIC;
 
@@ -348,7 +348,7 @@ COMMENT ON FUNCTION tenant.jwt_key_list() IS 'The JWT keys without their key mat
 COMMENT ON FUNCTION tenant.isolate(regclass, text) IS 'Enable and force RLS with tenant policies, a default and an index on the tenant column, on the table and every partition and child. For the table owner. Idempotent.';
 COMMENT ON FUNCTION tenant.limit_rows(regclass, text, text) IS 'Count each tenant''s rows of a table against the limit of a resource; an INSERT past it raises MT010. For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.load_plan(jsonb) IS 'Create or replace a plan from a JSON document (price, features, limits). For tenant_admin.';
-COMMENT ON FUNCTION tenant.protect(regclass, text, text) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, {owner_id}). For the table owner.';
+COMMENT ON FUNCTION tenant.protect(regclass, text, text, jsonb) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, ctx) with ctx built from the row (owner_column as owner_id, columns: field -> column); rows for another owner also need assign. For the table owner.';
 COMMENT ON FUNCTION tenant.purge_audit(integer, integer) IS 'Remove audit entries past retention (chains stay verifiable); returns how many. For tenant_admin.';
 COMMENT ON FUNCTION tenant.remove_member(text, text) IS 'Remove a user from a tenant. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.require_feature(text) IS 'Raise MT011 unless the current tenant has the feature; true otherwise (usable in policies and checks).';

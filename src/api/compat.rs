@@ -56,5 +56,5 @@ fn _unaudit(relid: pg_sys::Oid) -> bool {
 
 #[pg_extern(sql = false)]
 fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
-    boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column)))
+    boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column, None)))
 }

@@ -1,7 +1,7 @@
 //! Roles, permissions, `can`/`authorize`, `protect` and invitations for the current tenant.
 //! The rules are in `rbac_core` (pure); this module loads, caches and writes them.
 
-use crate::core::ddl::{qualified, quote_ident, quote_literal};
+use crate::core::ddl::{protect_statements, qualified, OWNER_FIELDS};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::rbac::{validate_condition, OWNER_ROLE};
@@ -282,50 +282,51 @@ pub(crate) fn protect_impl(
     relid: pgrx::pg_sys::Oid,
     resource: &str,
     owner_column: Option<&str>,
+    columns: Option<&Value>,
 ) -> MtResult<()> {
     names::permission_part("resource", resource)?;
     let info = check_table(relid, "protect")?;
     let name = qualified(&info.schema, &info.table);
-    let ctx = match owner_column {
-        Some(col) => {
-            column_exists(relid, &name, col)?;
-            format!("jsonb_build_object('owner_id', {}::text)", quote_ident(col))
-        }
-        None => "'{}'::jsonb".to_string(),
-    };
-    let res = quote_literal(resource);
-    let can = |action: &str| format!("\"tenant\".\"can\"({res}, '{action}', {ctx})");
-    let mut statements = Vec::new();
-    for p in [
-        "tenant_protect_read",
-        "tenant_protect_create",
-        "tenant_protect_update",
-        "tenant_protect_delete",
-    ] {
-        statements.push(format!(
-            "DROP POLICY IF EXISTS {} ON {name}",
-            quote_ident(p)
-        ));
+    let mut fields: Vec<(String, String)> = Vec::new();
+    if let Some(col) = owner_column {
+        fields.push(("owner_id".to_string(), col.to_string()));
     }
-    statements.push(format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"));
-    statements.push(format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"));
-    statements.push(format!(
-        "CREATE POLICY \"tenant_protect_read\" ON {name} AS RESTRICTIVE FOR SELECT USING ({})",
-        can("read")
-    ));
-    statements.push(format!(
-        "CREATE POLICY \"tenant_protect_create\" ON {name} AS RESTRICTIVE FOR INSERT WITH CHECK ({})",
-        can("create")
-    ));
-    statements.push(format!(
-        "CREATE POLICY \"tenant_protect_update\" ON {name} AS RESTRICTIVE FOR UPDATE USING ({}) WITH CHECK ({})",
-        can("update"),
-        can("update")
-    ));
-    statements.push(format!(
-        "CREATE POLICY \"tenant_protect_delete\" ON {name} AS RESTRICTIVE FOR DELETE USING ({})",
-        can("delete")
-    ));
+    match columns {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (field, col) in m {
+                let Some(col) = col.as_str() else {
+                    return Err(MtError::invalid(format!(
+                        "columns: \"{}\" must name a column (a string)",
+                        field.escape_default()
+                    )));
+                };
+                if field.is_empty() || field.len() > 100 {
+                    return Err(MtError::invalid(
+                        "columns: condition fields must be 1-100 characters",
+                    ));
+                }
+                fields.retain(|(f, _)| f != field);
+                fields.push((field.clone(), col.to_string()));
+            }
+        }
+        Some(_) => {
+            return Err(MtError::invalid(
+                "columns must be a JSON object of condition field: column",
+            ))
+        }
+    }
+    for (_, col) in &fields {
+        column_exists(relid, &name, col)?;
+    }
+    // the row's owner: owner_column, or the column an owner field is mapped to
+    let owner = owner_column.map(str::to_string).or_else(|| {
+        fields
+            .iter()
+            .find(|(f, _)| OWNER_FIELDS.contains(&f.as_str()))
+            .map(|(_, c)| c.clone())
+    });
+    let statements = protect_statements(&name, resource, &fields, owner.as_deref());
     quietly(|| {
         Spi::connect_mut(|c| {
             for s in &statements {
@@ -336,20 +337,26 @@ pub(crate) fn protect_impl(
     })
 }
 
-/// `tenant.protect(tbl, resource, owner_column)`: restrictive per-command policies that call
-/// `tenant.can(resource, read|create|update|delete, {owner_id})`. Runs as the table's owner.
+/// `tenant.protect(tbl, resource, owner_column, columns)`: restrictive per-command policies
+/// that call `tenant.can(resource, read|create|update|delete, ctx)` with `ctx` built from
+/// the row. Runs as the table's owner.
 #[pg_extern(
     volatile,
     parallel_unsafe,
-    sql = "CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column text DEFAULT NULL) \
+    sql = "CREATE FUNCTION tenant.protect(tbl regclass, resource text, owner_column text DEFAULT NULL, columns jsonb DEFAULT NULL) \
            RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
 )]
-fn protect(tbl: Option<pgrx::pg_sys::Oid>, resource: Option<&str>, owner_column: Option<&str>) {
+fn protect(
+    tbl: Option<pgrx::pg_sys::Oid>,
+    resource: Option<&str>,
+    owner_column: Option<&str>,
+    columns: Option<pgrx::JsonB>,
+) {
     boundary(|| {
         let (Some(tbl), Some(resource)) = (tbl, resource) else {
             return Err(MtError::invalid("table and resource are required"));
         };
-        pinned(|| protect_impl(tbl, resource, owner_column))
+        pinned(|| protect_impl(tbl, resource, owner_column, columns.as_ref().map(|j| &j.0)))
     })
 }
 

@@ -146,9 +146,108 @@ pub fn unisolate_statements(t: &Target, prev: &Previous) -> Vec<String> {
     v
 }
 
+/// Names of the policies `protect` creates, one per command.
+pub const PROTECT_POLICIES: [&str; 4] = [
+    "tenant_protect_read",
+    "tenant_protect_create",
+    "tenant_protect_update",
+    "tenant_protect_delete",
+];
+
+/// Condition fields that name a row's owner when `protect` maps them to a column.
+pub const OWNER_FIELDS: [&str; 2] = ["owner_id", "ownerId"];
+
+/// What `protect` makes of a table: restrictive per-command policies calling
+/// `tenant.can(resource, action, ctx)` with `ctx` built from the row (`fields`: condition
+/// field -> column). With an owner column, a new row owned by anyone but the current user
+/// also needs `can(resource, 'assign', ctx)`: creating rows for others is a permission of
+/// its own. `tbl` is already qualified and quoted.
+pub fn protect_statements(
+    tbl: &str,
+    resource: &str,
+    fields: &[(String, String)],
+    owner: Option<&str>,
+) -> Vec<String> {
+    let ctx = if fields.is_empty() {
+        "'{}'::jsonb".to_string()
+    } else {
+        let pairs: Vec<String> = fields
+            .iter()
+            .map(|(f, col)| {
+                format!(
+                    "{}, {}::pg_catalog.text",
+                    quote_literal(f),
+                    quote_ident(col)
+                )
+            })
+            .collect();
+        format!("pg_catalog.jsonb_build_object({})", pairs.join(", "))
+    };
+    let res = quote_literal(resource);
+    let can = |action: &str| format!("\"tenant\".\"can\"({res}, '{action}', {ctx})");
+    let create = match owner {
+        Some(col) => format!(
+            "{} AND ({}::pg_catalog.text OPERATOR(pg_catalog.=) \"tenant\".\"current_user_id\"() OR {})",
+            can("create"),
+            quote_ident(col),
+            can("assign")
+        ),
+        None => can("create"),
+    };
+    let mut v: Vec<String> = PROTECT_POLICIES
+        .iter()
+        .map(|p| format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)))
+        .collect();
+    v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
+    v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
+    v.push(format!(
+        "CREATE POLICY \"tenant_protect_read\" ON {tbl} AS RESTRICTIVE FOR SELECT USING ({})",
+        can("read")
+    ));
+    v.push(format!(
+        "CREATE POLICY \"tenant_protect_create\" ON {tbl} AS RESTRICTIVE FOR INSERT WITH CHECK ({create})"
+    ));
+    v.push(format!(
+        "CREATE POLICY \"tenant_protect_update\" ON {tbl} AS RESTRICTIVE FOR UPDATE USING ({}) WITH CHECK ({})",
+        can("update"),
+        can("update")
+    ));
+    v.push(format!(
+        "CREATE POLICY \"tenant_protect_delete\" ON {tbl} AS RESTRICTIVE FOR DELETE USING ({})",
+        can("delete")
+    ));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protect_maps_fields_and_guards_the_owner_on_insert() {
+        let f = vec![
+            ("ownerId".to_string(), "owner_id".to_string()),
+            ("status".to_string(), "Sta\"tus".to_string()),
+        ];
+        let v = protect_statements("public.c", "campaigns", &f, Some("owner_id"));
+        let insert = v.iter().find(|s| s.contains("FOR INSERT")).unwrap();
+        assert!(insert.contains(
+            "pg_catalog.jsonb_build_object('ownerId', \"owner_id\"::pg_catalog.text, 'status', \"Sta\"\"tus\"::pg_catalog.text)"
+        ), "{insert}");
+        assert!(insert.contains(
+            "\"owner_id\"::pg_catalog.text OPERATOR(pg_catalog.=) \"tenant\".\"current_user_id\"()"
+        ));
+        assert!(insert.contains("'assign'"));
+        assert_eq!(
+            v.iter().filter(|s| s.starts_with("CREATE POLICY")).count(),
+            4
+        );
+        let plain = protect_statements("public.c", "it's", &[], None);
+        assert!(plain
+            .iter()
+            .any(|s| s.contains("'it''s', 'read', '{}'::jsonb")));
+        assert!(!plain.iter().any(|s| s.contains("assign")));
+    }
 
     #[test]
     fn quoting() {

@@ -49,7 +49,7 @@ const PUBLIC_FUNCTIONS: [&str; 31] = [
     "tenant.verify_audit(text)",
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",
-    "tenant.protect(regclass,text,text)",
+    "tenant.protect(regclass,text,text,jsonb)",
     "tenant_internal._allow()",
 ];
 

@@ -175,7 +175,11 @@ CREATE TABLE tenant.audit_log (
     UNIQUE (chain, seq),
     -- what the hash covers: 1 (0.1.0) left out table_oid, client_addr, application_name;
     -- 2 covers every column (tenant_internal._audit_content_all)
-    hash_format      smallint NOT NULL DEFAULT 1 CHECK (hash_format IN (1, 2))
+    hash_format      smallint NOT NULL DEFAULT 1 CHECK (hash_format IN (1, 2)),
+    -- who, beyond the connection: the database role the write ran as (current_user, after
+    -- SET ROLE; db_role is session_user) and the end user's address signed into the context
+    db_user          text,
+    end_user_addr    inet
 );
 CREATE INDEX audit_log_tenant_at ON tenant.audit_log (tenant_id, at);
 CREATE INDEX audit_log_record ON tenant.audit_log (table_oid, record_id);

@@ -290,7 +290,7 @@ GRANT EXECUTE ON FUNCTION
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
-GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
 GRANT EXECUTE ON FUNCTION
     tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
@@ -356,7 +356,7 @@ COMMENT ON FUNCTION tenant.require_tenant() IS 'The current tenant''s id; MT001 
 COMMENT ON FUNCTION tenant.revoke_permission(text, text, text) IS 'Remove a role''s permissions for action on resource; returns how many.';
 COMMENT ON FUNCTION tenant.rotate_jwt_key(text, text, text, text, integer) IS 'Add a new key and let the old one expire after an overlap. For tenant_admin.';
 COMMENT ON FUNCTION tenant.run_maintenance(interval) IS 'Roll usage counters into daily history, drop old windows and history, end expired trials (schedule with pg_cron). For tenant_admin and tenant_service.';
-COMMENT ON FUNCTION tenant.set_context(text, text, boolean) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session). For tenant_service.';
+COMMENT ON FUNCTION tenant.set_context(text, text, boolean, text) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session), for a request from client_ip (signed into the context, recorded by the audit trail). For tenant_service.';
 COMMENT ON FUNCTION tenant.set_feature_override(text, text, boolean) IS 'Grant (true) or withhold (false) a feature for one tenant regardless of its plan; NULL removes the override. For tenant_admin.';
 COMMENT ON FUNCTION tenant.set_limit_override(text, text, bigint, text, double precision) IS 'Give one tenant its own limit for a resource (-1: unlimited). For tenant_admin.';
 COMMENT ON FUNCTION tenant.set_plan(text, text) IS 'Move a tenant to another plan. For tenant_service and tenant_admin.';
@@ -397,4 +397,4 @@ COMMENT ON TABLE tenant.roles IS 'Roles per tenant (built-in and custom) and wha
 COMMENT ON TABLE tenant.permissions IS 'Permissions of roles: resource, action, optional condition.';
 COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token''s SHA-256 is stored); single use, expiring.';
 COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs a management event in a tenant''s audit chain.';
-COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';
+COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';

@@ -646,11 +646,19 @@ $$;
 -- keep format 1 and verify as before.
 ALTER TABLE tenant.audit_log ADD COLUMN hash_format smallint NOT NULL DEFAULT 1
     CHECK (hash_format IN (1, 2));
+ALTER TABLE tenant.audit_log ADD COLUMN db_user text, ADD COLUMN end_user_addr inet;
 CREATE FUNCTION tenant_internal._audit_content_all(tenant_id uuid, table_oid oid, table_name text,
     operation text, record_id text, user_id text, db_role text, client_addr text,
-    application_name text, at timestamptz, txid bigint, old_data text, new_data text, changed text)
+    application_name text, at timestamptz, txid bigint, old_data text, new_data text, changed text,
+    db_user text, end_user_addr text)
     RETURNS bytea IMMUTABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_content_all_wrapper';
-COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';
+COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';
+
+-- set_context takes the end user's address (0.1.0's C entry point stays for databases not
+-- yet updated: api/compat.rs)
+DROP FUNCTION tenant.set_context(text, text, boolean);
+CREATE FUNCTION tenant.set_context(tenant text, user_id text DEFAULT NULL, is_local boolean DEFAULT true, client_ip text DEFAULT NULL)
+    RETURNS uuid VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_v2_wrapper';
 
 -- Teams (issue 17): effective roles, checks for another user, invitations, application events.
 CREATE FUNCTION tenant.effective_roles() RETURNS text[]
@@ -728,7 +736,7 @@ GRANT EXECUTE ON FUNCTION
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
-GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
 GRANT EXECUTE ON FUNCTION
     tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
@@ -798,7 +806,7 @@ COMMENT ON FUNCTION tenant.require_tenant() IS 'The current tenant''s id; MT001 
 COMMENT ON FUNCTION tenant.revoke_permission(text, text, text) IS 'Remove a role''s permissions for action on resource; returns how many.';
 COMMENT ON FUNCTION tenant.rotate_jwt_key(text, text, text, text, integer) IS 'Add a new key and let the old one expire after an overlap. For tenant_admin.';
 COMMENT ON FUNCTION tenant.run_maintenance(interval) IS 'Roll usage counters into daily history, drop old windows and history, end expired trials (schedule with pg_cron). For tenant_admin and tenant_service.';
-COMMENT ON FUNCTION tenant.set_context(text, text, boolean) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session). For tenant_service.';
+COMMENT ON FUNCTION tenant.set_context(text, text, boolean, text) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session), for a request from client_ip (signed into the context, recorded by the audit trail). For tenant_service.';
 COMMENT ON FUNCTION tenant.set_feature_override(text, text, boolean) IS 'Grant (true) or withhold (false) a feature for one tenant regardless of its plan; NULL removes the override. For tenant_admin.';
 COMMENT ON FUNCTION tenant.set_limit_override(text, text, bigint, text, double precision) IS 'Give one tenant its own limit for a resource (-1: unlimited). For tenant_admin.';
 COMMENT ON FUNCTION tenant.set_plan(text, text) IS 'Move a tenant to another plan. For tenant_service and tenant_admin.';

@@ -71,7 +71,7 @@ fn _audit_content(
 }
 
 /// The bytes an entry of hash format 2 covers: every stored column but the chain position
-/// and the hash itself (format 1, `_audit_content`, left out the table oid, the client
+/// and the hash itself (the acting database role and the end user's address included) (format 1, `_audit_content`, left out the table oid, the client
 /// address and the application name; entries keep the format they were written in).
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe, schema = "tenant_internal")]
@@ -90,6 +90,8 @@ fn _audit_content_all(
     old_data: Option<&str>,
     new_data: Option<&str>,
     changed: Option<&str>,
+    db_user: Option<&str>,
+    end_user_addr: Option<&str>,
 ) -> Vec<u8> {
     let t = texts(tenant_id, at, txid);
     let table_oid = table_oid.map(|o| o.to_u32().to_string());
@@ -109,6 +111,8 @@ fn _audit_content_all(
         old_data,
         new_data,
         changed,
+        db_user,
+        end_user_addr,
     ])
 }
 

@@ -53,6 +53,15 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
             ident.user.as_deref().unwrap_or("(none)")
         )));
     }
+    // the end user's address, when the identity provider signs it into the token
+    claims.ip = match ident.claims.get("client_ip") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(ip)) => Some(
+            names::client_ip(ip)
+                .map_err(|_| jwt::invalid_token("the client_ip claim is not an IP address"))?,
+        ),
+        Some(_) => return Err(jwt::invalid_token("the client_ip claim must be a string")),
+    };
     claims.r = ident.roles;
     claims.c = Some(ident.claims);
     context::enter(claims, true)

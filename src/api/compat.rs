@@ -58,3 +58,13 @@ fn _unaudit(relid: pg_sys::Oid) -> bool {
 fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
     boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column, None)))
 }
+
+/// 0.1.0's `tenant.set_context(text, text, boolean)` (0.2.0 adds `client_ip`, under the C
+/// name `set_context_v2_wrapper`).
+#[pg_extern(sql = false)]
+fn set_context(tenant: &str, user_id: Option<&str>, is_local: bool) -> pgrx::Uuid {
+    boundary(|| {
+        crate::api::context::set_context_impl(tenant, user_id, is_local, None)
+            .map(crate::pg::convert::pg_uuid)
+    })
+}

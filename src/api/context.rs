@@ -16,26 +16,35 @@ fn validate_user(user: Option<&str>) -> MtResult<Option<String>> {
         .transpose()
 }
 
-fn set_context_impl(tenant: &str, user_id: Option<&str>, local: bool) -> MtResult<uuid::Uuid> {
+pub(crate) fn set_context_impl(
+    tenant: &str,
+    user_id: Option<&str>,
+    local: bool,
+    client_ip: Option<&str>,
+) -> MtResult<uuid::Uuid> {
     require_any_role(&[c"tenant_service"], "set the tenant context")?;
     let user = validate_user(user_id)?;
+    let ip = client_ip.map(names::client_ip).transpose()?;
     let row = tenants::lookup(tenant)?;
-    let claims = mint_claims(&row, user, None)?;
+    let mut claims = mint_claims(&row, user, None)?;
+    claims.ip = ip;
     enter(claims, local)
 }
 
 /// Enter `tenant` (uuid or slug) for the rest of the transaction (or the session when
-/// `is_local => false`). Only for members of `tenant_service`.
-#[pg_extern(volatile, parallel_unsafe)]
-fn set_context(
+/// `is_local => false`), as `user_id`, for a request from `client_ip` (signed into the
+/// context and recorded by the audit trail). Only for members of `tenant_service`.
+#[pg_extern(volatile, parallel_unsafe, name = "set_context")]
+fn set_context_v2(
     tenant: Option<&str>,
     user_id: default!(Option<&str>, "NULL"),
     is_local: default!(Option<bool>, true),
+    client_ip: default!(Option<&str>, "NULL"),
 ) -> pgrx::Uuid {
     boundary(|| {
         let tenant = required("tenant", tenant)?;
         let is_local = required("is_local", is_local)?;
-        set_context_impl(tenant, user_id, is_local).map(pg_uuid)
+        set_context_impl(tenant, user_id, is_local, client_ip).map(pg_uuid)
     })
 }
 
@@ -180,7 +189,9 @@ mod tests {
         run("SELECT tenant.create('acme', 'Acme')");
         run("CREATE ROLE mt_t_plain");
         // EXECUTE is revoked from PUBLIC; grant it to show the role check inside holds too
-        run("GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO mt_t_plain");
+        run(
+            "GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO mt_t_plain",
+        );
         run("SET ROLE mt_t_plain");
         run("SELECT tenant.set_context('acme')");
     }

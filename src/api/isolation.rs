@@ -109,11 +109,13 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
             &[relid.into(), col.attnum.into()],
         )?
     };
+    // the role that ran isolate (after SET ROLE: current_user, not session_user)
+    let by = crate::pg::owner::role_name(crate::pg::owner::acting_role());
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.isolated_tables \
-               (relid, tenant_column, created_index, previous_default, rls_was_enabled, rls_was_forced) \
-             VALUES ($1::regclass, $2, $3, $4, $5, $6)",
+               (relid, tenant_column, created_index, previous_default, rls_was_enabled, rls_was_forced, isolated_by) \
+             VALUES ($1::regclass, $2, $3, $4, $5, $6, coalesce($7::name, session_user))",
             &[
                 relid.into(),
                 column.into(),
@@ -121,6 +123,7 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
                 col.default.clone().into(),
                 info.rls_enabled.into(),
                 info.rls_forced.into(),
+                by.into(),
             ],
         )?;
         Ok(())

@@ -82,6 +82,17 @@ pub fn resource(s: &str) -> MtResult<()> {
     plain("resource", s)
 }
 
+/// An end user's IP address (v4 or v6), in its canonical text form.
+pub fn client_ip(s: &str) -> MtResult<String> {
+    s.trim()
+        .parse::<std::net::IpAddr>()
+        .map(|a| a.to_string())
+        .map_err(|_| {
+            MtError::invalid(format!("invalid client_ip \"{}\"", s.escape_default()))
+                .hint("Give an IPv4 or IPv6 address, e.g. '203.0.113.7' or '2001:db8::1'.")
+        })
+}
+
 /// The action of an application event (`tenant.log_event`): also '.' and ':'.
 pub fn event_action(s: &str) -> MtResult<()> {
     if name_ok(s, b".:") {
@@ -111,6 +122,19 @@ pub fn permission_part(kind: &str, s: &str) -> MtResult<()> {
 mod tests {
     use super::*;
     use crate::core::error::Code;
+
+    #[test]
+    fn client_ips() {
+        assert_eq!(client_ip("203.0.113.7").unwrap(), "203.0.113.7");
+        assert_eq!(client_ip(" 2001:DB8::1 ").unwrap(), "2001:db8::1");
+        for bad in ["", "localhost", "1.2.3.4/24", "1.2.3", "::g"] {
+            assert_eq!(
+                client_ip(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn event_actions() {

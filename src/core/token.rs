@@ -39,6 +39,10 @@ pub struct Claims {
     /// verified custom claims (from a JWT), exposed by `tenant.current_claims()`
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub c: Option<serde_json::Value>,
+    /// the end user's address (given to `set_context` by the backend, or a JWT's
+    /// `client_ip` claim), recorded by the audit trail next to the connection's
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +132,7 @@ mod tests {
 
     fn claims() -> Claims {
         Claims {
+            ip: Some("203.0.113.7".into()),
             t: Uuid::parse_str("0d6c3c1e-5a8e-4c1e-9a59-2b1f0e7f6a01").unwrap(),
             u: Some("alice".into()),
             iat: 1_000,

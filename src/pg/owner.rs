@@ -11,6 +11,28 @@ use std::ffi::CStr;
 thread_local! {
     /// the extension's owner (dropped by the invalidation callback with everything else)
     static EXT_OWNER: Cell<Option<(pg_sys::Oid, u64)>> = const { Cell::new(None) };
+    /// the role that was current when the outermost `as_owner`/`as_owner_fast` switched to
+    /// the owner: who the extension acts for (recorded by the audit trail)
+    static CALLER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+}
+
+/// The role the extension acts for: the current role, or, inside `as_owner`, the role that
+/// was current when it switched.
+pub fn acting_role() -> pg_sys::Oid {
+    // SAFETY: reads the current user id, always set in a backend
+    CALLER
+        .with(Cell::get)
+        .unwrap_or_else(|| unsafe { pg_sys::GetUserId() })
+}
+
+/// The name of a role (None when it was dropped).
+pub fn role_name(role: pg_sys::Oid) -> Option<String> {
+    // SAFETY: noerr = true returns NULL for an unknown role instead of raising; the
+    // returned name is palloc'd and copied at once
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(role, true);
+        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+    }
 }
 
 fn ext_owner() -> MtResult<pg_sys::Oid> {
@@ -37,6 +59,8 @@ fn ext_owner() -> MtResult<pg_sys::Oid> {
 struct Restore {
     user: Option<(pg_sys::Oid, i32)>,
     guc_nest_level: Option<i32>,
+    /// `CALLER` as it was before (restored with the user)
+    caller: Option<Option<pg_sys::Oid>>,
 }
 impl Drop for Restore {
     fn drop(&mut self) {
@@ -50,7 +74,22 @@ impl Drop for Restore {
                 pg_sys::SetUserIdAndSecContext(user, sec_context);
             }
         }
+        if let Some(prev) = self.caller {
+            CALLER.with(|c| c.set(prev));
+        }
     }
+}
+
+/// Remember `prev_user` as the caller unless an outer switch already did; returns what
+/// `CALLER` was, for `Restore`.
+fn enter_caller(prev_user: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    CALLER.with(|c| {
+        let before = c.get();
+        if before.is_none() {
+            c.set(Some(prev_user));
+        }
+        before
+    })
 }
 
 fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
@@ -84,6 +123,7 @@ pub fn pinned<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"standard_conforming_strings", c"on"),
         ])),
+        caller: None,
     };
     f()
 }
@@ -98,6 +138,7 @@ pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
             (c"client_min_messages", c"warning"),
             (c"standard_conforming_strings", c"on"),
         ])),
+        caller: None,
     };
     f()
 }
@@ -134,6 +175,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
         guc_nest_level: Some(guc_nest_level),
+        caller: Some(enter_caller(prev_user)),
     };
     f()
 }
@@ -160,6 +202,7 @@ pub fn as_owner_fast<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
         guc_nest_level: None,
+        caller: Some(enter_caller(prev_user)),
     };
     f()
 }

@@ -26,13 +26,14 @@ const WRITE: &str = "WITH v AS ( \
          pg_catalog.current_setting('application_name', true) AS application_name, \
          pg_catalog.txid_current() AS txid, pg_catalog.statement_timestamp() AS at, \
          $6::pg_catalog.jsonb AS old_data, $7::pg_catalog.jsonb AS new_data, \
-         $8::pg_catalog.text[] AS changed \
+         $8::pg_catalog.text[] AS changed, $10::pg_catalog.text AS db_user, \
+         $11::pg_catalog.inet AS end_user_addr \
 ), c AS ( \
   SELECT v.*, $9::pg_catalog.text AS chain, \
          tenant_internal._audit_content_all(v.tenant_id, v.table_oid, v.table_name, v.operation, v.record_id, \
                                v.user_id, v.db_role, v.client_addr::pg_catalog.text, v.application_name, \
                                v.at, v.txid, v.old_data::pg_catalog.text, v.new_data::pg_catalog.text, \
-                               v.changed::pg_catalog.text) AS content \
+                               v.changed::pg_catalog.text, v.db_user, v.end_user_addr::pg_catalog.text) AS content \
   FROM v \
 ), head AS ( \
   INSERT INTO tenant.audit_heads AS h (chain, seq, hash) \
@@ -42,10 +43,11 @@ const WRITE: &str = "WITH v AS ( \
   RETURNING h.chain, h.seq, h.hash \
 ) \
 INSERT INTO tenant.audit_log (chain, seq, tenant_id, table_oid, table_name, operation, record_id, user_id, \
-    db_role, client_addr, application_name, txid, at, old_data, new_data, changed, hash, hash_format) \
+    db_role, client_addr, application_name, txid, at, old_data, new_data, changed, hash, hash_format, \
+    db_user, end_user_addr) \
 SELECT head.chain, head.seq, c.tenant_id, c.table_oid, c.table_name, c.operation, c.record_id, c.user_id, \
        c.db_role, c.client_addr, c.application_name, c.txid, c.at, c.old_data, c.new_data, c.changed, head.hash, \
-       2::pg_catalog.int2 \
+       2::pg_catalog.int2, c.db_user, c.end_user_addr \
 FROM c, head";
 
 /// [`WRITE`] for a database still at 0.1.0 (no `tenant_internal` yet; see api/compat.rs).
@@ -181,10 +183,25 @@ pub fn write(
         O::JSONBOID,
         O::TEXTARRAYOID,
         O::TEXTOID,
+        O::TEXTOID,
+        O::TEXTOID,
     ];
     // SAFETY: MyProcPid is set once at backend start and only read here
     let slot = unsafe { pg_sys::MyProcPid }.rem_euclid(CHAIN_SLOTS) as u32;
     let chain = audit::chain_name(tenant.map(|t| t.to_string()).as_deref(), slot);
+    let legacy = crate::state::registry::legacy_schema()?;
+    // who: the database role the extension acts for (after SET ROLE, unlike session_user)
+    // and the end user's address signed into the context
+    let (db_user, end_user) = if legacy {
+        (None, None)
+    } else {
+        (
+            crate::pg::owner::role_name(crate::pg::owner::acting_role()),
+            crate::state::context::verified(|c| c.ip.clone())
+                .ok()
+                .flatten(),
+        )
+    };
     let args = [
         tenant.map(pg_uuid).into(),
         table_oid.into(),
@@ -195,9 +212,11 @@ pub fn write(
         new.map(pgrx::JsonB).into(),
         changed.into(),
         chain.as_str().into(),
+        db_user.into(),
+        end_user.into(),
     ];
-    if crate::state::registry::legacy_schema()? {
-        return as_owner(|| with_prepared(WRITE_LEGACY, &types, &args, |_| Ok(())));
+    if legacy {
+        return as_owner(|| with_prepared(WRITE_LEGACY, &types[..9], &args[..9], |_| Ok(())));
     }
     as_owner_fast(|| with_prepared(WRITE, &types, &args, |_| Ok(())))
 }
@@ -232,7 +251,7 @@ pub fn verify_chain_named(chain: &str) -> MtResult<Verdict> {
             "SELECT id, seq, CASE hash_format WHEN 1 THEN {content_v1} ELSE \
                 tenant_internal._audit_content_all(tenant_id, table_oid, table_name, operation, record_id, \
                     user_id, db_role, client_addr::text, application_name, at, txid, old_data::text, \
-                    new_data::text, changed::text) END, hash \
+                    new_data::text, changed::text, db_user, end_user_addr::text) END, hash \
              FROM tenant.audit_log WHERE chain = $1 ORDER BY seq"
         )
     };

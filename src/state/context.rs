@@ -227,6 +227,7 @@ pub fn mint_claims(
         ro,
         r: vec![],
         c: None,
+        ip: None,
     })
 }
 

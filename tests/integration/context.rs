@@ -100,7 +100,7 @@ fn set_context_is_only_for_tenant_service() {
     // even with EXECUTE granted, the role check inside refuses (MT020)
     let mut su = db.as_role("postgres");
     su.batch_execute(
-        "GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO mt_it_app",
+        "GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO mt_it_app",
     )
     .unwrap();
     let mut app = db.as_role("mt_it_app");

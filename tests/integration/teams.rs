@@ -1,6 +1,7 @@
 //! Teams (issue 17): no escalation inside a tenant, effective roles, checks for another
 //! user, invitations that can be listed, revoked and re-sent, application events.
 
+use crate::common::jwt::{add_keys, authenticate, hs};
 use crate::common::*;
 use postgres::Client;
 
@@ -803,5 +804,106 @@ fn teams_protect_maps_condition_fields_and_guards_rows_for_others() {
             "SELECT string_agg(author || ':' || title, ',' ORDER BY id) FROM public.posts"
         ),
         "wanda:edited,walt:for walt"
+    );
+}
+
+#[test]
+fn teams_audit_records_the_acting_role_and_the_end_users_address() {
+    let db = Db::new("teams_who");
+    audited(&db);
+    add_keys(&db, &[]);
+    let acme = db.tenant_id("acme");
+    // a pooled backend connected as postgres that SET ROLEs to the service role
+    let mut su = db.as_role("postgres");
+    su.batch_execute(
+        "SET ROLE mt_it_backend;
+         BEGIN;
+         SELECT tenant.set_context('acme', 'ann', true, '198.51.100.9');
+         INSERT INTO public.notes (body) VALUES ('from ann');
+         SELECT tenant.log_event('data.exported');
+         COMMIT;
+         RESET ROLE;",
+    )
+    .unwrap();
+    let who = su_text(
+        &db,
+        &format!(
+            "SELECT string_agg(operation || '|' || db_role || '|' || db_user || '|' || end_user_addr::text || '|' || user_id, ';' ORDER BY id) \
+             FROM tenant.audit_log WHERE tenant_id = '{acme}' AND operation IN ('INSERT', 'APP')"
+        ),
+    );
+    assert_eq!(
+        who,
+        "INSERT|postgres|mt_it_backend|198.51.100.9/32|ann;APP|postgres|mt_it_backend|198.51.100.9/32|ann"
+    );
+    // the address comes from the signed context only: a GUC the application sets means nothing
+    let mut be = db.as_role("mt_it_backend");
+    be.batch_execute(
+        "BEGIN;
+         SET LOCAL app.client_ip = '203.0.113.66';
+         SELECT tenant.set_context('acme', 'bob');
+         INSERT INTO public.notes (body) VALUES ('from bob');
+         COMMIT;",
+    )
+    .unwrap();
+    let bob: Option<String> = q1(
+        &mut be,
+        &format!("SELECT (SELECT end_user_addr::text FROM tenant.audit_log WHERE tenant_id = '{acme}' AND user_id = 'bob' AND operation = 'INSERT')"),
+    );
+    assert_eq!(bob, None);
+    // a JWT may carry it as the client_ip claim; a malformed one is refused
+    let mut api = db.as_role("mt_it_api");
+    let exp = unix_now() + 600;
+    let good = hs(
+        "hs1",
+        &serde_json::json!({"sub": "carol", "tenant_id": "acme", "exp": exp, "client_ip": "2001:db8::7"}),
+    );
+    let mut tx = api.transaction().unwrap();
+    tx.query_one("SELECT tenant.authenticate($1)", &[&good])
+        .unwrap();
+    tx.execute("INSERT INTO public.notes (body) VALUES ('from carol')", &[])
+        .unwrap();
+    tx.commit().unwrap();
+    let carol: String = su_text(
+        &db,
+        &format!("SELECT end_user_addr::text || '|' || db_user FROM tenant.audit_log WHERE tenant_id = '{acme}' AND user_id = 'carol'"),
+    );
+    assert_eq!(carol, "2001:db8::7/128|mt_it_api");
+    for bad in [serde_json::json!("not-an-ip"), serde_json::json!(42)] {
+        let t = hs(
+            "hs1",
+            &serde_json::json!({"sub": "carol", "tenant_id": "acme", "exp": exp, "client_ip": bad}),
+        );
+        assert_eq!(authenticate(&mut api, &t), Err("MT004".into()), "{bad}");
+    }
+    assert_eq!(
+        err_of(
+            &mut be,
+            "SELECT tenant.set_context('acme', 'ann', true, 'localhost')"
+        ),
+        "MT030"
+    );
+    // every column is under the hash: editing the recorded address or role breaks the chain
+    assert!(audit_valid(&mut be, "acme"));
+    for (col, value) in [("end_user_addr", "'192.0.2.1'"), ("db_user", "'somebody'")] {
+        let mut su = db.as_role("postgres");
+        su.batch_execute(&format!(
+            "ALTER TABLE tenant.audit_log DISABLE TRIGGER USER;
+             CREATE TEMP TABLE keep AS SELECT id, {col} AS v FROM tenant.audit_log WHERE user_id = 'ann' AND operation = 'INSERT';
+             UPDATE tenant.audit_log SET {col} = {value} WHERE id = (SELECT id FROM keep);"
+        ))
+        .unwrap();
+        assert!(!audit_valid(&mut be, "acme"), "{col} edited");
+        su.batch_execute(&format!(
+            "UPDATE tenant.audit_log l SET {col} = k.v FROM keep k WHERE l.id = k.id;
+             ALTER TABLE tenant.audit_log ENABLE TRIGGER USER;"
+        ))
+        .unwrap();
+        assert!(audit_valid(&mut be, "acme"), "{col} restored");
+    }
+    // globex's chain holds none of acme's addresses
+    assert_eq!(
+        su_i64(&db, &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}' AND end_user_addr IS NOT NULL", db.tenant_id("globex"))),
+        0
     );
 }

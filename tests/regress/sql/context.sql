@@ -70,11 +70,11 @@ SET ROLE rg_app;
 SELECT tenant.set_context('rg-acme');
 RESET ROLE;
 -- EXECUTE granted by mistake is not enough: set_context checks tenant_service itself (MT020)
-GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) TO rg_app;
+GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO rg_app;
 SET ROLE rg_app;
 SELECT tenant.set_context('rg-acme');
 RESET ROLE;
-REVOKE EXECUTE ON FUNCTION tenant.set_context(text, text, boolean) FROM rg_app;
+REVOKE EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) FROM rg_app;
 -- carrying a context: the minted value is in multitenant.context; any role may set it
 SET ROLE rg_service;
 BEGIN;

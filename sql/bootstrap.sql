@@ -88,9 +88,23 @@ CREATE TABLE tenant.members (
     roles     text[] NOT NULL DEFAULT ARRAY['member'],
     status    text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'invited', 'disabled')),
     joined_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, user_id)
+    PRIMARY KEY (tenant_id, user_id),
+    organization_id uuid
 );
 CREATE INDEX members_user_idx ON tenant.members (user_id);
+-- Organizations inside a tenant (B2B): a member belongs to at most one.
+CREATE TABLE tenant.organizations (
+    id         uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    tenant_id  uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    slug       text NOT NULL CHECK (slug ~ '^[a-z0-9_-]{1,100}$'),
+    name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, slug),
+    UNIQUE (tenant_id, id)
+);
+ALTER TABLE tenant.members ADD CONSTRAINT members_organization_fkey
+    FOREIGN KEY (tenant_id, organization_id) REFERENCES tenant.organizations (tenant_id, id)
+    ON DELETE SET NULL (organization_id);
 
 -- Plans: price, features, restrictions; limits per resource (-1 = unlimited).
 CREATE TABLE tenant.plans (
@@ -255,6 +269,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant.usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.row_limits', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.jwt_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');
 -- identity sequences too: after a restore the next id must follow the restored rows
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');

@@ -212,7 +212,7 @@ CREATE POLICY tenants_service ON tenant.tenants FOR SELECT TO tenant_service, te
 DO $rls$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions'] LOOP
+    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions', 'organizations'] LOOP
         EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
                        'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
@@ -249,7 +249,7 @@ GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
 GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits, tenant.role_templates TO PUBLIC;
 GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
-GRANT SELECT ON tenant.roles, tenant.permissions TO PUBLIC;
+GRANT SELECT ON tenant.roles, tenant.permissions, tenant.organizations TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
 
 -- What PUBLIC may execute (docs/security.md lists it; tests/integration/hostile/surface.rs checks it): the
@@ -268,6 +268,8 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.create_organization(text, text), tenant.drop_organization(text),
+    tenant.set_member_organization(text, text), tenant.current_organization(),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text, jsonb),
     tenant_internal._allow()
 TO PUBLIC;
@@ -382,6 +384,11 @@ COMMENT ON TABLE tenant.role_templates IS 'Roles defined once for every tenant (
 COMMENT ON FUNCTION tenant.define_role_template(text, text[], jsonb) IS 'Define or redefine a role template (inherits, permissions in either shape); copied into tenants created from now on. For tenant_admin.';
 COMMENT ON FUNCTION tenant.drop_role_template(text) IS 'Drop a role template; tenants keep the roles it gave them. For tenant_admin.';
 COMMENT ON FUNCTION tenant.apply_role_templates(text) IS 'Copy every role template into a tenant (NULL: every tenant); returns the number of roles applied. For tenant_service and tenant_admin.';
+COMMENT ON TABLE tenant.organizations IS 'Organizations inside a tenant (B2B); a member belongs to at most one (members.organization_id).';
+COMMENT ON FUNCTION tenant.create_organization(text, text) IS 'Create an organization (slug, name) in the current tenant; returns its id. For the backend and members allowed organizations/manage.';
+COMMENT ON FUNCTION tenant.drop_organization(text) IS 'Drop an organization (slug or id) of the current tenant; its members stay, without an organization.';
+COMMENT ON FUNCTION tenant.set_member_organization(text, text) IS 'Put a member of the current tenant into an organization (slug or id; NULL: none).';
+COMMENT ON FUNCTION tenant.current_organization() IS 'The organization of the current user in the current tenant, or NULL.';
 COMMENT ON TABLE tenant.members IS 'Who belongs to which tenant, with roles; a user may belong to many tenants.';
 COMMENT ON TABLE tenant.plans IS 'Plans: price, currency, billing cycle, features, restrictions (tenant.load_plan).';
 COMMENT ON TABLE tenant.plan_limits IS 'Limits per plan and resource (-1 = unlimited), with their period and overage price.';

@@ -695,6 +695,37 @@ CREATE FUNCTION tenant.drop_role_template(name text) RETURNS boolean
 CREATE FUNCTION tenant.apply_role_templates(tenant text DEFAULT NULL) RETURNS bigint
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'apply_role_templates_wrapper';
 
+-- Organizations inside a tenant (issue 17)
+ALTER TABLE tenant.members ADD COLUMN organization_id uuid;
+-- Organizations inside a tenant (B2B): a member belongs to at most one.
+CREATE TABLE tenant.organizations (
+    id         uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    tenant_id  uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    slug       text NOT NULL CHECK (slug ~ '^[a-z0-9_-]{1,100}$'),
+    name       text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, slug),
+    UNIQUE (tenant_id, id)
+);
+ALTER TABLE tenant.members ADD CONSTRAINT members_organization_fkey
+    FOREIGN KEY (tenant_id, organization_id) REFERENCES tenant.organizations (tenant_id, id)
+    ON DELETE SET NULL (organization_id);
+SELECT pg_catalog.pg_extension_config_dump('tenant.organizations', '');
+ALTER TABLE tenant.organizations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY organizations_own ON tenant.organizations FOR SELECT TO PUBLIC
+    USING (tenant_id = (SELECT tenant.current_tenant()));
+CREATE POLICY organizations_service ON tenant.organizations FOR SELECT TO tenant_service, tenant_admin
+    USING (true);
+GRANT SELECT ON tenant.organizations TO PUBLIC;
+CREATE FUNCTION tenant.create_organization(slug text, name text) RETURNS uuid
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'create_organization_wrapper';
+CREATE FUNCTION tenant.drop_organization(organization text) RETURNS boolean
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_organization_wrapper';
+CREATE FUNCTION tenant.set_member_organization(user_id text, organization text DEFAULT NULL) RETURNS void
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_member_organization_wrapper';
+CREATE FUNCTION tenant.current_organization() RETURNS uuid
+    STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'current_organization_wrapper';
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -714,6 +745,8 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.create_organization(text, text), tenant.drop_organization(text),
+    tenant.set_member_organization(text, text), tenant.current_organization(),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text, jsonb),
     tenant_internal._allow()
 TO PUBLIC;
@@ -778,6 +811,11 @@ COMMENT ON TABLE tenant.role_templates IS 'Roles defined once for every tenant (
 COMMENT ON FUNCTION tenant.define_role_template(text, text[], jsonb) IS 'Define or redefine a role template (inherits, permissions in either shape); copied into tenants created from now on. For tenant_admin.';
 COMMENT ON FUNCTION tenant.drop_role_template(text) IS 'Drop a role template; tenants keep the roles it gave them. For tenant_admin.';
 COMMENT ON FUNCTION tenant.apply_role_templates(text) IS 'Copy every role template into a tenant (NULL: every tenant); returns the number of roles applied. For tenant_service and tenant_admin.';
+COMMENT ON TABLE tenant.organizations IS 'Organizations inside a tenant (B2B); a member belongs to at most one (members.organization_id).';
+COMMENT ON FUNCTION tenant.create_organization(text, text) IS 'Create an organization (slug, name) in the current tenant; returns its id. For the backend and members allowed organizations/manage.';
+COMMENT ON FUNCTION tenant.drop_organization(text) IS 'Drop an organization (slug or id) of the current tenant; its members stay, without an organization.';
+COMMENT ON FUNCTION tenant.set_member_organization(text, text) IS 'Put a member of the current tenant into an organization (slug or id; NULL: none).';
+COMMENT ON FUNCTION tenant.current_organization() IS 'The organization of the current user in the current tenant, or NULL.';
 COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';

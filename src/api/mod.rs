@@ -9,6 +9,7 @@ pub mod context;
 pub mod internal;
 pub mod isolation;
 pub mod members;
+pub mod organizations;
 pub mod plans;
 pub mod quota;
 pub mod rbac;

@@ -4,7 +4,7 @@
 use crate::core::ddl::{protect_statements, qualified, OWNER_FIELDS};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
-use crate::core::rbac::{validate_condition, OWNER_ROLE};
+use crate::core::rbac::{validate_condition, Subject, OWNER_ROLE};
 use crate::pg::catalog::{check_table, column_exists};
 use crate::pg::convert::{from_pg_uuid, pg_uuid};
 use crate::pg::owner::{as_owner, pinned, quietly};
@@ -13,22 +13,42 @@ use crate::pg::roles::{has_role, require_any_role};
 use crate::pg::spi::write_first;
 use crate::state::audit::event;
 use crate::state::context::verified;
-use crate::state::members::member_roles;
+use crate::state::members::{member_org, member_roles};
 use crate::state::rbac::policy;
 use pgrx::prelude::*;
 use serde_json::Value;
 
-struct Caller {
-    tenant: uuid::Uuid,
-    user: Option<String>,
-    roles: Vec<String>,
+pub(crate) struct Caller {
+    pub(crate) tenant: uuid::Uuid,
+    pub(crate) user: Option<String>,
+    pub(crate) roles: Vec<String>,
+    /// the user's organization in the tenant (`self_org` in conditions)
+    pub(crate) org: Option<String>,
     /// a read-only context (suspended tenant with `suspended_access = read`)
     ro: bool,
 }
 
 impl Caller {
+    pub(crate) fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: self.user.as_deref(),
+            org: self.org.as_deref(),
+        }
+    }
+
+    /// May the caller do `action` on `resource` (no row fields)?
+    pub(crate) fn may(&self, resource: &str, action: &str) -> MtResult<bool> {
+        Ok(policy(self.tenant)?.can_for(
+            &self.roles,
+            resource,
+            action,
+            &Value::Null,
+            &self.subject(),
+        ))
+    }
+
     /// Changes to the tenant's roles, permissions and invitations need a writable context.
-    fn writable(self) -> MtResult<Caller> {
+    pub(crate) fn writable(self) -> MtResult<Caller> {
         if self.ro {
             return Err(
                 MtError::new(Code::TenantNotActive, "tenant is read-only (suspended)")
@@ -40,16 +60,19 @@ impl Caller {
 }
 
 /// The current tenant, user and roles (membership roles plus a verified JWT's roles).
-fn caller() -> MtResult<Caller> {
+pub(crate) fn caller() -> MtResult<Caller> {
     let (tenant, user, mut roles, ro) =
         verified(|c| (c.t, c.u.clone(), c.r.clone(), c.ro)).map_err(|_| MtError::no_context())?;
+    let mut org = None;
     if let Some(u) = &user {
         roles.extend(member_roles(tenant, u)?.iter().cloned());
+        org = member_org(tenant, u)?;
     }
     Ok(Caller {
         tenant,
         user,
         roles,
+        org,
         ro,
     })
 }
@@ -59,7 +82,7 @@ fn can_impl(resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
         Ok(c) => c,
         Err(_) => return Ok(false),
     };
-    Ok(policy(c.tenant)?.can(&c.roles, resource, action, ctx, c.user.as_deref()))
+    Ok(policy(c.tenant)?.can_for(&c.roles, resource, action, ctx, &c.subject()))
 }
 
 /// May the current user do `action` on `resource`? `ctx` holds the fields conditions test
@@ -85,7 +108,7 @@ fn authorize(resource: &str, action: &str, ctx: default!(pgrx::JsonB, "'{}'::jso
 
 /// The backend itself (`tenant_service`/`tenant_admin`) with a context that names no user.
 /// When the context names a user, the backend acts as that user and is held to its rights.
-fn is_backend(c: &Caller) -> bool {
+pub(crate) fn is_backend(c: &Caller) -> bool {
     c.user.is_none() && (has_role(c"tenant_service") || has_role(c"tenant_admin"))
 }
 
@@ -500,7 +523,12 @@ fn can_user_impl(user_id: &str, resource: &str, action: &str, ctx: &Value) -> Mt
     }
     names::user_id(user_id)?;
     let roles = member_roles(c.tenant, user_id)?;
-    Ok(pol.can(&roles, resource, action, ctx, Some(user_id)))
+    let org = member_org(c.tenant, user_id)?;
+    let who = Subject {
+        user: Some(user_id),
+        org: org.as_deref(),
+    };
+    Ok(pol.can_for(&roles, resource, action, ctx, &who))
 }
 
 /// May `user_id` (a member of the current tenant, by its membership roles) do `action` on

@@ -2,6 +2,7 @@
 //!
 //! Condition language (kept small on purpose), a JSON object whose every entry must hold:
 //!   `{"owner_id": "self"}`                 field equals the current user id
+//!   `{"org_id": "self_org"}`               field equals the user's organization in the tenant
 //!   `{"scope": "own_campaigns"}`           field equals a literal
 //!   `{"status": {"in": ["draft", "open"]}}` field is one of the values
 //!   `{"status": {"ne": "archived"}}`       field differs from the value
@@ -56,16 +57,28 @@ pub fn validate_condition(c: &Value) -> MtResult<()> {
 
 fn resolve<'a>(
     v: &'a Value,
-    user: Option<&'a str>,
+    who: &Subject<'a>,
     self_value: &'a mut Option<Value>,
 ) -> Option<&'a Value> {
     match v {
         Value::String(s) if s == "self" => {
-            *self_value = user.map(|u| Value::String(u.to_string()));
+            *self_value = who.user.map(|u| Value::String(u.to_string()));
+            self_value.as_ref()
+        }
+        Value::String(s) if s == "self_org" => {
+            *self_value = who.org.map(|o| Value::String(o.to_string()));
             self_value.as_ref()
         }
         other => Some(other),
     }
+}
+
+/// Who a condition is evaluated for: `self` is the user id, `self_org` the id of the
+/// organization the user belongs to in the tenant (a condition naming one fails without).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Subject<'a> {
+    pub user: Option<&'a str>,
+    pub org: Option<&'a str>,
 }
 
 fn loosely_equal(a: &Value, b: &Value) -> bool {
@@ -80,6 +93,11 @@ fn loosely_equal(a: &Value, b: &Value) -> bool {
 
 /// Does `condition` hold for `ctx`, with `self` meaning `user`?
 pub fn condition_holds(condition: &Value, ctx: &Value, user: Option<&str>) -> bool {
+    condition_holds_for(condition, ctx, &Subject { user, org: None })
+}
+
+/// Does `condition` hold for `ctx`, for `who` (`self`, `self_org`)?
+pub fn condition_holds_for(condition: &Value, ctx: &Value, who: &Subject<'_>) -> bool {
     let obj = match condition {
         Value::Null => return true,
         Value::Object(o) => o,
@@ -97,7 +115,7 @@ pub fn condition_holds(condition: &Value, ctx: &Value, user: Option<&str>) -> bo
             lit => ("eq", lit),
         };
         let mut tmp = None;
-        let Some(expected) = resolve(arg, user, &mut tmp) else {
+        let Some(expected) = resolve(arg, who, &mut tmp) else {
             return false;
         };
         let num = |v: &Value| {
@@ -110,7 +128,7 @@ pub fn condition_holds(condition: &Value, ctx: &Value, user: Option<&str>) -> bo
             "in" => expected.as_array().is_some_and(|a| {
                 a.iter().any(|x| {
                     let mut t = None;
-                    resolve(x, user, &mut t).is_some_and(|x| loosely_equal(actual, x))
+                    resolve(x, who, &mut t).is_some_and(|x| loosely_equal(actual, x))
                 })
             }),
             "lt" | "lte" | "gt" | "gte" => match (num(actual), num(expected)) {
@@ -175,12 +193,24 @@ impl Policy {
         ctx: &Value,
         user: Option<&str>,
     ) -> bool {
+        self.can_for(roles, resource, action, ctx, &Subject { user, org: None })
+    }
+
+    /// [`Policy::can`] for a subject with an organization (`self_org` in conditions).
+    pub fn can_for(
+        &self,
+        roles: &[String],
+        resource: &str,
+        action: &str,
+        ctx: &Value,
+        who: &Subject<'_>,
+    ) -> bool {
         let all = self.expand(roles);
         self.permissions.iter().any(|p| {
             all.contains(&p.role)
                 && matches(&p.resource, resource)
                 && matches(&p.action, action)
-                && condition_holds(&p.condition, ctx, user)
+                && condition_holds_for(&p.condition, ctx, who)
         })
     }
 
@@ -470,6 +500,30 @@ mod tests {
             vec!["agency", "business", "explorer"]
         );
         assert!(pol.effective(&[]).is_empty());
+    }
+
+    #[test]
+    fn self_org_is_the_users_organization() {
+        let mut pol = seeds();
+        pol.permissions
+            .push(p("business", "deals", "read", json!({"org": "self_org"})));
+        let r = vec!["business".to_string()];
+        let north = Subject {
+            user: Some("u1"),
+            org: Some("o-north"),
+        };
+        let none = Subject {
+            user: Some("u1"),
+            org: None,
+        };
+        assert!(pol.can_for(&r, "deals", "read", &json!({"org": "o-north"}), &north));
+        assert!(!pol.can_for(&r, "deals", "read", &json!({"org": "o-south"}), &north));
+        assert!(
+            !pol.can_for(&r, "deals", "read", &json!({"org": "o-north"}), &none),
+            "no organization, no match"
+        );
+        assert!(!pol.can_for(&r, "deals", "read", &json!({"org": null}), &none));
+        assert!(pol.can(&r, "campaigns", "create", &json!({}), Some("u1")));
     }
 
     #[test]

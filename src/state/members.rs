@@ -72,3 +72,39 @@ pub fn member_roles(tenant: uuid::Uuid, user: &str) -> MtResult<Rc<Vec<String>>>
     ROLES.with(|m| m.borrow_mut().insert(loaded_at, key, roles.clone()));
     Ok(roles)
 }
+
+/// (tenant, user) -> the id of the organization the user belongs to in the tenant
+type Orgs = GenMap<(uuid::Uuid, String), Option<String>>;
+
+thread_local! {
+    static ORGS: RefCell<Orgs> = RefCell::new(GenMap::new(&[Kind::Members]));
+}
+
+/// The organization `user` belongs to in `tenant` (its active membership's), as text.
+pub fn member_org(tenant: uuid::Uuid, user: &str) -> MtResult<Option<String>> {
+    if crate::state::registry::legacy_schema()? {
+        return Ok(None); // 0.1.0 had no organizations
+    }
+    let key = (tenant, user.to_string());
+    if let Some(o) = ORGS.with(|m| m.borrow_mut().fresh().get(&key).cloned()) {
+        return Ok(o);
+    }
+    let loaded_at = ORGS.with(|m| m.borrow().now());
+    let org = as_owner(|| {
+        with_prepared_read(
+            "SELECT organization_id::text FROM tenant.members \
+             WHERE tenant_id = $1 AND user_id = $2 AND status = 'active'",
+            &[O::UUIDOID, O::TEXTOID],
+            &[pg_uuid(tenant).into(), user.into()],
+            |t| {
+                Ok(t.into_iter()
+                    .next()
+                    .map(|r| r.get::<String>(1))
+                    .transpose()?
+                    .flatten())
+            },
+        )
+    })?;
+    ORGS.with(|m| m.borrow_mut().insert(loaded_at, key, org.clone()));
+    Ok(org)
+}

@@ -907,3 +907,165 @@ fn teams_audit_records_the_acting_role_and_the_end_users_address() {
         0
     );
 }
+
+#[test]
+fn teams_organizations_group_members_per_tenant_and_feed_conditions() {
+    let db = Db::new("teams_orgs");
+    seed(&db);
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(
+        &mut be,
+        "acme",
+        r#"SELECT tenant.create_organization('north', 'North branch');
+           SELECT tenant.create_organization('south', 'South branch');
+           SELECT tenant.grant_permission('business', 'deals', 'read', '{"org_id": "self_org"}');
+           SELECT tenant.create_role('orgadmin');
+           SELECT tenant.grant_permission('orgadmin', 'organizations', 'manage');
+           SELECT tenant.add_member('acme', 'olga', ARRAY['orgadmin']);
+           SELECT tenant.add_member('acme', 'bea', ARRAY['business']);
+           SELECT tenant.set_member_organization('bob', 'north')"#,
+    );
+    exec_in(
+        &mut be,
+        "globex",
+        "SELECT tenant.create_organization('north', 'Globex North');
+         SELECT tenant.add_member('globex', 'bob', ARRAY['member'])",
+    );
+    let id = |slug: &str, tenant: &str| {
+        su_text(
+            &db,
+            &format!(
+                "SELECT id::text FROM tenant.organizations WHERE slug = '{slug}' AND tenant_id = '{}'",
+                db.tenant_id(tenant)
+            ),
+        )
+    };
+    let (north, south, g_north) = (
+        id("north", "acme"),
+        id("south", "acme"),
+        id("north", "globex"),
+    );
+    // the member's organization feeds self_org
+    let deal =
+        |org: &str| format!("SELECT tenant.can('deals', 'read', '{{\"org_id\": \"{org}\"}}')");
+    assert!(one_in::<bool>(&mut be, ("acme", "bob"), &deal(&north)));
+    assert!(!one_in::<bool>(&mut be, ("acme", "bob"), &deal(&south)));
+    assert!(
+        !one_in::<bool>(&mut be, ("acme", "bea"), &deal(&north)),
+        "no organization: no match"
+    );
+    let cur: Option<String> = one_in(
+        &mut be,
+        ("acme", "bob"),
+        "SELECT tenant.current_organization()::text",
+    );
+    assert_eq!(cur.as_deref(), Some(north.as_str()));
+    let none: Option<String> = one_in(
+        &mut be,
+        ("acme", "bea"),
+        "SELECT tenant.current_organization()::text",
+    );
+    assert_eq!(none, None);
+    // can_user sees the target's organization
+    let cu: bool = one_in(
+        &mut be,
+        "acme",
+        &format!("SELECT tenant.can_user('bob', 'deals', 'read', '{{\"org_id\": \"{north}\"}}')"),
+    );
+    assert!(cu);
+    // a moved member's answers change at once
+    exec_in(
+        &mut be,
+        ("acme", "olga"),
+        "SELECT tenant.set_member_organization('bob', 'south')",
+    );
+    assert!(one_in::<bool>(&mut be, ("acme", "bob"), &deal(&south)));
+    assert!(!one_in::<bool>(&mut be, ("acme", "bob"), &deal(&north)));
+    // isolated per tenant: acme sees its own two, globex's cannot be used from acme
+    let mut api = db.as_role("mt_it_api");
+    api.batch_execute(&format!(
+        "SET multitenant.context = '{}'",
+        token_for(&db, "acme")
+    ))
+    .unwrap();
+    let seen = texts(
+        &mut api,
+        "SELECT slug FROM tenant.organizations ORDER BY slug",
+    );
+    assert_eq!(
+        seen,
+        ["north", "south"],
+        "an application role sees its tenant's only"
+    );
+    api.batch_execute("RESET multitenant.context").unwrap();
+    assert_eq!(
+        q1::<i64>(&mut api, "SELECT count(*) FROM tenant.organizations"),
+        0,
+        "no context, no rows"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            "acme",
+            &format!("SELECT tenant.set_member_organization('bob', '{g_north}')")
+        ),
+        "MT030"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            "globex",
+            &format!("SELECT tenant.drop_organization('{south}')")
+        ),
+        "MT030"
+    );
+    // bad input and denied callers
+    for (ctx, sql, code) in [
+        (
+            ("acme", "bob"),
+            "SELECT tenant.create_organization('x', 'X')",
+            "MT020",
+        ),
+        (
+            ("acme", "olga"),
+            "SELECT tenant.create_organization('north', 'again')",
+            "MT030",
+        ),
+        (
+            ("acme", "olga"),
+            "SELECT tenant.create_organization('Bad Slug', 'X')",
+            "MT030",
+        ),
+        (
+            ("acme", "olga"),
+            "SELECT tenant.set_member_organization('nobody', 'north')",
+            "MT030",
+        ),
+        (
+            ("acme", "olga"),
+            "SELECT tenant.set_member_organization('bob', 'nowhere')",
+            "MT030",
+        ),
+    ] {
+        assert_eq!(err_in(&mut be, ctx, sql), code, "{sql}");
+    }
+    // dropping an organization leaves its members in the tenant, without one
+    exec_in(&mut be, "acme", "SELECT tenant.drop_organization('south')");
+    let org: Option<String> = q1(
+        &mut be,
+        &format!("SELECT (SELECT organization_id::text FROM tenant.members WHERE tenant_id = '{}' AND user_id = 'bob')", db.tenant_id("acme")),
+    );
+    assert_eq!(org, None);
+    assert!(!one_in::<bool>(&mut be, ("acme", "bob"), &deal(&south)));
+    // globex's organization and bob's membership there never moved
+    assert_eq!(
+        su_text(
+            &db,
+            &format!(
+                "SELECT count(*)::text FROM tenant.organizations WHERE tenant_id = '{}'",
+                db.tenant_id("globex")
+            )
+        ),
+        "1"
+    );
+}

@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 31] = [
+const PUBLIC_FUNCTIONS: [&str; 35] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -46,6 +46,10 @@ const PUBLIC_FUNCTIONS: [&str; 31] = [
     "tenant.revoke_invitation(uuid)",
     "tenant.resend_invitation(uuid,integer)",
     "tenant.log_event(text,jsonb,text)",
+    "tenant.create_organization(text,text)",
+    "tenant.drop_organization(text)",
+    "tenant.set_member_organization(text,text)",
+    "tenant.current_organization()",
     "tenant.verify_audit(text)",
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",

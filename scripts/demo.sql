@@ -72,3 +72,13 @@ INSERT INTO public.events (kind) VALUES ('orphan');
 RESET ROLE;
 \echo '== the superuser sees everything (superusers bypass RLS; check the roles you grant)'
 SELECT t.slug, count(*) FROM public.events e JOIN tenant.tenants t ON t.id = e.tenant_id GROUP BY 1 ORDER BY 1;
+
+\echo '== one tenant's data as one document (tenant.export), per-tenant stats, then erasure'
+SET ROLE demo_backend;
+SELECT jsonb_pretty(tenant.export('globex') -> 'tables') AS globex_export;
+RESET ROLE;
+ANALYZE public.events;
+SELECT slug, status, estimated_rows, audit_entries FROM tenant.tenant_stats() ORDER BY slug;
+SELECT tenant.set_status('globex', 'deleted');
+SELECT jsonb_pretty(tenant.purge('globex')) AS purge_receipt;
+SELECT t.slug, count(e.id) AS rows_left FROM tenant.tenants t LEFT JOIN public.events e ON e.tenant_id = t.id GROUP BY 1 ORDER BY 1;

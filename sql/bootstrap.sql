@@ -65,6 +65,12 @@ CREATE TABLE tenant.isolated_tables (
 );
 COMMENT ON TABLE tenant.isolated_tables IS 'Tables isolated with tenant.isolate(); rows kept by pg_dump.';
 
+-- Columns left out of tenant.export (tenant.exclude_from_export).
+CREATE TABLE tenant.export_exclusions (
+    relid   regclass PRIMARY KEY,
+    columns text[] NOT NULL DEFAULT '{}'
+);
+
 -- Keys that verify JWTs for tenant.authenticate(). Only the extension owner and
 -- tenant_admin (through the key functions) ever see them.
 CREATE TABLE tenant.jwt_keys (
@@ -271,6 +277,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant.jwt_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.export_exclusions', '');
 -- identity sequences too: after a restore the next id must follow the restored rows
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.permissions_id_seq', '');

@@ -237,6 +237,43 @@ CREATE POLICY audit_log_auditor ON tenant.audit_log FOR SELECT TO tenant_auditor
 CREATE POLICY audit_log_service ON tenant.audit_log FOR SELECT TO tenant_service, tenant_admin
     USING (true);
 
+-- Per-tenant statistics for operators (tenant_admin, tenant_service): rows per registered
+-- table estimated from the planner's statistics (no scan), audit volume from the chain
+-- heads, last activity from the audit log's (tenant_id, at) index, current usage.
+CREATE FUNCTION tenant.tenant_stats()
+RETURNS TABLE (tenant_id uuid, slug text, status text, plan text, estimated_rows bigint,
+               audit_entries bigint, last_activity timestamptz, usage jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH reg AS (
+        SELECT relid::oid AS oid, tenant_column::text AS col FROM tenant.isolated_tables
+        UNION SELECT relid::oid, tenant_column::text FROM tenant.row_limits
+    ), st AS (
+        SELECT r.oid, greatest(c.reltuples, 0) AS reltuples, s.null_frac, s.n_distinct,
+               s.most_common_vals::text::text[] AS mcv, s.most_common_freqs AS mcf
+        FROM reg r JOIN pg_class c ON c.oid = r.oid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = r.col
+    )
+    SELECT t.id, t.slug, t.status, t.plan,
+           coalesce((SELECT sum(CASE
+                        WHEN st.mcv IS NOT NULL AND t.id::text = ANY (st.mcv)
+                            THEN st.mcf[array_position(st.mcv, t.id::text)] * st.reltuples
+                        WHEN st.n_distinct IS NULL THEN 0
+                        ELSE greatest(1 - st.null_frac - coalesce((SELECT sum(f) FROM unnest(st.mcf) f), 0), 0)
+                             / greatest((CASE WHEN st.n_distinct < 0 THEN -st.n_distinct * st.reltuples ELSE st.n_distinct END)
+                                        - coalesce(cardinality(st.mcv), 0), 1)
+                             * st.reltuples END) FROM st), 0)::bigint,
+           coalesce((SELECT sum(h.seq - h.base_seq) FROM tenant.audit_heads h
+                     WHERE h.chain LIKE t.id::text || '/%'), 0)::bigint,
+           (SELECT max(l.at) FROM tenant.audit_log l WHERE l.tenant_id = t.id),
+           coalesce((SELECT jsonb_object_agg(u.resource, u.used) FROM tenant.usage_counters u
+                     WHERE u.tenant_id = t.id AND now() >= u.window_start AND now() < u.window_end), '{}')
+    FROM tenant.tenants t
+    ORDER BY t.slug
+$$;
+
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;
@@ -247,7 +284,7 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
 GRANT SELECT ON tenant.tenants TO PUBLIC;
 GRANT SELECT ON tenant.isolated_tables TO PUBLIC;
 GRANT SELECT ON tenant.members TO PUBLIC;
-GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits, tenant.role_templates TO PUBLIC;
+GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits, tenant.role_templates, tenant.export_exclusions TO PUBLIC;
 GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions, tenant.organizations TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
@@ -268,6 +305,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.my_tenants(text),
     tenant.create_organization(text, text), tenant.drop_organization(text),
     tenant.set_member_organization(text, text), tenant.current_organization(),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text, jsonb),
@@ -287,6 +325,12 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.export(text, boolean), tenant.import(text, jsonb), tenant.tenant_stats()
+TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.purge(text, boolean), tenant.exclude_from_export(regclass, text[])
+TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.define_role_template(text, text[], jsonb), tenant.drop_role_template(text)
 TO tenant_admin;
@@ -389,6 +433,13 @@ COMMENT ON FUNCTION tenant.create_organization(text, text) IS 'Create an organiz
 COMMENT ON FUNCTION tenant.drop_organization(text) IS 'Drop an organization (slug or id) of the current tenant; its members stay, without an organization.';
 COMMENT ON FUNCTION tenant.set_member_organization(text, text) IS 'Put a member of the current tenant into an organization (slug or id; NULL: none).';
 COMMENT ON FUNCTION tenant.current_organization() IS 'The organization of the current user in the current tenant, or NULL.';
+COMMENT ON TABLE tenant.export_exclusions IS 'Columns tenant.export leaves out, per table (tenant.exclude_from_export).';
+COMMENT ON FUNCTION tenant.export(text, boolean) IS 'One tenant''s data as one JSON document (registered tables, members, roles, permissions, organizations, usage; audit with include_audit). For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.import(text, jsonb) IS 'Load an export document into a tenant in one transaction (tables and columns checked, tenant column rewritten, row limits kept); returns counts.';
+COMMENT ON FUNCTION tenant.exclude_from_export(regclass, text[]) IS 'Leave sensitive columns of a table out of every export. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.purge(text, boolean) IS 'Erase a deleted tenant''s data everywhere (tables, members, roles, usage, audit entries), anonymise its row; returns the receipt. For tenant_admin.';
+COMMENT ON FUNCTION tenant.my_tenants(text) IS 'The tenants the current user belongs to, with roles and organization (tenant_service/tenant_admin may name a user).';
+COMMENT ON FUNCTION tenant.tenant_stats() IS 'Per tenant: estimated rows in registered tables, audit entries, last activity, current usage. For tenant_admin and tenant_service.';
 COMMENT ON TABLE tenant.members IS 'Who belongs to which tenant, with roles; a user may belong to many tenants.';
 COMMENT ON TABLE tenant.plans IS 'Plans: price, currency, billing cycle, features, restrictions (tenant.load_plan).';
 COMMENT ON TABLE tenant.plan_limits IS 'Limits per plan and resource (-1 = unlimited), with their period and overage price.';

@@ -726,6 +726,62 @@ CREATE FUNCTION tenant.set_member_organization(user_id text, organization text D
 CREATE FUNCTION tenant.current_organization() RETURNS uuid
     STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'current_organization_wrapper';
 
+-- One tenant's data in and out (issue 13)
+-- Columns left out of tenant.export (tenant.exclude_from_export).
+CREATE TABLE tenant.export_exclusions (
+    relid   regclass PRIMARY KEY,
+    columns text[] NOT NULL DEFAULT '{}'
+);
+SELECT pg_catalog.pg_extension_config_dump('tenant.export_exclusions', '');
+GRANT SELECT ON tenant.export_exclusions TO PUBLIC;
+CREATE FUNCTION tenant.export(tenant text, include_audit boolean DEFAULT false) RETURNS jsonb
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'export_wrapper';
+CREATE FUNCTION tenant.import(tenant text, document jsonb) RETURNS jsonb
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'import_sql_wrapper';
+CREATE FUNCTION tenant.exclude_from_export(tbl regclass, columns text[])
+    RETURNS void STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'exclude_from_export_wrapper';
+CREATE FUNCTION tenant.purge(tenant text, force boolean DEFAULT false) RETURNS jsonb
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'purge_wrapper';
+CREATE FUNCTION tenant.my_tenants(user_id text DEFAULT NULL)
+    RETURNS TABLE (tenant_id uuid, slug text, name text, status text, roles text[], organization_id uuid)
+    STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'my_tenants_wrapper';
+-- Per-tenant statistics for operators (tenant_admin, tenant_service): rows per registered
+-- table estimated from the planner's statistics (no scan), audit volume from the chain
+-- heads, last activity from the audit log's (tenant_id, at) index, current usage.
+CREATE FUNCTION tenant.tenant_stats()
+RETURNS TABLE (tenant_id uuid, slug text, status text, plan text, estimated_rows bigint,
+               audit_entries bigint, last_activity timestamptz, usage jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH reg AS (
+        SELECT relid::oid AS oid, tenant_column::text AS col FROM tenant.isolated_tables
+        UNION SELECT relid::oid, tenant_column::text FROM tenant.row_limits
+    ), st AS (
+        SELECT r.oid, greatest(c.reltuples, 0) AS reltuples, s.null_frac, s.n_distinct,
+               s.most_common_vals::text::text[] AS mcv, s.most_common_freqs AS mcf
+        FROM reg r JOIN pg_class c ON c.oid = r.oid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = r.col
+    )
+    SELECT t.id, t.slug, t.status, t.plan,
+           coalesce((SELECT sum(CASE
+                        WHEN st.mcv IS NOT NULL AND t.id::text = ANY (st.mcv)
+                            THEN st.mcf[array_position(st.mcv, t.id::text)] * st.reltuples
+                        WHEN st.n_distinct IS NULL THEN 0
+                        ELSE greatest(1 - st.null_frac - coalesce((SELECT sum(f) FROM unnest(st.mcf) f), 0), 0)
+                             / greatest((CASE WHEN st.n_distinct < 0 THEN -st.n_distinct * st.reltuples ELSE st.n_distinct END)
+                                        - coalesce(cardinality(st.mcv), 0), 1)
+                             * st.reltuples END) FROM st), 0)::bigint,
+           coalesce((SELECT sum(h.seq - h.base_seq) FROM tenant.audit_heads h
+                     WHERE h.chain LIKE t.id::text || '/%'), 0)::bigint,
+           (SELECT max(l.at) FROM tenant.audit_log l WHERE l.tenant_id = t.id),
+           coalesce((SELECT jsonb_object_agg(u.resource, u.used) FROM tenant.usage_counters u
+                     WHERE u.tenant_id = t.id AND now() >= u.window_start AND now() < u.window_end), '{}')
+    FROM tenant.tenants t
+    ORDER BY t.slug
+$$;
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -745,6 +801,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.my_tenants(text),
     tenant.create_organization(text, text), tenant.drop_organization(text),
     tenant.set_member_organization(text, text), tenant.current_organization(),
     tenant.isolate(regclass, text), tenant.unisolate(regclass), tenant.protect(regclass, text, text, jsonb),
@@ -764,6 +821,12 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.export(text, boolean), tenant.import(text, jsonb), tenant.tenant_stats()
+TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.purge(text, boolean), tenant.exclude_from_export(regclass, text[])
+TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.define_role_template(text, text[], jsonb), tenant.drop_role_template(text)
 TO tenant_admin;
@@ -816,6 +879,13 @@ COMMENT ON FUNCTION tenant.create_organization(text, text) IS 'Create an organiz
 COMMENT ON FUNCTION tenant.drop_organization(text) IS 'Drop an organization (slug or id) of the current tenant; its members stay, without an organization.';
 COMMENT ON FUNCTION tenant.set_member_organization(text, text) IS 'Put a member of the current tenant into an organization (slug or id; NULL: none).';
 COMMENT ON FUNCTION tenant.current_organization() IS 'The organization of the current user in the current tenant, or NULL.';
+COMMENT ON TABLE tenant.export_exclusions IS 'Columns tenant.export leaves out, per table (tenant.exclude_from_export).';
+COMMENT ON FUNCTION tenant.export(text, boolean) IS 'One tenant''s data as one JSON document (registered tables, members, roles, permissions, organizations, usage; audit with include_audit). For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.import(text, jsonb) IS 'Load an export document into a tenant in one transaction (tables and columns checked, tenant column rewritten, row limits kept); returns counts.';
+COMMENT ON FUNCTION tenant.exclude_from_export(regclass, text[]) IS 'Leave sensitive columns of a table out of every export. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.purge(text, boolean) IS 'Erase a deleted tenant''s data everywhere (tables, members, roles, usage, audit entries), anonymise its row; returns the receipt. For tenant_admin.';
+COMMENT ON FUNCTION tenant.my_tenants(text) IS 'The tenants the current user belongs to, with roles and organization (tenant_service/tenant_admin may name a user).';
+COMMENT ON FUNCTION tenant.tenant_stats() IS 'Per tenant: estimated rows in registered tables, audit entries, last activity, current usage. For tenant_admin and tenant_service.';
 COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';

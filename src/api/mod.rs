@@ -11,6 +11,7 @@ pub mod isolation;
 pub mod members;
 pub mod organizations;
 pub mod plans;
+pub mod portability;
 pub mod quota;
 pub mod rbac;
 pub mod registry;

@@ -8,5 +8,6 @@ pub mod jwt;
 pub mod lifecycle;
 pub mod names;
 pub mod plans;
+pub mod portability;
 pub mod rbac;
 pub mod token;

@@ -328,3 +328,21 @@ pub fn purge(default_retention_days: i32, feature_retention_days: i32) -> MtResu
 pub fn is_writing() -> bool {
     WRITING.with(|w| w.get())
 }
+
+/// Erase every entry of a tenant's chains (tenant purge): each head records the chain's end
+/// as its new start, so the emptied chains still verify; returns how many entries went.
+pub fn erase_tenant(tenant: uuid::Uuid) -> MtResult<i64> {
+    let _w = Writing::start();
+    let pattern = audit::chain_pattern(Some(&tenant.to_string()));
+    as_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenant.audit_heads SET base_seq = seq, base_hash = hash WHERE chain LIKE $1",
+            &[pattern.as_str().into()],
+        )?;
+        crate::pg::spi::write_first(
+            "WITH d AS (DELETE FROM tenant.audit_log WHERE chain LIKE $1 RETURNING 1) SELECT count(*) FROM d",
+            &[pattern.as_str().into()],
+            |r| Ok(r.map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+        )
+    })
+}

@@ -7,6 +7,7 @@ pub mod context;
 pub mod jwt;
 pub mod members;
 pub mod plans;
+pub mod portability;
 pub mod quota;
 pub mod rbac;
 pub mod registry;

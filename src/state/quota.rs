@@ -213,3 +213,24 @@ pub fn count_row(tenant: uuid::Uuid, resource: &str, delta: i64) -> MtResult<()>
         )
     })
 }
+
+/// Would `n` more rows of `relid` fit `tenant`'s row-count limit? MT010 when not: checked
+/// up front by bulk writers (`tenant.import`), so that the error keeps its SQLSTATE (the
+/// row trigger's own would surface through the caller's SPI as an internal error).
+pub fn ensure_rows_fit(relid: pg_sys::Oid, tenant: uuid::Uuid, n: i64) -> MtResult<()> {
+    let Some(rl) = row_limit_of(relid)? else {
+        return Ok(());
+    };
+    let limit = match limit_for(tenant, &rl.resource) {
+        Ok(l) => l,
+        Err(_) => return Ok(()), // no limit for it in the plan: the trigger decides
+    };
+    if !limit.hard() {
+        return Ok(());
+    }
+    let used = current_used(tenant, &rl.resource, Period::None)?;
+    if used.saturating_add(n) > limit.limit {
+        return Err(exceeded(&rl.resource, &limit, used, n));
+    }
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod isolation;
 mod jwt;
 mod lifecycle;
 mod linter;
+mod portability;
 mod quotas;
 mod rbac;
 mod teams;

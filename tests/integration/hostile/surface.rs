@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 35] = [
+const PUBLIC_FUNCTIONS: [&str; 36] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -50,6 +50,7 @@ const PUBLIC_FUNCTIONS: [&str; 35] = [
     "tenant.drop_organization(text)",
     "tenant.set_member_organization(text,text)",
     "tenant.current_organization()",
+    "tenant.my_tenants(text)",
     "tenant.verify_audit(text)",
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",

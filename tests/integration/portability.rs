@@ -1,0 +1,365 @@
+//! One tenant's data in and out (issue 13): export, import into another database, purge,
+//! the tenant switcher and per-tenant statistics.
+
+use crate::common::*;
+use postgres::Client;
+use serde_json::Value;
+
+/// public.projects and public.tasks (a foreign key, a sensitive column), isolated, with rows
+/// of acme and globex; a member, a custom role and an organization in acme.
+fn schema(db: &Db) {
+    db.as_role("mt_it_owner")
+        .batch_execute(
+            "CREATE TABLE public.projects (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, name text NOT NULL);
+             CREATE TABLE public.tasks (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL,
+                 project_id bigint NOT NULL REFERENCES public.projects (id), title text NOT NULL, secret text,
+                 title_len int GENERATED ALWAYS AS (length(title)) STORED);
+             SELECT tenant.isolate('public.projects');
+             SELECT tenant.isolate('public.tasks');
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.projects, public.tasks TO mt_it_backend;",
+        )
+        .unwrap();
+}
+
+fn fill(db: &Db) {
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(
+        &mut be,
+        "acme",
+        "INSERT INTO public.projects VALUES (1, DEFAULT, 'apollo'), (2, DEFAULT, 'gemini');
+         INSERT INTO public.tasks (project_id, title, secret) VALUES (1, 'land', 's1'), (2, 'orbit', 's2');
+         SELECT tenant.create_role('pilot');
+         SELECT tenant.grant_permission('pilot', 'tasks', 'update');
+         SELECT tenant.create_organization('crew', 'Crew');
+         SELECT tenant.add_member('acme', 'neil', ARRAY['pilot']);
+         SELECT tenant.set_member_organization('neil', 'crew')",
+    );
+    exec_in(
+        &mut be,
+        "globex",
+        "INSERT INTO public.projects VALUES (10, DEFAULT, 'hank');
+         INSERT INTO public.tasks (project_id, title, secret) VALUES (10, 'scorpio', 'g-secret')",
+    );
+}
+
+/// The jsonb a statement returns, parsed.
+fn json_of(c: &mut Client, sql: &str) -> Value {
+    let t: String = q1(c, &format!("SELECT ({sql})::text"));
+    serde_json::from_str(&t).unwrap()
+}
+
+/// `tenant.import(tenant, doc)`: the counts, or the SQLSTATE.
+fn import(c: &mut Client, tenant: &str, doc: &Value) -> Result<Value, String> {
+    c.query_one(
+        "SELECT tenant.import($1, $2::text::jsonb)::text",
+        &[&tenant, &doc.to_string()],
+    )
+    .map(|r| serde_json::from_str(r.get::<_, &str>(0)).unwrap())
+    .map_err(|e| sqlstate(&e))
+}
+
+/// A tenant's rows as comparable text (without tenant ids, which differ between databases).
+fn rows_of(c: &mut Client, tenant: &str) -> String {
+    one_in(
+        c,
+        tenant,
+        "SELECT coalesce((SELECT string_agg(id || ':' || body, ',' ORDER BY body) FROM public.notes), '') || '|' ||
+                coalesce((SELECT string_agg(id || ':' || name, ',' ORDER BY id) FROM public.projects), '') || '|' ||
+                coalesce((SELECT string_agg(id || ':' || project_id || ':' || title || ':' || title_len, ',' ORDER BY id) FROM public.tasks), '')",
+    )
+}
+
+#[test]
+fn export_and_import_round_trip_into_another_database() {
+    let a = Db::new("port_export");
+    schema(&a);
+    fill(&a);
+    // the sensitive column stays home
+    a.as_role("postgres")
+        .batch_execute("SELECT tenant.exclude_from_export('public.tasks', ARRAY['secret'])")
+        .unwrap();
+    let mut be = a.as_role("mt_it_backend");
+    let doc: Value = json_of(&mut be, "SELECT tenant.export('acme')");
+    let text = doc.to_string();
+    assert!(
+        !text.contains("s1") && !text.contains("secret"),
+        "excluded column exported: {text}"
+    );
+    assert!(
+        !text.contains("hank") && !text.contains("scorpio") && !text.contains("g1"),
+        "globex's rows in acme's export"
+    );
+    assert!(
+        !doc["tables"]
+            .to_string()
+            .contains(&a.tenant_id("acme").to_string()),
+        "rows carry no tenant id"
+    );
+    assert_eq!(doc["tables"]["public.notes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["tables"]["public.tasks"][0].get("title_len"),
+        None,
+        "generated columns are not exported"
+    );
+    assert_eq!(doc["members"][0]["user_id"], "neil");
+    assert_eq!(doc["members"][0]["organization"], "crew");
+    assert_eq!(doc["roles"][0]["name"], "pilot");
+    assert_eq!(
+        su_i64(&a, &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}' AND record_id = 'tenant.exported'", a.tenant_id("acme"))),
+        1,
+        "each export is an audit event"
+    );
+    // the API role and a role without tenant_service/admin may not export
+    for role in ["mt_it_api", "mt_it_app"] {
+        assert_eq!(
+            err_of(&mut a.as_role(role), "SELECT tenant.export('acme')"),
+            "42501",
+            "{role}"
+        );
+    }
+
+    // into a fresh database (the same tables, no rows), under another tenant
+    let b = Db::bare("port_import");
+    b.as_role("postgres")
+        .batch_execute(
+            "CREATE EXTENSION multitenant; GRANT CREATE ON SCHEMA public TO mt_it_owner;",
+        )
+        .unwrap();
+    b.as_role("mt_it_owner")
+        .batch_execute(
+            "CREATE TABLE public.notes (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                 tenant_id uuid NOT NULL, body text NOT NULL);
+             SELECT tenant.isolate('public.notes');
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.notes TO mt_it_backend;",
+        )
+        .unwrap();
+    schema(&b);
+    let mut be_b = b.as_role("mt_it_backend");
+    be_b.batch_execute(
+        "SELECT tenant.create('acme2', 'Acme again'); SELECT tenant.create('globex', 'Globex');",
+    )
+    .unwrap();
+    exec_in(
+        &mut be_b,
+        "globex",
+        "INSERT INTO public.notes (id, body) VALUES (100, 'g-b')",
+    );
+    let before_globex = rows_of(&mut be_b, "globex");
+    let counts = import(&mut be_b, "acme2", &doc).unwrap();
+    assert_eq!(counts["tables"]["public.tasks"], 2);
+    assert_eq!(counts["members"], 1);
+    // identical rows (the excluded column left out, the generated one computed again)
+    assert_eq!(rows_of(&mut be_b, "acme2"), rows_of(&mut be, "acme"));
+    let secret: Option<String> = one_in(&mut be_b, "acme2", "SELECT max(secret) FROM public.tasks");
+    assert_eq!(secret, None);
+    assert_eq!(
+        rows_of(&mut be_b, "globex"),
+        before_globex,
+        "another tenant untouched"
+    );
+    // roles, permissions, organizations and memberships came along
+    let neil: bool = one_in(
+        &mut be_b,
+        ("acme2", "neil"),
+        "SELECT tenant.can('tasks', 'update') AND tenant.current_organization() IS NOT NULL",
+    );
+    assert!(neil);
+
+    // bad documents: MT030, nothing written
+    let total = |db: &Db| {
+        su_i64(db, "SELECT (SELECT count(*) FROM public.notes) + (SELECT count(*) FROM public.tasks) + (SELECT count(*) FROM tenant.members)")
+    };
+    let n = total(&b);
+    let mut bad = doc.clone();
+    bad["tables"]["public.nosuch"] = serde_json::json!([]);
+    let mut bad_col = doc.clone();
+    bad_col["tables"]["public.tasks"][0]["hacked"] = serde_json::json!(1);
+    let mut bad_format = doc.clone();
+    bad_format["format"] = serde_json::json!("other");
+    let mut bad_key = doc.clone();
+    bad_key["extra"] = serde_json::json!(1);
+    for (d, what) in [
+        (bad, "unknown table"),
+        (bad_col, "unknown column"),
+        (bad_format, "format"),
+        (bad_key, "unknown key"),
+    ] {
+        assert_eq!(
+            import(&mut be_b, "globex", &d),
+            Err("MT030".into()),
+            "{what}"
+        );
+    }
+    assert_eq!(total(&b), n, "nothing written");
+    assert_eq!(
+        err_of(
+            &mut b.as_role("mt_it_api"),
+            "SELECT tenant.import('globex', '{}')"
+        ),
+        "42501"
+    );
+}
+
+#[test]
+fn import_honours_row_limits() {
+    let a = Db::new("port_limits");
+    let mut be = a.as_role("mt_it_backend");
+    let mut doc = json_of(&mut be, "SELECT tenant.export('acme')");
+    // new ids in globex (acme's would collide with acme's own rows: see the next check)
+    let with_ids = doc.clone();
+    for r in doc["tables"]["public.notes"].as_array_mut().unwrap() {
+        r.as_object_mut().unwrap().remove("id");
+    }
+    // globex may hold 2 notes and has 1: the 2 of acme's document do not fit
+    plan(
+        &a,
+        r#"{"name": "tiny", "limits": {"notes": 2}}"#,
+        &["globex"],
+    );
+    a.as_role("postgres")
+        .batch_execute("SELECT tenant.limit_rows('public.notes', 'notes')")
+        .unwrap();
+    let before = su_i64(&a, "SELECT count(*) FROM public.notes");
+    assert_eq!(import(&mut be, "globex", &doc), Err("MT010".into()));
+    assert_eq!(su_i64(&a, "SELECT count(*) FROM public.notes"), before);
+    // rows whose keys another tenant's rows hold: MT030, nothing written
+    assert_eq!(import(&mut be, "globex", &with_ids), Err("MT030".into()));
+    assert_eq!(su_i64(&a, "SELECT count(*) FROM public.notes"), before);
+}
+
+#[test]
+fn purge_erases_one_tenant_and_leaves_a_receipt() {
+    let db = Db::new("port_purge");
+    schema(&db);
+    fill(&db);
+    audited(&db);
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(
+        &mut be,
+        "acme",
+        "INSERT INTO public.notes (body) VALUES ('audited')",
+    );
+    exec_in(
+        &mut be,
+        "globex",
+        "INSERT INTO public.notes (body) VALUES ('g-audited')",
+    );
+    let acme = db.tenant_id("acme");
+    let globex_rows = rows_of(&mut be, "globex");
+    let globex_audit = su_i64(
+        &db,
+        &format!(
+            "SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}'",
+            db.tenant_id("globex")
+        ),
+    );
+    let mut admin = db.as_role("mt_it_admin");
+    // only a deleted tenant, and only tenant_admin
+    assert_eq!(err_of(&mut admin, "SELECT tenant.purge('acme')"), "MT040");
+    assert_eq!(err_of(&mut be, "SELECT tenant.purge('acme')"), "42501");
+    be.batch_execute("SELECT tenant.set_status('acme', 'deleted')")
+        .unwrap();
+    let receipt = json_of(&mut admin, "SELECT tenant.purge('acme')");
+    assert_eq!(receipt["removed"]["tables"]["public.tasks"], 2);
+    assert_eq!(receipt["removed"]["members"], 1);
+    assert!(receipt["removed"]["audit_entries"].as_i64().unwrap() > 0);
+    // nothing of acme is left in any table; the tenant row is anonymised
+    for t in [
+        "public.notes",
+        "public.projects",
+        "public.tasks",
+        "tenant.members",
+        "tenant.roles",
+        "tenant.organizations",
+        "tenant.audit_log",
+        "tenant.usage_counters",
+    ] {
+        assert_eq!(
+            su_i64(
+                &db,
+                &format!("SELECT count(*) FROM {t} WHERE tenant_id = '{acme}'")
+            ),
+            0,
+            "{t}"
+        );
+    }
+    assert_eq!(
+        su_text(&db, &format!("SELECT status || ':' || name || ':' || (slug LIKE 'purged-%')::text FROM tenant.tenants WHERE id = '{acme}'")),
+        "purged:purged tenant:true"
+    );
+    // its emptied chains still verify; globex is untouched
+    let v = verify(&mut be, Some(&acme.to_string()));
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(rows_of(&mut be, "globex"), globex_rows);
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM tenant.audit_log WHERE tenant_id = '{}'",
+                db.tenant_id("globex")
+            )
+        ),
+        globex_audit
+    );
+    assert!(audit_valid(&mut be, "globex"));
+    // the receipt is in the global chain, and a second purge is refused
+    assert_eq!(
+        su_i64(&db, "SELECT count(*) FROM tenant.audit_log WHERE tenant_id IS NULL AND record_id = 'tenant.purged'"),
+        1
+    );
+    assert_eq!(
+        err_of(&mut admin, &format!("SELECT tenant.purge('{acme}')")),
+        "MT040"
+    );
+}
+
+#[test]
+fn my_tenants_lists_the_users_tenants_and_stats_estimate_per_tenant() {
+    let db = Db::new("port_switcher");
+    let mut be = db.as_role("mt_it_backend");
+    be.batch_execute(
+        "SELECT tenant.create('initech', 'Initech');
+         SELECT tenant.add_member('acme', 'bob', ARRAY['admin']);
+         SELECT tenant.add_member('globex', 'bob', ARRAY['viewer']);
+         SELECT tenant.add_member('initech', 'bob', ARRAY['member']);
+         SELECT tenant.add_member('acme', 'ann', ARRAY['member']);
+         SELECT tenant.set_status('initech', 'deleted');",
+    )
+    .unwrap();
+    let list = texts_in(
+        &mut be,
+        ("acme", "bob"),
+        "SELECT slug || ':' || status || ':' || array_to_string(roles, '+') FROM tenant.my_tenants()",
+    );
+    assert_eq!(
+        list,
+        ["acme:active:admin", "globex:active:viewer"],
+        "deleted tenants are not listed"
+    );
+    let ann = texts_in(&mut be, "acme", "SELECT slug FROM tenant.my_tenants('ann')");
+    assert_eq!(ann, ["acme"]);
+    // the API role: its own user only, from its context
+    let mut api = db.as_role("mt_it_api");
+    assert_eq!(
+        err_of(&mut api, "SELECT * FROM tenant.my_tenants()"),
+        "MT001"
+    );
+    assert_eq!(
+        err_of(&mut api, "SELECT * FROM tenant.my_tenants('bob')"),
+        "MT020"
+    );
+    // stats: estimates from the planner's statistics, audit volume from the chain heads
+    db.as_role("postgres")
+        .batch_execute("ANALYZE public.notes")
+        .unwrap();
+    let mut admin = db.as_role("mt_it_admin");
+    let rows = texts(
+        &mut admin,
+        "SELECT slug || ':' || estimated_rows || ':' || (audit_entries > 0)::text FROM tenant.tenant_stats() WHERE slug IN ('acme', 'globex')",
+    );
+    assert_eq!(rows, ["acme:2:true", "globex:1:true"]);
+    assert_eq!(
+        err_of(&mut api, "SELECT * FROM tenant.tenant_stats()"),
+        "42501"
+    );
+}

@@ -6,8 +6,11 @@
 # accepts '<n> seconds'), plus the same call keeping its JSON in a table (pg_cron records only
 # the command tag, "1 row", in cron.job_run_details.return_message), waits (at most
 # MT_CRON_WAIT seconds, default 75) for a finished run of both in cron.job_run_details, prints
-# them and the run_maintenance JSON, destroys the cluster. Exit status non-zero when a run
-# failed or none finished in time, or no JSON was recorded.
+# them and the run_maintenance JSON, checks that the lifecycle moved its three tenants (an
+# expired trial suspended, one suspended past the grace period deleted, a deleted one past its
+# retention purged, each status change audited with its reason), destroys the cluster. Exit
+# status non-zero when a run failed or none finished in time, no JSON was recorded or a
+# tenant was not moved.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
@@ -42,11 +45,20 @@ psql_() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 psql_ -d postgres -c "CREATE DATABASE $DB"
 psql_ -d "$DB" -c 'CREATE EXTENSION pg_cron' -c 'CREATE EXTENSION multitenant'
 version="$(psql_ -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'")"
-# something for the maintenance to do: an expired trial that it suspends
+# something for the maintenance to do: an expired trial that it suspends, a tenant
+# suspended past the grace period that it deletes, a deleted one past its retention that it
+# purges (the clock is moved back by editing the timestamps the lifecycle reads)
 psql_ -d "$DB" >/dev/null <<'SQL'
 SELECT tenant.create('cron-trial', 'Trial', status => 'trial');
 UPDATE tenant.tenants SET trial_ends_at = now() - interval '1 day' WHERE slug = 'cron-trial';
+SELECT tenant.create('cron-idle', 'Idle');
+SELECT tenant.set_status('cron-idle', 'suspended');
+UPDATE tenant.tenants SET suspended_at = now() - interval '40 days' WHERE slug = 'cron-idle';
+SELECT tenant.create('cron-gone', 'Gone');
+SELECT tenant.set_status('cron-gone', 'deleted');
+UPDATE tenant.tenants SET purge_after = now() - interval '1 minute' WHERE slug = 'cron-gone';
 SQL
+GONE_ID="$(psql_ -d "$DB" -c "SELECT id FROM tenant.tenants WHERE slug = 'cron-gone'")"
 # pg_cron records a job's command tag, not its result ("1 row" for a SELECT), so a second job
 # keeps the JSON of each run in a table; the first is the reference's statement as it is
 psql_ -d "$DB" -c 'CREATE TABLE public.maintenance_runs (at timestamptz NOT NULL DEFAULT now(), result jsonb NOT NULL)'
@@ -88,4 +100,17 @@ if ! printf '%s' "$json" | grep -q '"trials_expired"'; then
     exit 1
 fi
 echo "run_maintenance returned: $json"
-echo "trial tenant now: $(psql_ -d "$DB" -c "SELECT status FROM tenant.tenants WHERE slug = 'cron-trial'")"
+states="$(psql_ -d "$DB" -c "SELECT string_agg(coalesce(slug, '?') || '=' || status, ' ' ORDER BY created_at)
+    FROM tenant.tenants WHERE slug LIKE 'cron-%' OR id = '$GONE_ID'")"
+echo "tenants now: $states"
+reasons="$(psql_ -d "$DB" -c "SELECT string_agg(DISTINCT new_data->>'reason', ',')
+    FROM tenant.audit_log WHERE record_id = 'tenant.status_changed' AND new_data ? 'reason'")"
+receipts="$(psql_ -d "$DB" -c "SELECT count(*) FROM tenant.audit_log
+    WHERE tenant_id IS NULL AND record_id = 'tenant.purged' AND new_data->>'tenant_id' = '$GONE_ID'")"
+echo "status changes by reason: $reasons; purge receipts for cron-gone: $receipts"
+if [ "$states" != "cron-trial=suspended cron-idle=deleted purged-$(printf '%s' "$GONE_ID" | tr -d '-' | cut -c1-12)=purged" ] \
+   || [ "$receipts" != 1 ] || ! printf '%s' "$reasons" | grep -q 'grace_expired' \
+   || ! printf '%s' "$reasons" | grep -q 'trial_expired'; then
+    echo "cron: the lifecycle did not move the tenants as expected" >&2
+    exit 1
+fi

@@ -79,6 +79,7 @@ SELECT jsonb_pretty(tenant.export('globex') -> 'tables') AS globex_export;
 RESET ROLE;
 ANALYZE public.events;
 SELECT slug, status, estimated_rows, audit_entries FROM tenant.tenant_stats() ORDER BY slug;
+SET multitenant.deletion_retention = 0;   -- (default 30 days: purge waits that long)
 SELECT tenant.set_status('globex', 'deleted');
 SELECT jsonb_pretty(tenant.purge('globex')) AS purge_receipt;
 SELECT t.slug, count(e.id) AS rows_left FROM tenant.tenants t LEFT JOIN public.events e ON e.tenant_id = t.id GROUP BY 1 ORDER BY 1;

@@ -37,7 +37,13 @@ CREATE TABLE tenant.tenants (
     settings      jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(settings) = 'object'),
     trial_ends_at timestamptz,
     created_at    timestamptz NOT NULL DEFAULT now(),
-    updated_at    timestamptz NOT NULL DEFAULT now()
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    -- the lifecycle: when it was suspended or deleted, from when it may be purged, the end
+    -- of the paid period a renewal (active -> active) extends
+    suspended_at  timestamptz,
+    deleted_at    timestamptz,
+    purge_after   timestamptz,
+    period_end    timestamptz
 );
 COMMENT ON TABLE tenant.tenants IS 'One row per tenant; created with tenant.create(), status changed with tenant.set_status().';
 

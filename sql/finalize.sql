@@ -117,7 +117,7 @@ RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    rolled bigint; dropped bigint; history bigint; trials bigint; trial_id uuid;
+    rolled bigint; dropped bigint; history bigint; moved jsonb;
 BEGIN
     IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
@@ -145,22 +145,12 @@ BEGIN
     GET DIAGNOSTICS dropped = ROW_COUNT;
     DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
     GET DIAGNOSTICS history = ROW_COUNT;
-    -- expired trials are suspended, each with its status_changed event as set_status writes it
-    trials := 0;
-    FOR trial_id IN
-        WITH expired AS (
-            UPDATE tenant.tenants SET status = 'suspended', updated_at = now()
-            WHERE status = 'trial' AND trial_ends_at < now()
-            RETURNING id
-        )
-        SELECT e.id FROM expired e
-    LOOP
-        PERFORM tenant_internal._event(trial_id, 'tenant.status_changed',
-                                       jsonb_build_object('from', 'trial', 'to', 'suspended'));
-        trials := trials + 1;
-    END LOOP;
+    -- the lifecycle, through the state machine set_status uses (each move audited with its
+    -- reason): expired trials suspended, suspended past the grace period deleted, deleted
+    -- past their retention purged
+    moved := tenant_internal._lifecycle();
     RETURN jsonb_build_object('rolled_up', rolled, 'windows_dropped', dropped,
-                              'history_dropped', history, 'trials_expired', trials);
+                              'history_dropped', history) || moved;
 END
 $$;
 
@@ -401,7 +391,7 @@ COMMENT ON FUNCTION tenant.require_feature(text) IS 'Raise MT011 unless the curr
 COMMENT ON FUNCTION tenant.require_tenant() IS 'The current tenant''s id; MT001 without a context, MT003 when read-only or inactive. Default and write check of isolated tables.';
 COMMENT ON FUNCTION tenant.revoke_permission(text, text, text) IS 'Remove a role''s permissions for action on resource; returns how many.';
 COMMENT ON FUNCTION tenant.rotate_jwt_key(text, text, text, text, integer) IS 'Add a new key and let the old one expire after an overlap. For tenant_admin.';
-COMMENT ON FUNCTION tenant.run_maintenance(interval) IS 'Roll usage counters into daily history, drop old windows and history, end expired trials (schedule with pg_cron). For tenant_admin and tenant_service.';
+COMMENT ON FUNCTION tenant.run_maintenance(interval) IS 'Roll usage counters into daily history, drop old windows and history; suspend expired trials, delete tenants suspended past multitenant.suspension_grace, purge deleted ones past their retention (schedule with pg_cron). For tenant_admin and tenant_service.';
 COMMENT ON FUNCTION tenant.set_context(text, text, boolean, text) IS 'Enter a tenant (uuid or slug) as a user, for the transaction (or the session), for a request from client_ip (signed into the context, recorded by the audit trail). For tenant_service.';
 COMMENT ON FUNCTION tenant.set_feature_override(text, text, boolean) IS 'Grant (true) or withhold (false) a feature for one tenant regardless of its plan; NULL removes the override. For tenant_admin.';
 COMMENT ON FUNCTION tenant.set_limit_override(text, text, bigint, text, double precision) IS 'Give one tenant its own limit for a resource (-1: unlimited). For tenant_admin.';
@@ -413,6 +403,7 @@ COMMENT ON FUNCTION tenant.unlimit_rows(regclass) IS 'Stop counting a table''s r
 COMMENT ON FUNCTION tenant.usage_report(timestamptz, timestamptz) IS 'Usage of the current tenant per limited resource: window used, percent of the limit, reset time, used in a range.';
 COMMENT ON FUNCTION tenant.verify_audit(text) IS 'Walk a tenant''s audit chains (NULL: the global ones) and report the first broken link.';
 COMMENT ON FUNCTION tenant_internal._audit_content(uuid, text, text, text, text, text, timestamptz, bigint, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers.';
+COMMENT ON FUNCTION tenant_internal._lifecycle() IS 'Internal: the lifecycle moves of tenant.run_maintenance.';
 COMMENT ON FUNCTION tenant_internal._audit_guard() IS 'Internal: keeps tenant.audit_log and tenant.audit_heads append-only.';
 COMMENT ON FUNCTION tenant_internal._audit_link(bytea, bigint, bytea) IS 'Internal: the hash of a chain''s next audit entry.';
 COMMENT ON FUNCTION tenant_internal._audit_trigger() IS 'Internal: the audit trigger tenant.audit attaches.';

@@ -7,6 +7,35 @@ use std::ffi::{CStr, CString};
 pub fn register() {
     register_context();
     register_jwt();
+    register_lifecycle();
+}
+
+/// Seconds a suspended tenant waits before `run_maintenance` deletes it (0: never).
+pub static SUSPENSION_GRACE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+/// Seconds a deleted tenant is kept before it may be purged.
+pub static DELETION_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
+
+fn register_lifecycle() {
+    GucRegistry::define_int_guc(
+        c"multitenant.suspension_grace",
+        c"How long a suspended tenant stays suspended before tenant.run_maintenance deletes it (0: never).",
+        c"",
+        &SUSPENSION_GRACE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.deletion_retention",
+        c"How long a deleted tenant is kept before it may be purged (tenant.purge without force, tenant.run_maintenance).",
+        c"Set when the tenant is deleted: its purge_after is the deletion time plus this.",
+        &DELETION_RETENTION,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
 }
 
 pub const GUC_NAME: &CStr = c"multitenant.context";

@@ -218,7 +218,7 @@ fn exclude_from_export(tbl: pg_sys::Oid, columns: Vec<String>) {
     boundary(|| pinned(|| exclude_impl(tbl, columns)))
 }
 
-fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
+pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
     require_any_role(&[c"tenant_admin"], "purge a tenant")?;
     let row = tenants::lookup(tenant)?;
     if row.status == Status::Purged {
@@ -238,6 +238,29 @@ fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
         .hint("Set its status to 'deleted' first, or pass force => true."));
     }
     as_owner(|| {
+        // under the tenant row's lock: a concurrent purge or status change is seen here
+        if crate::state::tenants::lock_status(row.id)? == Some(Status::Purged) {
+            return Err(MtError::new(
+                Code::InvalidTransition,
+                "tenant is already purged",
+            ));
+        }
+        if !force {
+            let due = crate::pg::spi::read_one::<bool>(
+                "SELECT coalesce(purge_after <= now(), true) FROM tenant.tenants WHERE id = $1",
+                &[pg_uuid(row.id).into()],
+            )?
+            .unwrap_or(true);
+            if !due {
+                return Err(MtError::new(
+                    Code::InvalidTransition,
+                    "the tenant's retention period is not over (see tenants.purge_after)",
+                )
+                .hint(
+                    "Wait, or pass force => true (multitenant.deletion_retention sets the period).",
+                ));
+            }
+        }
         let reg: BTreeMap<String, RegTable> = registered()?
             .into_iter()
             .map(|t| (t.key.clone(), t))

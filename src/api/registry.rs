@@ -3,7 +3,7 @@
 use crate::core::error::{MtError, MtResult};
 use crate::core::lifecycle::Status;
 use crate::core::names;
-use crate::pg::convert::{from_pg_uuid, pg_uuid};
+use crate::pg::convert::from_pg_uuid;
 use crate::pg::owner::as_owner;
 use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
@@ -97,23 +97,18 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
         "change a tenant's status",
     )?;
     let next = Status::parse(status)?;
+    if next == Status::Purged {
+        // purging removes the tenant's data: tenant.purge's rules (tenant_admin, after
+        // the retention period)
+        crate::api::portability::purge_impl(tenant, false)?;
+        return Ok(next.as_str().to_string());
+    }
     let row = tenants::lookup(tenant)?;
     as_owner(|| {
-        // read under lock: the cache may be stale by a concurrent change not yet seen
-        let current = Spi::get_one_with_args::<String>(
-            "SELECT status FROM tenant.tenants WHERE id = $1 FOR UPDATE",
-            &[pg_uuid(row.id).into()],
-        )?
-        .ok_or_else(|| MtError::tenant_not_found(tenant))?;
-        Status::parse(&current)?.transition(next)?;
-        event(
-            Some(row.id),
-            "tenant.status_changed",
-            serde_json::json!({"from": current, "to": next.as_str()}),
-        )?;
-        Spi::run_with_args(
-            "UPDATE tenant.tenants SET status = $2, updated_at = now() WHERE id = $1",
-            &[pg_uuid(row.id).into(), next.as_str().into()],
+        crate::state::tenants::move_status(
+            row.id,
+            next,
+            crate::core::lifecycle::Reason::Requested,
         )?;
         Ok(next.as_str().to_string())
     })

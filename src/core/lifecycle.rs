@@ -52,14 +52,15 @@ impl Status {
     }
 
     /// provisioning -> trial -> active <-> suspended -> deleted -> purged;
-    /// trial may also be suspended or deleted, a deleted tenant restored to suspended.
+    /// trial may also be suspended or deleted, a deleted tenant restored to suspended;
+    /// active -> active is a renewal (a new billing period).
     pub fn can_become(self, next: Status) -> bool {
         use Status::*;
         matches!(
             (self, next),
             (Provisioning, Trial | Active | Deleted)
                 | (Trial, Active | Suspended | Deleted)
-                | (Active, Suspended | Deleted)
+                | (Active, Active | Suspended | Deleted)
                 | (Suspended, Active | Deleted)
                 | (Deleted, Suspended | Purged)
         )
@@ -73,7 +74,31 @@ impl Status {
                 Code::InvalidTransition,
                 format!("a tenant cannot go from {} to {}", self.as_str(), next.as_str()),
             )
-            .hint("Allowed: provisioning -> trial|active, trial -> active|suspended|deleted, active <-> suspended, suspended|active -> deleted, deleted -> suspended|purged."))
+            .hint("Allowed: provisioning -> trial|active, trial -> active|suspended|deleted, active <-> suspended, active -> active (renewal), suspended|active -> deleted, deleted -> suspended|purged."))
+        }
+    }
+}
+
+/// Why a tenant's status changed (recorded with the audit event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// `tenant.set_status` (or `purge`)
+    Requested,
+    /// `run_maintenance`: the trial ended
+    TrialExpired,
+    /// `run_maintenance`: suspended for longer than `multitenant.suspension_grace`
+    GraceExpired,
+    /// `run_maintenance`: deleted for longer than `multitenant.deletion_retention`
+    RetentionExpired,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Requested => "requested",
+            Reason::TrialExpired => "trial_expired",
+            Reason::GraceExpired => "grace_expired",
+            Reason::RetentionExpired => "retention_expired",
         }
     }
 }
@@ -119,7 +144,8 @@ mod tests {
         assert!(Deleted.can_become(Purged));
         assert!(!Active.can_become(Purged));
         assert!(!Purged.can_become(Active));
-        assert!(!Active.can_become(Active));
+        assert!(Active.can_become(Active), "renewal");
+        assert!(!Suspended.can_become(Suspended));
         assert!(!Active.can_become(Trial));
         assert_eq!(
             Purged.transition(Active).unwrap_err().code,

@@ -131,3 +131,96 @@ fn every_function_table_and_schema_of_the_extension_says_what_it_is() {
         "without a COMMENT (\\df+, \\dt+): {missing:?}"
     );
 }
+
+#[test]
+fn lifecycle_renewals_grace_and_retention_move_tenants_with_their_reasons() {
+    let db = Db::new("lifecycle_periods");
+    let mut be = db.as_role("mt_it_backend");
+    let acme = db.tenant_id("acme");
+    let globex_before = su_text(
+        &db,
+        &format!(
+            "SELECT status || coalesce(suspended_at::text, '') FROM tenant.tenants WHERE id = '{}'",
+            db.tenant_id("globex")
+        ),
+    );
+    // a renewal: active -> active, recorded with the new period end (the free plan: monthly)
+    be.batch_execute("SELECT tenant.set_status('acme', 'active')")
+        .unwrap();
+    let renewed = su_text(
+        &db,
+        &format!(
+            "SELECT (period_end > now() + interval '27 days')::text || ':' || \
+                    (SELECT new_data->>'reason' FROM tenant.audit_log WHERE tenant_id = '{acme}' AND record_id = 'tenant.renewed') \
+             FROM tenant.tenants WHERE id = '{acme}'"
+        ),
+    );
+    assert_eq!(renewed, "true:requested");
+    // suspended: the time is kept; past the grace period run_maintenance deletes it
+    be.batch_execute("SELECT tenant.set_status('acme', 'suspended')")
+        .unwrap();
+    let m: String = q1(&mut be, "SELECT tenant.run_maintenance()::text");
+    assert!(m.contains("\"grace_expired\": 0"), "{m}");
+    su_exec(&db, &format!("UPDATE tenant.tenants SET suspended_at = now() - interval '31 days' WHERE id = '{acme}'"));
+    let m: String = q1(&mut be, "SELECT tenant.run_maintenance()::text");
+    assert!(
+        m.contains("\"grace_expired\": 1") && m.contains("\"retention_expired\": 0"),
+        "{m}"
+    );
+    let state = su_text(
+        &db,
+        &format!(
+            "SELECT status || ':' || (deleted_at IS NOT NULL)::text || ':' || (purge_after > now() + interval '29 days')::text || ':' || \
+                    (SELECT string_agg(new_data->>'reason', ',' ORDER BY id) FROM tenant.audit_log \
+                      WHERE tenant_id = '{acme}' AND record_id = 'tenant.status_changed') \
+             FROM tenant.tenants WHERE id = '{acme}'"
+        ),
+    );
+    assert_eq!(state, "deleted:true:true:requested,grace_expired");
+    // past its retention it is purged, with a receipt in the global chain
+    su_exec(&db, &format!("UPDATE tenant.tenants SET purge_after = now() - interval '1 second' WHERE id = '{acme}'"));
+    let m: String = q1(&mut be, "SELECT tenant.run_maintenance()::text");
+    assert!(m.contains("\"retention_expired\": 1"), "{m}");
+    assert_eq!(
+        su_text(
+            &db,
+            &format!("SELECT status FROM tenant.tenants WHERE id = '{acme}'")
+        ),
+        "purged"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!("SELECT count(*) FROM public.notes WHERE tenant_id = '{acme}'")
+        ),
+        0
+    );
+    assert_eq!(
+        su_i64(&db, &format!("SELECT count(*) FROM tenant.audit_log WHERE tenant_id IS NULL AND record_id = 'tenant.purged' AND new_data->>'tenant_id' = '{acme}'")),
+        1
+    );
+    // set_status(..., 'purged') is purge: tenant_admin only, after the retention period
+    be.batch_execute("SELECT tenant.create('initech', 'Initech'); SELECT tenant.set_status('initech', 'deleted')")
+        .unwrap();
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.set_status('initech', 'purged')"),
+        "MT020"
+    );
+    let mut admin = db.as_role("mt_it_admin");
+    assert_eq!(
+        err_of(&mut admin, "SELECT tenant.set_status('initech', 'purged')"),
+        "MT040"
+    );
+    // globex never moved; the application role may not run the maintenance
+    assert_eq!(
+        su_text(&db, &format!("SELECT status || coalesce(suspended_at::text, '') FROM tenant.tenants WHERE id = '{}'", db.tenant_id("globex"))),
+        globex_before
+    );
+    assert_eq!(
+        err_of(
+            &mut db.as_role("mt_it_api"),
+            "SELECT tenant.run_maintenance()"
+        ),
+        "42501"
+    );
+}

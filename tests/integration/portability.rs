@@ -259,6 +259,12 @@ fn purge_erases_one_tenant_and_leaves_a_receipt() {
     assert_eq!(err_of(&mut be, "SELECT tenant.purge('acme')"), "42501");
     be.batch_execute("SELECT tenant.set_status('acme', 'deleted')")
         .unwrap();
+    // not before the retention period is over (30 days by default), unless forced
+    assert_eq!(err_of(&mut admin, "SELECT tenant.purge('acme')"), "MT040");
+    su_exec(
+        &db,
+        &format!("UPDATE tenant.tenants SET purge_after = now() - interval '1 second' WHERE id = '{acme}'"),
+    );
     let receipt = json_of(&mut admin, "SELECT tenant.purge('acme')");
     assert_eq!(receipt["removed"]["tables"]["public.tasks"], 2);
     assert_eq!(receipt["removed"]["members"], 1);

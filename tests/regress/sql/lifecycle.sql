@@ -2,6 +2,8 @@
 -- transitions, and what a status change does to contexts minted before it.
 \set VERBOSITY verbose
 \set SHOW_CONTEXT never
+-- deleted tenants may be purged at once here (default: 30 days after the deletion)
+SET multitenant.deletion_retention = 0;
 -- create, as the backend role
 SET ROLE rg_service;
 SELECT tenant.create('rg-acme', 'Acme Corp') AS acme \gset

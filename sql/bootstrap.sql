@@ -77,6 +77,12 @@ CREATE TABLE tenant.export_exclusions (
     columns text[] NOT NULL DEFAULT '{}'
 );
 
+-- Settings every new tenant starts with (tenant.set_setting_default), under those given to create.
+CREATE TABLE tenant.setting_defaults (
+    key   text PRIMARY KEY CHECK (key ~ '^[a-z0-9_.-]{1,100}$'),
+    value jsonb NOT NULL
+);
+
 -- Keys that verify JWTs for tenant.authenticate(). Only the extension owner and
 -- tenant_admin (through the key functions) ever see them.
 CREATE TABLE tenant.jwt_keys (
@@ -284,6 +290,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.export_exclusions', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.setting_defaults', '');
 -- identity sequences too: after a restore the next id must follow the restored rows
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.permissions_id_seq', '');

@@ -295,6 +295,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.set_setting(text, jsonb), tenant.get_setting(text, jsonb),
     tenant.my_tenants(text),
     tenant.create_organization(text, text), tenant.drop_organization(text),
     tenant.set_member_organization(text, text), tenant.current_organization(),
@@ -315,6 +316,9 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.set_setting_default(text, jsonb) TO tenant_admin;
+GRANT SELECT ON tenant.setting_defaults TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.export(text, boolean), tenant.import(text, jsonb), tenant.tenant_stats()
 TO tenant_service, tenant_admin;
@@ -344,14 +348,19 @@ GRANT EXECUTE ON FUNCTION
     tenant.set_feature_override(text, text, boolean), tenant.purge_audit(integer, integer)
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
-    tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)
+    tenant.create(text, text, text, text, jsonb, text, text), tenant.set_status(text, text)
 TO tenant_service, tenant_admin;
 
 -- Every function and table says what it is (\df+ and \dt+ show it); docs/reference.md has the
 -- details and examples.
 COMMENT ON SCHEMA tenant IS 'multitenant: tenant isolation, plans, permissions and audit (docs/reference.md).';
 COMMENT ON FUNCTION tenant."check"(text, bigint) IS 'Would amount of resource fit the current tenant''s limit now? Consumes nothing.';
-COMMENT ON FUNCTION tenant."create"(text, text, text, text, jsonb) IS 'Create a tenant (slug, name, plan, status, settings) with its built-in roles; returns its id. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant."create"(text, text, text, text, jsonb, text, text) IS 'Create a tenant (slug, name, plan, status, settings over the defaults, region, owner member) with its built-in roles and the role templates; returns its id. For tenant_service and tenant_admin.';
+COMMENT ON TABLE tenant.setting_defaults IS 'Settings every new tenant starts with (tenant.set_setting_default).';
+COMMENT ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) IS 'Edit a tenant (display name, slug, settings merged or replaced, region); returns it. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_setting(text, jsonb) IS 'Set (or with NULL remove) one setting of the current tenant. For the backend and members allowed settings/update.';
+COMMENT ON FUNCTION tenant.get_setting(text, jsonb) IS 'One setting of the current tenant, or fallback.';
+COMMENT ON FUNCTION tenant.set_setting_default(text, jsonb) IS 'The value new tenants get for a setting (NULL removes it). For tenant_admin.';
 COMMENT ON FUNCTION tenant.accept_invitation(text, text) IS 'Redeem an invitation token for a user (once, before it expires); returns the tenant. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz) IS 'Register a key (kid, alg, key, issuer, audience, validity) that verifies JWTs for tenant.authenticate. For tenant_admin.';
 COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an active member of a tenant with roles. For tenant_service and tenant_admin.';

@@ -781,6 +781,28 @@ WHERE status = 'deleted';
 CREATE FUNCTION tenant_internal._lifecycle() RETURNS jsonb
     STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '_lifecycle_wrapper';
 
+-- Editing tenants, their settings and the defaults new ones get (issue 13); create takes a
+-- region and an owner (0.1.0's C entry point stays for databases not yet updated)
+-- Settings every new tenant starts with (tenant.set_setting_default), under those given to create.
+CREATE TABLE tenant.setting_defaults (
+    key   text PRIMARY KEY CHECK (key ~ '^[a-z0-9_.-]{1,100}$'),
+    value jsonb NOT NULL
+);
+SELECT pg_catalog.pg_extension_config_dump('tenant.setting_defaults', '');
+DROP FUNCTION tenant."create"(text, text, text, text, jsonb);
+CREATE FUNCTION tenant."create"(slug text, name text, plan text DEFAULT 'free', status text DEFAULT 'active',
+    settings jsonb DEFAULT '{}'::jsonb, region text DEFAULT NULL, owner_user_id text DEFAULT NULL) RETURNS uuid
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'create_v2_wrapper';
+CREATE FUNCTION tenant.update(tenant text, name text DEFAULT NULL, slug text DEFAULT NULL, settings jsonb DEFAULT NULL,
+    region text DEFAULT NULL, merge boolean DEFAULT true) RETURNS jsonb
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'update_wrapper';
+CREATE FUNCTION tenant.set_setting(key text, value jsonb) RETURNS void
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_setting_wrapper';
+CREATE FUNCTION tenant.get_setting(key text, fallback jsonb DEFAULT NULL) RETURNS jsonb
+    STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'get_setting_wrapper';
+CREATE FUNCTION tenant.set_setting_default(key text, value jsonb) RETURNS void
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_setting_default_wrapper';
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -800,6 +822,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.set_setting(text, jsonb), tenant.get_setting(text, jsonb),
     tenant.my_tenants(text),
     tenant.create_organization(text, text), tenant.drop_organization(text),
     tenant.set_member_organization(text, text), tenant.current_organization(),
@@ -820,6 +843,9 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.set_setting_default(text, jsonb) TO tenant_admin;
+GRANT SELECT ON tenant.setting_defaults TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.export(text, boolean), tenant.import(text, jsonb), tenant.tenant_stats()
 TO tenant_service, tenant_admin;
@@ -849,14 +875,19 @@ GRANT EXECUTE ON FUNCTION
     tenant.set_feature_override(text, text, boolean), tenant.purge_audit(integer, integer)
 TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
-    tenant.create(text, text, text, text, jsonb), tenant.set_status(text, text)
+    tenant.create(text, text, text, text, jsonb, text, text), tenant.set_status(text, text)
 TO tenant_service, tenant_admin;
 
 -- Every function and table says what it is (\df+ and \dt+ show it); docs/reference.md has the
 -- details and examples.
 COMMENT ON SCHEMA tenant IS 'multitenant: tenant isolation, plans, permissions and audit (docs/reference.md).';
 COMMENT ON FUNCTION tenant."check"(text, bigint) IS 'Would amount of resource fit the current tenant''s limit now? Consumes nothing.';
-COMMENT ON FUNCTION tenant."create"(text, text, text, text, jsonb) IS 'Create a tenant (slug, name, plan, status, settings) with its built-in roles; returns its id. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant."create"(text, text, text, text, jsonb, text, text) IS 'Create a tenant (slug, name, plan, status, settings over the defaults, region, owner member) with its built-in roles and the role templates; returns its id. For tenant_service and tenant_admin.';
+COMMENT ON TABLE tenant.setting_defaults IS 'Settings every new tenant starts with (tenant.set_setting_default).';
+COMMENT ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) IS 'Edit a tenant (display name, slug, settings merged or replaced, region); returns it. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_setting(text, jsonb) IS 'Set (or with NULL remove) one setting of the current tenant. For the backend and members allowed settings/update.';
+COMMENT ON FUNCTION tenant.get_setting(text, jsonb) IS 'One setting of the current tenant, or fallback.';
+COMMENT ON FUNCTION tenant.set_setting_default(text, jsonb) IS 'The value new tenants get for a setting (NULL removes it). For tenant_admin.';
 COMMENT ON FUNCTION tenant.accept_invitation(text, text) IS 'Redeem an invitation token for a user (once, before it expires); returns the tenant. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz) IS 'Register a key (kid, alg, key, issuer, audience, validity) that verifies JWTs for tenant.authenticate. For tenant_admin.';
 COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an active member of a tenant with roles. For tenant_service and tenant_admin.';

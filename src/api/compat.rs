@@ -68,3 +68,12 @@ fn set_context(tenant: &str, user_id: Option<&str>, is_local: bool) -> pgrx::Uui
             .map(crate::pg::convert::pg_uuid)
     })
 }
+
+/// 0.1.0's `tenant.create(text, text, text, text, jsonb)` (0.2.0 adds `region` and
+/// `owner_user_id`, under the C name `create_v2_wrapper`).
+#[pg_extern(sql = false)]
+fn create(slug: &str, name: &str, plan: &str, status: &str, settings: pgrx::JsonB) -> pgrx::Uuid {
+    boundary(|| {
+        crate::api::registry::create_impl(slug, name, plan, status, &settings.0, None, None)
+    })
+}

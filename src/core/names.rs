@@ -82,6 +82,23 @@ pub fn resource(s: &str) -> MtResult<()> {
     plain("resource", s)
 }
 
+/// A tenant's region: 1-100 characters of a-z, 0-9, '_', '-' (e.g. `eu-west-1`).
+pub fn region(s: &str) -> MtResult<()> {
+    plain("region", s)
+}
+
+/// A setting's key: also '.' (e.g. `branding.color`).
+pub fn setting_key(s: &str) -> MtResult<()> {
+    if name_ok(s, b".") {
+        Ok(())
+    } else {
+        Err(
+            MtError::invalid(format!("invalid setting key \"{}\"", s.escape_default()))
+                .hint("Use 1-100 characters of a-z, 0-9, '_', '-' and '.'."),
+        )
+    }
+}
+
 /// An end user's IP address (v4 or v6), in its canonical text form.
 pub fn client_ip(s: &str) -> MtResult<String> {
     s.trim()

@@ -224,3 +224,155 @@ fn lifecycle_renewals_grace_and_retention_move_tenants_with_their_reasons() {
         "42501"
     );
 }
+
+#[test]
+fn tenants_are_edited_and_keep_settings_per_tenant() {
+    let db = Db::new("lifecycle_edit");
+    let mut be = db.as_role("mt_it_backend");
+    let mut admin = db.as_role("mt_it_admin");
+    // defaults under the given settings, a region, an owner member, all in one call
+    admin
+        .batch_execute(
+            r#"SELECT tenant.set_setting_default('locale', '"en"');
+               SELECT tenant.set_setting_default('theme', '"dark"');"#,
+        )
+        .unwrap();
+    assert_eq!(
+        err_of(&mut be, r#"SELECT tenant.set_setting_default('x', '1')"#),
+        "42501"
+    );
+    be.batch_execute(
+        r#"SELECT tenant.create('initech', 'Initech', settings => '{"theme": "light"}',
+                                region => 'eu-west-1', owner_user_id => 'peter')"#,
+    )
+    .unwrap();
+    let row = su_text(
+        &db,
+        "SELECT t.settings::text || '|' || t.region || '|' || array_to_string(m.roles, ',') \
+         FROM tenant.tenants t JOIN tenant.members m ON m.tenant_id = t.id AND m.user_id = 'peter' WHERE t.slug = 'initech'",
+    );
+    assert_eq!(row, r#"{"theme": "light", "locale": "en"}|eu-west-1|owner"#);
+    for sql in [
+        "SELECT tenant.create('x1', 'X', plan => 'nosuch')",
+        "SELECT tenant.create('x2', 'X', region => 'Not A Region')",
+        "SELECT tenant.create(NULL, 'X')",
+    ] {
+        assert_eq!(err_of(&mut be, sql), "MT030", "{sql}");
+    }
+    // update: name, slug, settings merged or replaced; seen by other sessions at once
+    let mut other = db.as_role("mt_it_backend");
+    let _ = in_tenant(&mut other, "initech", "SELECT 1").unwrap(); // caches filled
+    let after: String = q1(
+        &mut be,
+        r#"SELECT tenant.update('initech', name => 'Initrode', slug => 'initrode', settings => '{"tz": "UTC"}')::text"#,
+    );
+    assert!(
+        after.contains(r#""slug": "initrode""#)
+            && after.contains(r#""tz": "UTC""#)
+            && after.contains(r#""locale": "en""#),
+        "{after}"
+    );
+    assert_eq!(err_in(&mut other, "initech", "SELECT 1"), "MT002");
+    assert!(in_tenant(&mut other, "initrode", "SELECT 1").is_ok());
+    let replaced: String = q1(
+        &mut be,
+        r#"SELECT (tenant.update('initrode', settings => '{"only": 1}', merge => false) -> 'settings')::text"#,
+    );
+    assert_eq!(replaced, r#"{"only": 1}"#);
+    for (sql, code) in [
+        ("SELECT tenant.update('initrode', slug => 'acme')", "MT030"),
+        (
+            "SELECT tenant.update('initrode', slug => 'Bad Slug')",
+            "MT030",
+        ),
+        ("SELECT tenant.update('initrode', name => '  ')", "MT030"),
+        ("SELECT tenant.update('nosuch', name => 'x')", "MT002"),
+    ] {
+        assert_eq!(err_of(&mut be, sql), code, "{sql}");
+    }
+    assert_eq!(
+        err_of(
+            &mut db.as_role("mt_it_api"),
+            "SELECT tenant.update('acme', name => 'x')"
+        ),
+        "42501"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM tenant.audit_log WHERE record_id = 'tenant.updated'"
+        ),
+        2
+    );
+    // settings of the current tenant
+    exec_in(
+        &mut be,
+        "acme",
+        r##"SELECT tenant.set_setting('branding.color', '"#ff0000"')"##,
+    );
+    let mut api = db.as_role("mt_it_api");
+    api.batch_execute(&format!(
+        "SET multitenant.context = '{}'",
+        token_for(&db, "acme")
+    ))
+    .unwrap();
+    assert_eq!(
+        q1::<String>(
+            &mut api,
+            "SELECT tenant.get_setting('branding.color')::text"
+        ),
+        r##""#ff0000""##
+    );
+    assert_eq!(
+        q1::<String>(
+            &mut api,
+            r#"SELECT tenant.get_setting('missing', '"fallback"')::text"#
+        ),
+        r#""fallback""#
+    );
+    assert_eq!(
+        err_of(&mut api, r#"SELECT tenant.set_setting('theme', '"x"')"#),
+        "MT020",
+        "the API role is not the backend"
+    );
+    assert_eq!(
+        err_of(&mut api, "SELECT tenant.get_setting('Bad Key')"),
+        "MT030"
+    );
+    api.batch_execute("RESET multitenant.context").unwrap();
+    assert_eq!(
+        err_of(&mut api, "SELECT tenant.get_setting('theme')"),
+        "MT001"
+    );
+    // another tenant sees none of it; a member needs settings/update
+    let g: Option<String> = one_in(
+        &mut be,
+        "globex",
+        "SELECT tenant.get_setting('branding.color')::text",
+    );
+    assert_eq!(g, None);
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.add_member('acme', 'vic', ARRAY['viewer'])",
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "vic"),
+            r#"SELECT tenant.set_setting('theme', '"x"')"#
+        ),
+        "MT020"
+    );
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.set_setting('branding.color', NULL)",
+    );
+    let gone: Option<String> = one_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.get_setting('branding.color')::text",
+    );
+    assert_eq!(gone, None);
+}

@@ -803,6 +803,49 @@ CREATE FUNCTION tenant.get_setting(key text, fallback jsonb DEFAULT NULL) RETURN
 CREATE FUNCTION tenant.set_setting_default(key text, value jsonb) RETURNS void
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_setting_default_wrapper';
 
+-- Erasing a user, adopting a table, streaming one table's rows (issue 13)
+CREATE FUNCTION tenant.forget_user(user_id text) RETURNS jsonb
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'forget_user_wrapper';
+CREATE FUNCTION tenant.adopt(tbl regclass, tenant text, tenant_column text DEFAULT 'tenant_id')
+    RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'adopt_wrapper';
+-- One tenant's rows of one registered table, one jsonb per row, streamed: the rows are read
+-- through a cursor and handed on as they come (memory stays flat; PostgreSQL spills the
+-- result to disk past work_mem), with a NOTICE every 100,000 rows.
+CREATE FUNCTION tenant.export_rows(tenant text, tbl regclass)
+RETURNS SETOF jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tid uuid; col text; drop_cols text[]; r jsonb; n bigint := 0;
+BEGIN
+    IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to export a tenant';
+    END IF;
+    tid := tenant_internal._tenant_id(tenant);
+    SELECT c INTO col FROM (
+        SELECT tenant_column::text AS c FROM tenant.isolated_tables WHERE relid = tbl
+        UNION ALL SELECT tenant_column::text FROM tenant.row_limits WHERE relid = tbl) x LIMIT 1;
+    IF col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030',
+            MESSAGE = format('%s is not isolated or row-limited', tbl),
+            HINT = 'tenant.export_rows exports the tables tenant.export covers.';
+    END IF;
+    SELECT array_agg(a.attname::text) INTO drop_cols FROM pg_attribute a
+    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+      AND (a.attgenerated <> '' OR a.attname::text = col
+           OR a.attname::text = ANY (coalesce((SELECT e.columns FROM tenant.export_exclusions e WHERE e.relid = tbl), '{}')));
+    FOR r IN EXECUTE format('SELECT to_jsonb(x) - $1 FROM %s x WHERE x.%I = $2', tbl, col) USING drop_cols, tid LOOP
+        RETURN NEXT r;
+        n := n + 1;
+        IF n % 100000 = 0 THEN
+            RAISE NOTICE 'export_rows: % rows of %', n, tbl;
+        END IF;
+    END LOOP;
+    PERFORM tenant_internal._event(tid, 'tenant.exported', jsonb_build_object('table', tbl::text, 'rows', n));
+    RETURN;
+END
+$$;
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -822,6 +865,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.effective_roles(), tenant.has_role(text), tenant.can_user(text, text, text, jsonb),
     tenant.pending_invitations(), tenant.revoke_invitation(uuid), tenant.resend_invitation(uuid, integer),
     tenant.log_event(text, jsonb, text),
+    tenant.forget_user(text), tenant.adopt(regclass, text, text),
     tenant.set_setting(text, jsonb), tenant.get_setting(text, jsonb),
     tenant.my_tenants(text),
     tenant.create_organization(text, text), tenant.drop_organization(text),
@@ -843,6 +887,7 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.export_rows(text, regclass) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_setting_default(text, jsonb) TO tenant_admin;
 GRANT SELECT ON tenant.setting_defaults TO tenant_service, tenant_admin;
@@ -916,6 +961,9 @@ COMMENT ON FUNCTION tenant.exclude_from_export(regclass, text[]) IS 'Leave sensi
 COMMENT ON FUNCTION tenant.purge(text, boolean) IS 'Erase a deleted tenant''s data everywhere (tables, members, roles, usage, audit entries), anonymise its row; returns the receipt. For tenant_admin.';
 COMMENT ON FUNCTION tenant.my_tenants(text) IS 'The tenants the current user belongs to, with roles and organization (tenant_service/tenant_admin may name a user).';
 COMMENT ON FUNCTION tenant.tenant_stats() IS 'Per tenant: estimated rows in registered tables, audit entries, last activity, current usage. For tenant_admin and tenant_service.';
+COMMENT ON FUNCTION tenant.export_rows(text, regclass) IS 'One tenant''s rows of one registered table, one jsonb per row, streamed. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.forget_user(text) IS 'Erase one user inside the current tenant (membership, accepted invitations, inviter name). For the backend and members allowed members/manage.';
+COMMENT ON FUNCTION tenant.adopt(regclass, text, text) IS 'Make an existing table multi-tenant: add the tenant column, give its rows to one tenant in batches, NOT NULL, isolate. For the table owner.';
 COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';

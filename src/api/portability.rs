@@ -410,3 +410,113 @@ fn my_tenants(
 > {
     TableIterator::new(boundary(|| my_tenants_impl(user_id)))
 }
+
+fn forget_user_impl(user_id: &str) -> MtResult<Value> {
+    names::user_id(user_id)?;
+    let c = crate::api::rbac::caller()?.writable()?;
+    if !(crate::api::rbac::is_backend(&c) || c.may("members", "manage")?) {
+        return Err(MtError::denied("permission denied to erase a user")
+            .hint("Needs tenant_service or tenant_admin without a user in the context, or permission members/manage."));
+    }
+    as_owner(|| {
+        let n = |sql: &'static str| -> MtResult<i64> {
+            crate::pg::spi::write_first(sql, &[pg_uuid(c.tenant).into(), user_id.into()], |r| {
+                Ok(r.map(|r| r.get::<i64>(1))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or(0))
+            })
+        };
+        let membership = n("WITH d AS (DELETE FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 RETURNING 1) \
+                            SELECT pg_catalog.count(*) FROM d")?;
+        let accepted = n("WITH d AS (DELETE FROM tenant.invitations WHERE tenant_id = $1 AND accepted_by = $2 RETURNING 1) \
+                          SELECT pg_catalog.count(*) FROM d")?;
+        let invited = n("WITH u AS (UPDATE tenant.invitations SET invited_by = NULL \
+                           WHERE tenant_id = $1 AND invited_by = $2 RETURNING 1) SELECT pg_catalog.count(*) FROM u")?;
+        // the event names the user by a hash only: the trail keeps that it happened
+        let digest = crate::core::audit::sha256_hex(user_id.as_bytes());
+        let counts = json!({"membership": membership, "invitations_accepted": accepted,
+                            "invitations_sent": invited});
+        event(
+            Some(c.tenant),
+            "member.forgotten",
+            json!({"user_sha256": digest, "removed": counts}),
+        )?;
+        Ok(counts)
+    })
+}
+
+/// Erase one user inside the current tenant: its membership (roles, organization), the
+/// invitations it accepted; invitations it sent lose its name. Its rows in your tables and
+/// the user id recorded in audit entries stay (see docs). For the backend and members
+/// allowed `manage` on `members`; logged with a hash of the id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn forget_user(user_id: &str) -> pgrx::JsonB {
+    boundary(|| forget_user_impl(user_id).map(pgrx::JsonB))
+}
+
+fn adopt_impl(tbl: pg_sys::Oid, tenant: &str, column: &str) -> MtResult<i64> {
+    let info = check_table(tbl, "adopt")?;
+    let name = crate::core::ddl::qualified(&info.schema, &info.table);
+    let row = tenants::lookup(tenant)?;
+    let col = crate::core::ddl::quote_ident(column);
+    let exists = crate::pg::spi::read_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 \
+         AND attnum > 0 AND NOT attisdropped)",
+        &[tbl.into(), column.into()],
+    )?
+    .unwrap_or(false);
+    if !exists {
+        // no default: adding the column rewrites nothing
+        crate::pg::catalog::run_all(&[format!("ALTER TABLE {name} ADD COLUMN {col} uuid")])?;
+    } else {
+        // must be uuid (text or bigint keys: see docs/reference.md, adopt)
+        crate::pg::catalog::tenant_column(tbl, &name, column)?;
+    }
+    // fill in batches, so that progress shows and each statement stays small
+    let fill = format!(
+        "WITH b AS (SELECT ctid FROM {name} WHERE {col} IS NULL LIMIT 10000), \
+              u AS (UPDATE {name} t SET {col} = $1 FROM b WHERE t.ctid = b.ctid RETURNING 1) \
+         SELECT pg_catalog.count(*) FROM u"
+    );
+    let mut total = 0i64;
+    loop {
+        let n = crate::pg::spi::write_first(&fill, &[pg_uuid(row.id).into()], |r| {
+            Ok(r.map(|r| r.get::<i64>(1))
+                .transpose()?
+                .flatten()
+                .unwrap_or(0))
+        })?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        pgrx::notice!("adopt: {total} rows of {name} given to tenant {}", row.id);
+    }
+    crate::pg::catalog::run_all(&[format!(
+        "ALTER TABLE {name} ALTER COLUMN {col} SET NOT NULL"
+    )])?;
+    crate::api::isolation::isolate_tree(tbl, column)?;
+    as_owner(|| {
+        event(
+            Some(row.id),
+            "table.adopted",
+            json!({"table": name, "column": column, "rows": total}),
+        )
+    })?;
+    Ok(total)
+}
+
+/// Make an existing single-tenant table multi-tenant: add the tenant column (uuid) when
+/// missing, give every row without a tenant to `tenant` (in batches of 10,000, with progress
+/// NOTICEs), make the column NOT NULL and isolate the table. Returns the rows given. For the
+/// table's owner.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.adopt(tbl regclass, tenant text, tenant_column text DEFAULT 'tenant_id') \
+           RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn adopt(tbl: pg_sys::Oid, tenant: &str, tenant_column: &str) -> i64 {
+    boundary(|| pinned(|| adopt_impl(tbl, tenant, tenant_column)))
+}

@@ -199,6 +199,14 @@ pub fn record_id(row: &Value, pk: &[String]) -> Option<String> {
     }
 }
 
+/// SHA-256 of `data` as lowercase hex (names a user in an event without naming it).
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

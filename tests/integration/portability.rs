@@ -369,3 +369,151 @@ fn my_tenants_lists_the_users_tenants_and_stats_estimate_per_tenant() {
         "42501"
     );
 }
+
+#[test]
+fn export_rows_streams_one_table_and_forget_user_erases_one_member() {
+    let db = Db::new("port_rows");
+    schema(&db);
+    fill(&db);
+    let mut be = db.as_role("mt_it_backend");
+    let rows = texts(
+        &mut be,
+        "SELECT r::text FROM tenant.export_rows('acme', 'public.tasks') r ORDER BY r->>'id'",
+    );
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| !r.contains("tenant_id") && !r.contains("title_len")),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|r| !r.contains("scorpio")), "globex's rows");
+    assert_eq!(
+        err_of(
+            &mut be,
+            "SELECT * FROM tenant.export_rows('acme', 'pg_class')"
+        ),
+        "MT030"
+    );
+    assert_eq!(
+        err_of(
+            &mut be,
+            "SELECT * FROM tenant.export_rows('nosuch', 'public.tasks')"
+        ),
+        "MT002"
+    );
+    assert_eq!(
+        err_of(
+            &mut db.as_role("mt_it_api"),
+            "SELECT * FROM tenant.export_rows('acme', 'public.tasks')"
+        ),
+        "42501"
+    );
+
+    // forget_user: membership, accepted invitations, the inviter's name; a hash in the trail
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.add_member('acme', 'ann', ARRAY['admin']);
+         SELECT tenant.add_member('globex', 'neil', ARRAY['viewer'])",
+    );
+    exec_in(
+        &mut be,
+        ("acme", "ann"),
+        "SELECT tenant.invite('y@example.com', 'viewer')",
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "neil"),
+            "SELECT tenant.forget_user('ann')"
+        ),
+        "MT020"
+    );
+    let counts: String = one_in(&mut be, "acme", "SELECT tenant.forget_user('neil')::text");
+    assert_eq!(
+        counts,
+        r#"{"membership": 1, "invitations_sent": 0, "invitations_accepted": 0}"#
+    );
+    let acme = db.tenant_id("acme");
+    assert_eq!(su_i64(&db, &format!("SELECT count(*) FROM tenant.members WHERE tenant_id = '{acme}' AND user_id = 'neil'")), 0);
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!(
+                "SELECT count(*) FROM tenant.members WHERE tenant_id = '{}' AND user_id = 'neil'",
+                db.tenant_id("globex")
+            )
+        ),
+        1,
+        "neil stays a member of globex"
+    );
+    let ev = su_text(&db, &format!("SELECT new_data::text FROM tenant.audit_log WHERE tenant_id = '{acme}' AND record_id = 'member.forgotten'"));
+    assert!(!ev.contains("neil") && ev.contains("user_sha256"), "{ev}");
+    assert!(audit_valid(&mut be, "acme"));
+    assert_eq!(
+        err_of(&mut be, "SELECT tenant.forget_user('neil')"),
+        "MT001"
+    );
+}
+
+#[test]
+fn adopt_turns_a_single_tenant_table_into_an_isolated_one() {
+    let db = Db::new("port_adopt");
+    let mut owner = db.as_role("mt_it_owner");
+    owner
+        .batch_execute(
+            "CREATE TABLE public.legacy (id int PRIMARY KEY, body text);
+             INSERT INTO public.legacy SELECT g, 'row ' || g FROM generate_series(1, 25000) g;
+             GRANT SELECT, INSERT ON public.legacy TO mt_it_backend;",
+        )
+        .unwrap();
+    // only the owner; the tenant must exist
+    assert_eq!(
+        err_of(
+            &mut db.as_role("mt_it_backend"),
+            "SELECT tenant.adopt('public.legacy', 'acme')"
+        ),
+        "MT020"
+    );
+    assert_eq!(
+        err_of(&mut owner, "SELECT tenant.adopt('public.legacy', 'nosuch')"),
+        "MT002"
+    );
+    let n: i64 = q1(&mut owner, "SELECT tenant.adopt('public.legacy', 'acme')");
+    assert_eq!(n, 25000);
+    let mut be = db.as_role("mt_it_backend");
+    assert_eq!(
+        one_in::<i64>(&mut be, "acme", "SELECT count(*) FROM public.legacy"),
+        25000
+    );
+    assert_eq!(
+        one_in::<i64>(&mut be, "globex", "SELECT count(*) FROM public.legacy"),
+        0
+    );
+    exec_in(
+        &mut be,
+        "globex",
+        "INSERT INTO public.legacy (id, body) VALUES (0, 'globex row')",
+    );
+    assert_eq!(
+        one_in::<i64>(&mut be, "globex", "SELECT count(*) FROM public.legacy"),
+        1
+    );
+    assert_eq!(
+        q1::<i64>(&mut be, "SELECT count(*) FROM public.legacy"),
+        0,
+        "no context, no rows"
+    );
+    assert_eq!(
+        su_text(&db, "SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 'public.legacy'::regclass AND attname = 'tenant_id'"),
+        "true"
+    );
+    // a tenant column of another type is refused
+    owner
+        .batch_execute("CREATE TABLE public.legacy2 (id int, tenant_id text)")
+        .unwrap();
+    assert_eq!(
+        err_of(&mut owner, "SELECT tenant.adopt('public.legacy2', 'acme')"),
+        "MT030"
+    );
+}

@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 38] = [
+const PUBLIC_FUNCTIONS: [&str; 40] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -53,6 +53,8 @@ const PUBLIC_FUNCTIONS: [&str; 38] = [
     "tenant.my_tenants(text)",
     "tenant.set_setting(text,jsonb)",
     "tenant.get_setting(text,jsonb)",
+    "tenant.forget_user(text)",
+    "tenant.adopt(regclass,text,text)",
     "tenant.verify_audit(text)",
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",

@@ -83,6 +83,15 @@ CREATE TABLE tenant.setting_defaults (
     value jsonb NOT NULL
 );
 
+-- Which tenant each backend entered last (multitenant.track_activity), for tenant.activity.
+CREATE UNLOGGED TABLE tenant.backend_contexts (
+    pid           integer PRIMARY KEY,
+    backend_start timestamptz NOT NULL,
+    tenant_id     uuid NOT NULL,
+    user_id       text,
+    since         timestamptz NOT NULL
+);
+
 -- Keys that verify JWTs for tenant.authenticate(). Only the extension owner and
 -- tenant_admin (through the key functions) ever see them.
 CREATE TABLE tenant.jwt_keys (

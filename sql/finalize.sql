@@ -302,6 +302,27 @@ BEGIN
 END
 $$;
 
+-- Per backend: the session (pg_stat_activity) and the tenant and user it entered last
+-- (with multitenant.track_activity = on). SECURITY DEFINER: pg_stat_activity hides other
+-- roles' sessions from roles without pg_read_all_stats. For tenant_admin and tenant_service.
+CREATE FUNCTION tenant.activity()
+RETURNS TABLE (pid integer, db_user name, application_name text, client_addr inet,
+               backend_start timestamptz, state text, xact_start timestamptz, query_start timestamptz,
+               wait_event_type text, wait_event text, tenant_id uuid, tenant_slug text, user_id text,
+               entered_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.pid, a.usename, a.application_name, a.client_addr, a.backend_start,
+           a.state, a.xact_start, a.query_start, a.wait_event_type, a.wait_event,
+           c.tenant_id, t.slug, c.user_id, c.since
+    FROM pg_stat_activity a
+    LEFT JOIN tenant.backend_contexts c ON c.pid = a.pid AND c.backend_start = a.backend_start
+    LEFT JOIN tenant.tenants t ON t.id = c.tenant_id
+    WHERE a.backend_type = 'client backend' AND a.datname = current_database()
+    ORDER BY a.pid
+$$;
+
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;
@@ -355,6 +376,7 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.activity() TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.export_rows(text, regclass) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_setting_default(text, jsonb) TO tenant_admin;
@@ -483,6 +505,8 @@ COMMENT ON FUNCTION tenant.tenant_stats() IS 'Per tenant: estimated rows in regi
 COMMENT ON FUNCTION tenant.export_rows(text, regclass) IS 'One tenant''s rows of one registered table, one jsonb per row, streamed. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.forget_user(text) IS 'Erase one user inside the current tenant (membership, accepted invitations, inviter name). For the backend and members allowed members/manage.';
 COMMENT ON FUNCTION tenant.adopt(regclass, text, text) IS 'Make an existing table multi-tenant: add the tenant column, give its rows to one tenant in batches, NOT NULL, isolate. For the table owner.';
+COMMENT ON TABLE tenant.backend_contexts IS 'Internal: the tenant each backend entered last (multitenant.track_activity).';
+COMMENT ON FUNCTION tenant.activity() IS 'Backends of this database with the tenant and user they entered last (multitenant.track_activity = on). For tenant_admin and tenant_service.';
 COMMENT ON TABLE tenant.members IS 'Who belongs to which tenant, with roles; a user may belong to many tenants.';
 COMMENT ON TABLE tenant.plans IS 'Plans: price, currency, billing cycle, features, restrictions (tenant.load_plan).';
 COMMENT ON TABLE tenant.plan_limits IS 'Limits per plan and resource (-1 = unlimited), with their period and overage price.';

@@ -846,6 +846,37 @@ BEGIN
 END
 $$;
 
+-- Per-backend activity (issue 13)
+-- Which tenant each backend entered last (multitenant.track_activity), for tenant.activity.
+CREATE UNLOGGED TABLE tenant.backend_contexts (
+    pid           integer PRIMARY KEY,
+    backend_start timestamptz NOT NULL,
+    tenant_id     uuid NOT NULL,
+    user_id       text,
+    since         timestamptz NOT NULL
+);
+REVOKE ALL ON tenant.backend_contexts FROM PUBLIC;
+-- Per backend: the session (pg_stat_activity) and the tenant and user it entered last
+-- (with multitenant.track_activity = on). SECURITY DEFINER: pg_stat_activity hides other
+-- roles' sessions from roles without pg_read_all_stats. For tenant_admin and tenant_service.
+CREATE FUNCTION tenant.activity()
+RETURNS TABLE (pid integer, db_user name, application_name text, client_addr inet,
+               backend_start timestamptz, state text, xact_start timestamptz, query_start timestamptz,
+               wait_event_type text, wait_event text, tenant_id uuid, tenant_slug text, user_id text,
+               entered_at timestamptz)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.pid, a.usename, a.application_name, a.client_addr, a.backend_start,
+           a.state, a.xact_start, a.query_start, a.wait_event_type, a.wait_event,
+           c.tenant_id, t.slug, c.user_id, c.since
+    FROM pg_stat_activity a
+    LEFT JOIN tenant.backend_contexts c ON c.pid = a.pid AND c.backend_start = a.backend_start
+    LEFT JOIN tenant.tenants t ON t.id = c.tenant_id
+    WHERE a.backend_type = 'client backend' AND a.datname = current_database()
+    ORDER BY a.pid
+$$;
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -887,6 +918,7 @@ TO tenant_admin;
 -- it is not: every function but _allow is revoked from PUBLIC above.
 GRANT USAGE ON SCHEMA tenant_internal TO PUBLIC;
 GRANT EXECUTE ON FUNCTION tenant.check_isolation() TO tenant_admin, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.activity() TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.export_rows(text, regclass) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.update(text, text, text, jsonb, text, boolean) TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_setting_default(text, jsonb) TO tenant_admin;
@@ -964,6 +996,8 @@ COMMENT ON FUNCTION tenant.tenant_stats() IS 'Per tenant: estimated rows in regi
 COMMENT ON FUNCTION tenant.export_rows(text, regclass) IS 'One tenant''s rows of one registered table, one jsonb per row, streamed. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.forget_user(text) IS 'Erase one user inside the current tenant (membership, accepted invitations, inviter name). For the backend and members allowed members/manage.';
 COMMENT ON FUNCTION tenant.adopt(regclass, text, text) IS 'Make an existing table multi-tenant: add the tenant column, give its rows to one tenant in batches, NOT NULL, isolate. For the table owner.';
+COMMENT ON TABLE tenant.backend_contexts IS 'Internal: the tenant each backend entered last (multitenant.track_activity).';
+COMMENT ON FUNCTION tenant.activity() IS 'Backends of this database with the tenant and user they entered last (multitenant.track_activity = on). For tenant_admin and tenant_service.';
 COMMENT ON FUNCTION tenant.current_roles() IS 'The roles the current user holds directly (JWT roles claim and membership roles), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.effective_roles() IS 'Every role the current user holds in the current tenant (membership and JWT roles with what they inherit), sorted; empty without a context.';
 COMMENT ON FUNCTION tenant.has_role(text) IS 'Does the current user hold role in the current tenant, directly or by inheritance? False without a context.';

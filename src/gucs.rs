@@ -10,12 +10,24 @@ pub fn register() {
     register_lifecycle();
 }
 
+/// Record which tenant each backend entered last (`tenant.activity`): one write per
+/// `set_context`/`authenticate`, so off by default.
+pub static TRACK_ACTIVITY: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// Seconds a suspended tenant waits before `run_maintenance` deletes it (0: never).
 pub static SUSPENSION_GRACE: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 /// Seconds a deleted tenant is kept before it may be purged.
 pub static DELETION_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(30 * 24 * 3600);
 
 fn register_lifecycle() {
+    GucRegistry::define_bool_guc(
+        c"multitenant.track_activity",
+        c"Record the tenant and user each backend entered last, for the tenant.activity view.",
+        c"One small write per set_context/authenticate; off by default.",
+        &TRACK_ACTIVITY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"multitenant.suspension_grace",
         c"How long a suspended tenant stays suspended before tenant.run_maintenance deletes it (0: never).",

@@ -236,6 +236,9 @@ pub fn enter(claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
     let token = with_secret(|secret| token::encode(secret, &claims))?;
     store_token(&token, local)?;
     let id = claims.t;
+    if crate::gucs::TRACK_ACTIVITY.get() {
+        track(id, claims.u.as_deref())?;
+    }
     let generation = generation(DEPENDS);
     VERIFIED.with(|v| {
         *v.borrow_mut() = Some(Verified {
@@ -268,4 +271,42 @@ pub fn writable_tenant() -> MtResult<uuid::Uuid> {
         }
         Err(_) => Err(MtError::no_context()),
     }
+}
+
+/// Record that this backend entered `tenant` (`multitenant.track_activity`), unless the
+/// transaction cannot write (read-only, or a standby).
+fn track(tenant: uuid::Uuid, user: Option<&str>) -> MtResult<()> {
+    // SAFETY: reads of backend-global flags and the backend's start time, set by Postgres
+    let (read_only, started) = unsafe {
+        (
+            pg_sys::XactReadOnly || pg_sys::RecoveryInProgress(),
+            pg_sys::MyStartTimestamp,
+        )
+    };
+    if read_only {
+        return Ok(());
+    }
+    // SAFETY: MyProcPid is set once at backend start
+    let pid = unsafe { pg_sys::MyProcPid };
+    crate::pg::owner::as_owner_fast(|| {
+        crate::pg::spi::with_prepared(
+            "INSERT INTO tenant.backend_contexts AS b (pid, backend_start, tenant_id, user_id, since) \
+             VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp()) \
+             ON CONFLICT (pid) DO UPDATE SET backend_start = EXCLUDED.backend_start, \
+               tenant_id = EXCLUDED.tenant_id, user_id = EXCLUDED.user_id, since = EXCLUDED.since",
+            &[
+                pg_sys::PgBuiltInOids::INT4OID,
+                pg_sys::PgBuiltInOids::TIMESTAMPTZOID,
+                pg_sys::PgBuiltInOids::UUIDOID,
+                pg_sys::PgBuiltInOids::TEXTOID,
+            ],
+            &[
+                pid.into(),
+                pgrx::datum::TimestampWithTimeZone::try_from(started).ok().into(),
+                crate::pg::convert::pg_uuid(tenant).into(),
+                user.into(),
+            ],
+            |_| Ok(()),
+        )
+    })
 }

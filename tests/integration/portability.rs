@@ -517,3 +517,45 @@ fn adopt_turns_a_single_tenant_table_into_an_isolated_one() {
         "MT030"
     );
 }
+
+#[test]
+fn activity_shows_which_tenant_each_backend_entered() {
+    let db = Db::new("port_activity");
+    // off by default: nothing recorded
+    let mut be = db.as_role("mt_it_backend");
+    exec_in(&mut be, ("acme", "ann"), "SELECT 1");
+    assert_eq!(
+        su_i64(&db, "SELECT count(*) FROM tenant.backend_contexts"),
+        0
+    );
+    db.as_role("postgres")
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET multitenant.track_activity = on",
+            db.name
+        ))
+        .unwrap();
+    let mut be = db.as_role("mt_it_backend");
+    let pid: i32 = q1(&mut be, "SELECT pg_backend_pid()");
+    exec_in(&mut be, ("acme", "ann"), "SELECT 1");
+    let mut g = db.as_role("mt_it_backend");
+    exec_in(&mut g, "globex", "SELECT 1");
+    // a read-only transaction enters without writing
+    g.batch_execute("BEGIN READ ONLY; SELECT tenant.set_context('acme'); COMMIT;")
+        .unwrap();
+    let mut admin = db.as_role("mt_it_admin");
+    let rows = texts(
+        &mut admin,
+        &format!(
+            "SELECT tenant_slug || ':' || coalesce(user_id, '-') || ':' || (pid = {pid})::text FROM tenant.activity() \
+             WHERE tenant_id IS NOT NULL ORDER BY tenant_slug"
+        ),
+    );
+    assert_eq!(rows, ["acme:ann:true", "globex:-:false"]);
+    assert_eq!(
+        err_of(
+            &mut db.as_role("mt_it_api"),
+            "SELECT * FROM tenant.activity()"
+        ),
+        "42501"
+    );
+}

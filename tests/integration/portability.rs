@@ -508,13 +508,41 @@ fn adopt_turns_a_single_tenant_table_into_an_isolated_one() {
         su_text(&db, "SELECT attnotnull::text FROM pg_attribute WHERE attrelid = 'public.legacy'::regclass AND attname = 'tenant_id'"),
         "true"
     );
-    // a tenant column of another type is refused
+    // a tenant column of another type is refused; the documented path maps the old keys
+    // to a uuid column first, and adopt leaves rows that have a tenant alone
     owner
-        .batch_execute("CREATE TABLE public.legacy2 (id int, tenant_id text)")
+        .batch_execute(
+            "CREATE TABLE public.legacy2 (id int, tenant_id text);
+             INSERT INTO public.legacy2 VALUES (1, 'acme'), (2, 'globex'), (3, NULL);",
+        )
         .unwrap();
     assert_eq!(
         err_of(&mut owner, "SELECT tenant.adopt('public.legacy2', 'acme')"),
         "MT030"
+    );
+    db.as_role("postgres")
+        .batch_execute(
+            "ALTER TABLE public.legacy2 ADD COLUMN tenant_uuid uuid;
+             UPDATE public.legacy2 l SET tenant_uuid = t.id FROM tenant.tenants t WHERE t.slug = l.tenant_id;
+             GRANT SELECT ON public.legacy2 TO mt_it_backend;",
+        )
+        .unwrap();
+    let n: i64 = q1(
+        &mut owner,
+        "SELECT tenant.adopt('public.legacy2', 'acme', 'tenant_uuid')",
+    );
+    assert_eq!(n, 1, "only the row without a tenant");
+    assert_eq!(
+        texts_in(&mut be, "globex", "SELECT id::text FROM public.legacy2"),
+        ["2"]
+    );
+    assert_eq!(
+        texts_in(
+            &mut be,
+            "acme",
+            "SELECT id::text FROM public.legacy2 ORDER BY id"
+        ),
+        ["1", "3"]
     );
 }
 

@@ -7,12 +7,12 @@ use crate::core::names;
 use crate::core::portability::{delete_order, envelope, insert_order, rows_for, FORMAT, VERSION};
 use crate::pg::catalog::check_table;
 use crate::pg::convert::pg_uuid;
-use crate::pg::owner::{as_owner, pinned};
+use crate::pg::owner::{as_owner, as_role_restricted, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::roles::{has_role, require_any_role};
 use crate::pg::spi::with_prepared_read;
 use crate::state::audit::{erase_tenant, event};
-use crate::state::context::verified;
+use crate::state::context::{as_tenant, verified};
 use crate::state::portability::{
     delete_rows, export_rows, import_rows, json_rows, key_conflicts, registered, write_json,
     RegTable,
@@ -167,7 +167,12 @@ fn import_impl(tenant: &str, doc: &Value) -> MtResult<Value> {
         for key in insert_order(&refs) {
             let rows = checked.remove(&key).unwrap_or_default();
             crate::state::quota::ensure_rows_fit(reg[&key].relid, row.id, rows.len() as i64)?;
-            let n = import_rows(&reg[&key], rows)?;
+            // as the table's owner (its triggers, defaults and checks run with its rights,
+            // never the extension owner's), in the tenant's context (its policies hold)
+            let t = &reg[&key];
+            let n = as_tenant(row.id, || {
+                as_role_restricted(t.owner, || import_rows(t, rows))
+            })?;
             tables_done.insert(key, json!(n));
         }
         counts.insert("tables".into(), Value::Object(tables_done));
@@ -271,7 +276,11 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
             .collect();
         let mut tables = Map::new();
         for key in delete_order(&refs) {
-            tables.insert(key.clone(), json!(delete_rows(&reg[&key], row.id)?));
+            let t = &reg[&key];
+            let n = as_tenant(row.id, || {
+                as_role_restricted(t.owner, || delete_rows(t, row.id))
+            })?;
+            tables.insert(key.clone(), json!(n));
         }
         let mut receipt = Map::new();
         for (what, sql) in [

@@ -206,3 +206,33 @@ pub fn as_owner_fast<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     };
     f()
 }
+
+/// Run `f` as `role` (a table's owner) in a security-restricted operation with the settings
+/// that decide how SQL text is read pinned: what PostgreSQL does for maintenance commands
+/// that run code of a table (triggers, defaults, constraints, index expressions), so that
+/// such code never runs with more rights than its owner has.
+pub fn as_role_restricted<R>(role: pg_sys::Oid, f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    let guc_nest_level = push_settings(&[
+        (c"search_path", c"pg_catalog, pg_temp"),
+        (c"standard_conforming_strings", c"on"),
+    ]);
+    // SAFETY: the out-pointers are valid locals; the previous user and security context are
+    // restored by `Restore` on return and on unwinding (and by the abort otherwise)
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            prev_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    let _restore = Restore {
+        user: Some((prev_user, prev_ctx)),
+        guc_nest_level: Some(guc_nest_level),
+        caller: None,
+    };
+    f()
+}

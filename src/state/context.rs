@@ -108,8 +108,43 @@ fn raw_context() -> &'static [u8] {
     unsafe { CStr::from_ptr(p).to_bytes() }
 }
 
+thread_local! {
+    /// The tenant the extension itself works in while `as_tenant` runs (import and purge
+    /// write a tenant's rows as each table's owner): never a GUC, so nothing can carry it
+    /// out of that call.
+    static SYSTEM: RefCell<Option<Claims>> = const { RefCell::new(None) };
+}
+
+/// Run `f` in `tenant`'s context, whatever the tenant's status and the GUC hold (the
+/// extension's own bulk writes). Restored on return and on unwinding.
+pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    struct Restore(Option<Claims>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            SYSTEM.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+    let claims = Claims {
+        t: tenant,
+        u: None,
+        iat: 0,
+        exp: i64::MAX,
+        db: database_oid(),
+        ro: false,
+        r: vec![],
+        c: None,
+        ip: None,
+    };
+    let _restore = Restore(SYSTEM.with(|s| s.borrow_mut().replace(claims)));
+    f()
+}
+
 /// Verify the current context, reusing the cached result when the GUC holds the same value.
 pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
+    if let Some(c) = SYSTEM.with(|s| s.borrow().clone()) {
+        return Ok(f(&c));
+    }
     let raw = raw_context();
     if raw.is_empty() {
         if POSTGREST_CLAIMS.get() {

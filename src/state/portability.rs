@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 /// is not registered itself).
 pub struct RegTable {
     pub relid: pgrx::pg_sys::Oid,
+    /// the table's owner: bulk writes run as it (`pg::owner::as_role_restricted`)
+    pub owner: pgrx::pg_sys::Oid,
     /// `schema.table` as the document names it
     pub key: String,
     /// quoted and qualified, for SQL
@@ -52,7 +54,7 @@ pub fn registered() -> MtResult<Vec<RegTable>> {
               CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
              WHERE i.indrelid = t.oid AND i.indisprimary), \
-           t.oid \
+           t.oid, c.relowner \
          FROM top t JOIN pg_catalog.pg_class c ON c.oid = t.oid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1",
         &[],
@@ -69,6 +71,7 @@ pub fn registered() -> MtResult<Vec<RegTable>> {
                     excluded: r.get::<Vec<String>>(6)?.unwrap_or_default(),
                     pk: r.get::<Vec<String>>(7)?.unwrap_or_default(),
                     relid: r.get::<pgrx::pg_sys::Oid>(8)?.unwrap_or(pgrx::pg_sys::InvalidOid),
+                    owner: r.get::<pgrx::pg_sys::Oid>(9)?.unwrap_or(pgrx::pg_sys::InvalidOid),
                 });
             }
             Ok(v)

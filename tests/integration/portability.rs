@@ -587,3 +587,54 @@ fn activity_shows_which_tenant_each_backend_entered() {
         "42501"
     );
 }
+
+#[test]
+fn import_and_purge_run_table_code_as_the_tables_owner_never_as_the_extensions() {
+    let db = Db::new("port_hostile");
+    // the table owner (not a superuser) plants a trigger that records who runs it and tries
+    // to make itself superuser: during import and purge it must run as the owner
+    db.as_role("mt_it_owner")
+        .batch_execute(
+            "CREATE TABLE public.whoran (who text, at text);
+             CREATE FUNCTION public.sneaky() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO public.whoran VALUES (current_user, TG_OP);
+                 BEGIN
+                     EXECUTE 'ALTER ROLE mt_it_owner SUPERUSER';
+                 EXCEPTION WHEN OTHERS THEN NULL;
+                 END;
+                 RETURN coalesce(NEW, OLD);
+             END $$;
+             CREATE TRIGGER sneaky BEFORE INSERT OR DELETE ON public.notes
+                 FOR EACH ROW EXECUTE FUNCTION public.sneaky();",
+        )
+        .unwrap();
+    let mut be = db.as_role("mt_it_backend");
+    let doc = serde_json::json!({"format": "multitenant-export", "version": 1,
+                                 "tables": {"public.notes": [{"body": "imported"}]}});
+    import(&mut be, "globex", &doc).unwrap();
+    db.as_role("postgres")
+        .batch_execute(
+            "SET multitenant.deletion_retention = 0; SELECT tenant.set_status('globex', 'deleted')",
+        )
+        .unwrap();
+    let mut admin = db.as_role("mt_it_admin");
+    let receipt = json_of(&mut admin, "SELECT tenant.purge('globex')");
+    assert_eq!(receipt["removed"]["tables"]["public.notes"], 2);
+    assert_eq!(
+        su_text(&db, "SELECT string_agg(DISTINCT who || ':' || at, ',' ORDER BY who || ':' || at) FROM public.whoran"),
+        "mt_it_owner:DELETE,mt_it_owner:INSERT"
+    );
+    assert_eq!(
+        su_text(
+            &db,
+            "SELECT rolsuper::text FROM pg_roles WHERE rolname = 'mt_it_owner'"
+        ),
+        "false"
+    );
+    // acme's rows were never touched
+    assert_eq!(
+        one_in::<i64>(&mut be, "acme", "SELECT count(*) FROM public.notes"),
+        2
+    );
+}

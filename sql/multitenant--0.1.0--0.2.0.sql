@@ -808,43 +808,8 @@ CREATE FUNCTION tenant.forget_user(user_id text) RETURNS jsonb
     STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'forget_user_wrapper';
 CREATE FUNCTION tenant.adopt(tbl regclass, tenant text, tenant_column text DEFAULT 'tenant_id')
     RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'adopt_wrapper';
--- One tenant's rows of one registered table, one jsonb per row, streamed: the rows are read
--- through a cursor and handed on as they come (memory stays flat; PostgreSQL spills the
--- result to disk past work_mem), with a NOTICE every 100,000 rows.
-CREATE FUNCTION tenant.export_rows(tenant text, tbl regclass)
-RETURNS SETOF jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    tid uuid; col text; drop_cols text[]; r jsonb; n bigint := 0;
-BEGIN
-    IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
-        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to export a tenant';
-    END IF;
-    tid := tenant_internal._tenant_id(tenant);
-    SELECT c INTO col FROM (
-        SELECT tenant_column::text AS c FROM tenant.isolated_tables WHERE relid = tbl
-        UNION ALL SELECT tenant_column::text FROM tenant.row_limits WHERE relid = tbl) x LIMIT 1;
-    IF col IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'MT030',
-            MESSAGE = format('%s is not isolated or row-limited', tbl),
-            HINT = 'tenant.export_rows exports the tables tenant.export covers.';
-    END IF;
-    SELECT array_agg(a.attname::text) INTO drop_cols FROM pg_attribute a
-    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
-      AND (a.attgenerated <> '' OR a.attname::text = col
-           OR a.attname::text = ANY (coalesce((SELECT e.columns FROM tenant.export_exclusions e WHERE e.relid = tbl), '{}')));
-    FOR r IN EXECUTE format('SELECT to_jsonb(x) - $1 FROM %s x WHERE x.%I = $2', tbl, col) USING drop_cols, tid LOOP
-        RETURN NEXT r;
-        n := n + 1;
-        IF n % 100000 = 0 THEN
-            RAISE NOTICE 'export_rows: % rows of %', n, tbl;
-        END IF;
-    END LOOP;
-    PERFORM tenant_internal._event(tid, 'tenant.exported', jsonb_build_object('table', tbl::text, 'rows', n));
-    RETURN;
-END
-$$;
+CREATE FUNCTION tenant.export_rows(tenant text, tbl regclass) RETURNS SETOF jsonb
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'export_rows_wrapper';
 
 -- Per-backend activity (issue 13)
 -- Which tenant each backend entered last (multitenant.track_activity), for tenant.activity.

@@ -364,8 +364,16 @@ fn purge_audit(
     boundary(|| purge_impl(default_retention_days, feature_retention_days))
 }
 
+/// The largest `data` an application event may carry (its JSON text).
+const MAX_EVENT_DATA: usize = 64 * 1024;
+
 fn log_event_impl(action: &str, data: Value, record_id: Option<&str>) -> MtResult<()> {
     names::event_action(action)?;
+    if data.to_string().len() > MAX_EVENT_DATA {
+        return Err(MtError::invalid(
+            "event data must be at most 64 KiB of JSON",
+        ));
+    }
     if record_id.is_some_and(|r| r.is_empty() || r.len() > 256) {
         return Err(MtError::invalid("record_id must be 1-256 characters"));
     }

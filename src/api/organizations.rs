@@ -103,6 +103,21 @@ fn drop_organization(organization: &str) -> bool {
 fn set_member_impl(user_id: &str, organization: Option<&str>) -> MtResult<()> {
     let c = manager()?;
     names::user_id(user_id)?;
+    if !is_backend(&c) {
+        // a member manager moves others, never itself (self_org conditions would follow it)
+        // and never an owner
+        if c.user.as_deref() == Some(user_id) {
+            return Err(
+                MtError::denied("permission denied to move yourself to an organization")
+                    .hint("Another organization manager or the backend does that."),
+            );
+        }
+        let theirs = crate::state::members::member_roles(c.tenant, user_id)?;
+        if theirs.iter().any(|r| r == crate::core::rbac::OWNER_ROLE) {
+            return Err(MtError::denied("permission denied to move an owner")
+                .hint("Only the backend (without a user in the context) moves owners."));
+        }
+    }
     let org = organization.map(|o| find(c.tenant, o)).transpose()?;
     as_owner(|| {
         let found = write_first(

@@ -14,8 +14,8 @@ use crate::pg::spi::with_prepared_read;
 use crate::state::audit::{erase_tenant, event};
 use crate::state::context::{as_tenant, verified};
 use crate::state::portability::{
-    delete_rows, export_rows, import_rows, json_rows, key_conflicts, registered, write_json,
-    RegTable,
+    delete_rows, export_rows as table_rows, import_rows, json_rows, key_conflicts, registered,
+    write_json, RegTable,
 };
 use crate::state::tenants;
 use pgrx::pg_sys::PgBuiltInOids as O;
@@ -50,7 +50,11 @@ fn export_impl(tenant: &str, include_audit: bool) -> MtResult<Value> {
         let mut tables = Map::new();
         let mut counts = Map::new();
         for t in registered()? {
-            let rows = export_rows(&t, row.id)?;
+            // as the table's owner in a restricted operation, in the tenant's context: code
+            // of the table (a cast to json of a column type) never runs as the extension owner
+            let rows = as_tenant(row.id, || {
+                as_role_restricted(t.owner, || table_rows(&t, row.id))
+            })?;
             counts.insert(t.key.clone(), json!(rows.as_array().map_or(0, Vec::len)));
             tables.insert(t.key, rows);
         }
@@ -93,7 +97,22 @@ fn export(tenant: &str, include_audit: default!(bool, false)) -> pgrx::JsonB {
 fn import_impl(tenant: &str, doc: &Value) -> MtResult<Value> {
     require_any_role(&[c"tenant_service", c"tenant_admin"], "import a tenant")?;
     let row = tenants::lookup(tenant)?;
+    if matches!(row.status, Status::Deleted | Status::Purged) {
+        return Err(MtError::new(
+            Code::TenantNotActive,
+            format!(
+                "tenant is {}: nothing can be imported into it",
+                row.status.as_str()
+            ),
+        ));
+    }
     let tables = envelope(doc)?;
+    let known: std::collections::BTreeSet<String> = crate::state::rbac::policy(row.id)?
+        .inherits
+        .keys()
+        .cloned()
+        .collect();
+    crate::core::portability::check_rbac(doc, &known)?;
     let id = row.id.to_string();
     as_owner(|| {
         let reg: BTreeMap<String, RegTable> = registered()?
@@ -111,6 +130,7 @@ fn import_impl(tenant: &str, doc: &Value) -> MtResult<Value> {
                 .hint("Create it and run tenant.isolate on it first."));
             };
             let rows = rows_for(key, rows, &t.columns, &t.tenant_column, &id)?;
+            // as the extension owner (every tenant's keys count), built-in key types only
             let clashes = key_conflicts(t, &rows)?;
             if clashes > 0 {
                 return Err(MtError::invalid(format!(
@@ -427,6 +447,23 @@ fn forget_user_impl(user_id: &str) -> MtResult<Value> {
         return Err(MtError::denied("permission denied to erase a user")
             .hint("Needs tenant_service or tenant_admin without a user in the context, or permission members/manage."));
     }
+    if !crate::api::rbac::is_backend(&c) {
+        // a member manager erases only members whose every role it could hand out, never
+        // an owner
+        let theirs = crate::state::members::member_roles(c.tenant, user_id)?;
+        let pol = crate::state::rbac::policy(c.tenant)?;
+        if theirs.iter().any(|r| r == crate::core::rbac::OWNER_ROLE)
+            || !theirs.iter().all(|r| pol.may_grant(&c.roles, r))
+        {
+            return Err(MtError::denied(format!(
+                "permission denied to erase the user \"{}\"",
+                user_id.escape_default()
+            ))
+            .hint(
+                "A member manager erases only members whose roles it holds itself, never an owner.",
+            ));
+        }
+    }
     as_owner(|| {
         let n = |sql: &'static str| -> MtResult<i64> {
             crate::pg::spi::write_first(sql, &[pg_uuid(c.tenant).into(), user_id.into()], |r| {
@@ -465,6 +502,9 @@ fn forget_user(user_id: &str) -> pgrx::JsonB {
 }
 
 fn adopt_impl(tbl: pg_sys::Oid, tenant: &str, column: &str) -> MtResult<i64> {
+    // it writes into a tenant's data and audit chain: the table's owner must also be the
+    // tenants' administrator or backend
+    require_any_role(&[c"tenant_admin", c"tenant_service"], "adopt a table")?;
     let info = check_table(tbl, "adopt")?;
     let name = crate::core::ddl::qualified(&info.schema, &info.table);
     let row = tenants::lookup(tenant)?;
@@ -528,4 +568,133 @@ fn adopt_impl(tbl: pg_sys::Oid, tenant: &str, column: &str) -> MtResult<i64> {
 )]
 fn adopt(tbl: pg_sys::Oid, tenant: &str, tenant_column: &str) -> i64 {
     boundary(|| pinned(|| adopt_impl(tbl, tenant, tenant_column)))
+}
+
+/// Rows of one table read through a cursor, 1,000 at a time, each batch fetched as the
+/// table's owner in the tenant's context (see `export_rows`).
+struct RowStream {
+    cursor: String,
+    tenant: uuid::Uuid,
+    owner: pg_sys::Oid,
+    table: String,
+    keep: std::collections::BTreeSet<String>,
+    buf: std::collections::VecDeque<Value>,
+    done: bool,
+    n: i64,
+}
+
+const BATCH: i64 = 1000;
+
+impl RowStream {
+    fn fill(&mut self) -> MtResult<()> {
+        let cursor = self.cursor.clone();
+        let rows = as_tenant(self.tenant, || {
+            as_role_restricted(self.owner, || {
+                Spi::connect(|c| {
+                    let mut cur = c.find_cursor(&cursor)?;
+                    let mut v = Vec::new();
+                    {
+                        let t = cur.fetch(BATCH as _)?;
+                        for r in t {
+                            if let Some(j) = r.get::<pgrx::JsonB>(1)? {
+                                v.push(j.0);
+                            }
+                        }
+                    }
+                    // keep the portal open for the next batch
+                    let _ = cur.detach_into_name();
+                    Ok::<_, MtError>(v)
+                })
+            })
+        })?;
+        if (rows.len() as i64) < BATCH {
+            self.done = true;
+        }
+        for mut r in rows {
+            if let Value::Object(o) = &mut r {
+                o.retain(|k, _| self.keep.contains(k));
+            }
+            self.n += 1;
+            if self.n % 100_000 == 0 {
+                pgrx::notice!("export_rows: {} rows of {}", self.n, self.table);
+            }
+            self.buf.push_back(r);
+        }
+        if self.done {
+            let (tenant, table, n) = (self.tenant, self.table.clone(), self.n);
+            as_owner(|| {
+                event(
+                    Some(tenant),
+                    "tenant.exported",
+                    json!({"table": table, "rows": n}),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for RowStream {
+    type Item = pgrx::JsonB;
+    fn next(&mut self) -> Option<pgrx::JsonB> {
+        if self.buf.is_empty() && !self.done {
+            boundary(|| self.fill());
+        }
+        self.buf.pop_front().map(pgrx::JsonB)
+    }
+}
+
+fn export_rows_impl(tenant: &str, tbl: pg_sys::Oid) -> MtResult<RowStream> {
+    require_any_role(&[c"tenant_service", c"tenant_admin"], "export a tenant")?;
+    let row = tenants::lookup(tenant)?;
+    let t = as_owner(registered)?
+        .into_iter()
+        .find(|t| t.relid == tbl)
+        .ok_or_else(|| {
+            MtError::invalid("the table is not isolated or row-limited")
+                .hint("tenant.export_rows exports the tables tenant.export covers.")
+        })?;
+    let mut keep = t.columns.clone();
+    keep.remove(&t.tenant_column);
+    for c in &t.excluded {
+        keep.remove(c);
+    }
+    let sql = format!(
+        "SELECT pg_catalog.to_jsonb(x) FROM {} x WHERE x.{} OPERATOR(pg_catalog.=) $1",
+        t.sql_name,
+        crate::core::ddl::quote_ident(&t.tenant_column)
+    );
+    let cursor = as_tenant(row.id, || {
+        as_role_restricted(t.owner, || {
+            Spi::connect(|c| {
+                Ok::<_, MtError>(
+                    c.try_open_cursor(sql.as_str(), &[pg_uuid(row.id).into()])?
+                        .detach_into_name(),
+                )
+            })
+        })
+    })?;
+    Ok(RowStream {
+        cursor,
+        tenant: row.id,
+        owner: t.owner,
+        table: t.key,
+        keep,
+        buf: Default::default(),
+        done: false,
+        n: 0,
+    })
+}
+
+/// One tenant's rows of one isolated or row-limited table, one jsonb per row (the shape of
+/// `export`), read through a cursor 1,000 rows at a time as the table's owner (memory stays
+/// flat), with a NOTICE every 100,000 rows; audited. For `tenant_service` and `tenant_admin`.
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = "CREATE FUNCTION tenant.export_rows(tenant text, tbl regclass) RETURNS SETOF jsonb \
+           STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';"
+)]
+fn export_rows(tenant: &str, tbl: pg_sys::Oid) -> SetOfIterator<'static, pgrx::JsonB> {
+    SetOfIterator::new(boundary(|| export_rows_impl(tenant, tbl)))
 }

@@ -127,12 +127,23 @@ fn require_manager() -> MtResult<(uuid::Uuid, Option<Caller>)> {
         .hint("Needs tenant_service or tenant_admin without a user in the context, or permission roles/manage."))
 }
 
+/// The owner role and every role it inherits (the built-in chain owner > admin > member >
+/// viewer, and whatever else it was made to inherit): what the owner's rights rest on.
+pub(crate) fn protected_roles(tenant: uuid::Uuid) -> MtResult<std::collections::HashSet<String>> {
+    Ok(policy(tenant)?.expand(&[OWNER_ROLE.to_string()]))
+}
+
+/// A member manager may not redefine, drop or take rights from the owner role nor from any
+/// role the owner inherits (revoking `admin`'s `*` would strip the owner too); granting to
+/// them is held by `may_grant_permission` like any grant, except to `owner` itself.
 fn owner_untouchable(member: &Option<Caller>, role: &str) -> MtResult<()> {
-    if member.is_some() && role == OWNER_ROLE {
-        return Err(
-            MtError::denied("permission denied to change the owner role")
-                .hint("Only tenant_service or tenant_admin change the owner role."),
-        );
+    if let Some(c) = member {
+        if protected_roles(c.tenant)?.contains(role) {
+            return Err(MtError::denied(format!(
+                "permission denied to change the role \"{role}\""
+            ))
+            .hint("The owner role and the roles it inherits are changed only by tenant_service or tenant_admin."));
+        }
     }
     Ok(())
 }
@@ -192,6 +203,15 @@ fn drop_role_impl(name: &str) -> MtResult<bool> {
     let (tenant, member) = require_manager()?;
     owner_untouchable(&member, name)?;
     let pol = policy(tenant)?;
+    if let Some(c) = &member {
+        if !pol.may_grant(&c.roles, name) {
+            return Err(
+                MtError::denied(format!("permission denied to drop the role \"{name}\"")).hint(
+                    "A role manager can only drop roles whose every permission it holds itself.",
+                ),
+            );
+        }
+    }
     if let Some((child, _)) = pol
         .inherits
         .iter()
@@ -228,7 +248,12 @@ fn grant_impl(role: &str, resource: &str, action: &str, condition: Option<Value>
             "role \"{role}\" does not exist in this tenant"
         )));
     }
-    owner_untouchable(&member, role)?;
+    if member.is_some() && role == OWNER_ROLE {
+        return Err(
+            MtError::denied("permission denied to change the role \"owner\"")
+                .hint("The owner role is changed only by tenant_service or tenant_admin."),
+        );
+    }
     if let Some(c) = &member {
         if !pol.may_grant_permission(&c.roles, resource, action, &condition) {
             return Err(MtError::denied(format!(
@@ -279,6 +304,14 @@ fn grant_permission(
 fn revoke_impl(role: &str, resource: &str, action: &str) -> MtResult<i64> {
     let (tenant, member) = require_manager()?;
     owner_untouchable(&member, role)?;
+    if let Some(c) = &member {
+        if !policy(tenant)?.may_grant_permission(&c.roles, resource, action, &Value::Null) {
+            return Err(MtError::denied(format!(
+                "permission denied to revoke {action} on {resource}"
+            ))
+            .hint("A role manager can only revoke permissions it holds itself."));
+        }
+    }
     as_owner(|| {
         let n = Spi::get_one_with_args::<i64>(
             "WITH d AS (DELETE FROM tenant.permissions WHERE tenant_id = $1 AND role = $2 AND resource = $3 AND action = $4 \
@@ -399,6 +432,10 @@ fn invite_impl(email: &str, role: &str, ttl_hours: i32) -> MtResult<String> {
         return Err(MtError::invalid(format!(
             "role \"{role}\" does not exist in this tenant"
         )));
+    }
+    if !is_backend(&c) && role == OWNER_ROLE {
+        return Err(MtError::denied("permission denied to invite to the owner role")
+            .hint("Only tenant_service or tenant_admin (without a user in the context) hand out owner."));
     }
     let allowed = if is_backend(&c) {
         true
@@ -669,7 +706,7 @@ fn resend_impl(id: pgrx::Uuid, ttl_hours: i32) -> MtResult<String> {
         )
     })?
     .ok_or_else(|| unknown_invitation(id))?;
-    if !is_backend(&c) && !policy(c.tenant)?.may_grant(&c.roles, &role) {
+    if !is_backend(&c) && (role == OWNER_ROLE || !policy(c.tenant)?.may_grant(&c.roles, &role)) {
         return Err(MtError::denied(format!(
             "permission denied to invite to role \"{role}\""
         )));

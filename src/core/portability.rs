@@ -62,6 +62,87 @@ pub fn envelope(doc: &Value) -> MtResult<&Map<String, Value>> {
     }
 }
 
+/// Check the roles, permissions and members of a document the way `create_role`,
+/// `grant_permission` and `add_member` check theirs; the built-in roles can be neither
+/// redefined nor given permissions by a document (that would widen every tenant member's
+/// rights). `known`: roles the tenant has already.
+pub fn check_rbac(doc: &Value, known: &BTreeSet<String>) -> MtResult<()> {
+    use crate::core::names::{permission_part, user_id};
+    use crate::core::rbac::{validate_condition, BUILTIN_ROLE_NAMES};
+    let list = |k: &str| -> MtResult<Vec<&Map<String, Value>>> {
+        match doc.get(k) {
+            None | Some(Value::Null) => Ok(vec![]),
+            Some(Value::Array(a)) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_object()
+                        .ok_or_else(|| MtError::invalid(format!("{k}: entry {i} is not an object")))
+                })
+                .collect(),
+            Some(_) => Err(MtError::invalid(format!("{k} must be an array"))),
+        }
+    };
+    let text = |o: &Map<String, Value>, k: &str, part: &str| -> MtResult<String> {
+        let s = o
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| MtError::invalid(format!("{part}: \"{k}\" must be a string")))?;
+        Ok(s.to_string())
+    };
+    let mut roles = known.clone();
+    for r in list("roles")? {
+        let name = text(r, "name", "roles")?;
+        permission_part("role", &name)?;
+        if name.contains('*') || BUILTIN_ROLE_NAMES.contains(&name.as_str()) {
+            return Err(MtError::invalid(format!(
+                "roles: \"{name}\" cannot be defined by a document"
+            )));
+        }
+        if let Some(inh) = r.get("inherits") {
+            let ok = inh.is_null()
+                || inh.as_array().is_some_and(|a| {
+                    a.iter().all(|x| {
+                        x.as_str()
+                            .is_some_and(|x| permission_part("role", x).is_ok())
+                    })
+                });
+            if !ok {
+                return Err(MtError::invalid(format!(
+                    "roles: \"{name}\" has a bad inherits"
+                )));
+            }
+        }
+        roles.insert(name);
+    }
+    for p in list("permissions")? {
+        let role = text(p, "role", "permissions")?;
+        if BUILTIN_ROLE_NAMES.contains(&role.as_str()) || !roles.contains(&role) {
+            return Err(MtError::invalid(format!(
+                "permissions: role \"{role}\" is built in or not defined"
+            )));
+        }
+        permission_part("resource", &text(p, "resource", "permissions")?)?;
+        permission_part("action", &text(p, "action", "permissions")?)?;
+        validate_condition(p.get("condition").unwrap_or(&Value::Null))?;
+    }
+    for m in list("members")? {
+        user_id(&text(m, "user_id", "members")?)?;
+        if let Some(rs) = m.get("roles").and_then(Value::as_array) {
+            for r in rs {
+                let r = r.as_str().unwrap_or("");
+                if !roles.contains(r) {
+                    return Err(MtError::invalid(format!(
+                        "members: role \"{}\" is not defined",
+                        r.escape_default()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The rows of `table` ready to insert for `tenant`: every key must be a column (the
 /// tenant column may be present and is overwritten: rows always land in the importing
 /// tenant).
@@ -191,6 +272,31 @@ mod tests {
         assert!(e.to_string().contains("secret"), "{e}");
         assert!(rows_for("t", &json!({"id": 1}), &cols, "tenant_id", "m").is_err());
         assert!(rows_for("t", &json!([1]), &cols, "tenant_id", "m").is_err());
+    }
+
+    #[test]
+    fn documents_cannot_widen_built_in_roles() {
+        let known = set(&["viewer", "member", "admin", "owner"]);
+        let ok = json!({"roles": [{"name": "pilot", "inherits": ["viewer"]}],
+                        "permissions": [{"role": "pilot", "resource": "tasks", "action": "update", "condition": null}],
+                        "members": [{"user_id": "neil", "roles": ["pilot", "member"]}]});
+        assert!(check_rbac(&ok, &known).is_ok());
+        for bad in [
+            json!({"roles": [{"name": "viewer", "inherits": ["owner"]}]}),
+            json!({"permissions": [{"role": "viewer", "resource": "*", "action": "*"}]}),
+            json!({"permissions": [{"role": "ghost", "resource": "a", "action": "b"}]}),
+            json!({"roles": [{"name": "p"}], "permissions": [{"role": "p", "resource": "a", "action": "b", "condition": {"x": {"regex": 1}}}]}),
+            json!({"members": [{"user_id": "neil", "roles": ["ghost"]}]}),
+            json!({"members": [{"user_id": ""}]}),
+            json!({"roles": [{"name": "A B"}]}),
+            json!({"roles": {}}),
+        ] {
+            assert_eq!(
+                check_rbac(&bad, &known).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct RegTable {
     pub relid: pgrx::pg_sys::Oid,
     /// the table's owner: bulk writes run as it (`pg::owner::as_role_restricted`)
     pub owner: pgrx::pg_sys::Oid,
-    /// `schema.table` as the document names it
+    /// `schema.table` as the document names it (quoted where PostgreSQL would quote)
     pub key: String,
     /// quoted and qualified, for SQL
     pub sql_name: String,
@@ -29,23 +29,26 @@ pub struct RegTable {
     pub excluded: Vec<String>,
     /// the primary key's columns
     pub pk: Vec<String>,
+    /// their types (`format_type`), when every one is built in (None otherwise)
+    pub pk_types: Option<Vec<String>>,
 }
 
 /// Every registered table; the caller runs it as the extension owner.
 pub fn registered() -> MtResult<Vec<RegTable>> {
     with_prepared_read(
         "WITH reg AS ( \
-           SELECT relid::oid AS oid, tenant_column::text AS col FROM tenant.isolated_tables \
-           UNION SELECT relid::oid, tenant_column::text FROM tenant.row_limits \
+           SELECT relid::oid AS oid, tenant_column::text AS col, 1 AS prio FROM tenant.isolated_tables \
+           UNION ALL SELECT relid::oid, tenant_column::text, 2 FROM tenant.row_limits \
          ), top AS ( \
            SELECT DISTINCT ON (r.oid) r.oid, r.col FROM reg r \
            WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(r.oid) a \
                              WHERE a.relid <> r.oid AND a.relid IN (SELECT oid FROM reg)) \
+           ORDER BY r.oid, r.prio \
          ) \
-         SELECT pg_catalog.format('%s.%s', n.nspname, c.relname), pg_catalog.format('%I.%I', n.nspname, c.relname), t.col, \
+         SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), pg_catalog.format('%I.%I', n.nspname, c.relname), t.col, \
            (SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
              WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''), \
-           (SELECT pg_catalog.array_agg(DISTINCT pg_catalog.format('%s.%s', pn.nspname, pc.relname)) \
+           (SELECT pg_catalog.array_agg(DISTINCT pg_catalog.format('%I.%I', pn.nspname, pc.relname)) \
               FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class pc ON pc.oid = k.confrelid \
               JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace \
              WHERE k.conrelid = t.oid AND k.contype = 'f'), \
@@ -54,7 +57,13 @@ pub fn registered() -> MtResult<Vec<RegTable>> {
               CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
              WHERE i.indrelid = t.oid AND i.indisprimary), \
-           t.oid, c.relowner \
+           t.oid, c.relowner, \
+           (SELECT CASE WHEN pg_catalog.bool_and(a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid) \
+                        THEN pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY k.ord) END \
+              FROM pg_catalog.pg_index i \
+              CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = t.oid AND i.indisprimary) \
          FROM top t JOIN pg_catalog.pg_class c ON c.oid = t.oid \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ORDER BY 1",
         &[],
@@ -72,6 +81,7 @@ pub fn registered() -> MtResult<Vec<RegTable>> {
                     pk: r.get::<Vec<String>>(7)?.unwrap_or_default(),
                     relid: r.get::<pgrx::pg_sys::Oid>(8)?.unwrap_or(pgrx::pg_sys::InvalidOid),
                     owner: r.get::<pgrx::pg_sys::Oid>(9)?.unwrap_or(pgrx::pg_sys::InvalidOid),
+                    pk_types: r.get::<Vec<String>>(10)?,
                 });
             }
             Ok(v)
@@ -132,8 +142,14 @@ pub fn import_rows(t: &RegTable, rows: Vec<Value>) -> MtResult<i64> {
 }
 
 /// How many of `rows` have a primary key that a row of the table holds already (of any
-/// tenant: an import never overwrites).
+/// tenant: an import never overwrites). Run as the extension owner, so that every tenant's
+/// rows count: the keys are read from the document into their built-in types only
+/// (`jsonb_to_recordset`), so no code of the table or of its types runs. Tables whose key
+/// has a type of their own are not checked here (their unique index still refuses a clash).
 pub fn key_conflicts(t: &RegTable, rows: &[Value]) -> MtResult<i64> {
+    let Some(types) = &t.pk_types else {
+        return Ok(0);
+    };
     if t.pk.is_empty()
         || rows.is_empty()
         || !rows
@@ -142,14 +158,20 @@ pub fn key_conflicts(t: &RegTable, rows: &[Value]) -> MtResult<i64> {
     {
         return Ok(0); // keys that are not given are generated
     }
+    let cols: Vec<String> =
+        t.pk.iter()
+            .zip(types)
+            .map(|(c, ty)| format!("{} {ty}", quote_ident(c)))
+            .collect();
     let on: Vec<String> =
         t.pk.iter()
             .map(|c| format!("x.{q} OPERATOR(pg_catalog.=) r.{q}", q = quote_ident(c)))
             .collect();
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM {name} x \
-         JOIN pg_catalog.jsonb_populate_recordset(NULL::{name}, $1) r ON {on}",
+         JOIN pg_catalog.jsonb_to_recordset($1) AS r({cols}) ON {on}",
         name = t.sql_name,
+        cols = cols.join(", "),
         on = on.join(" AND ")
     );
     Ok(read_one::<i64>(&sql, &[pgrx::JsonB(Value::Array(rows.to_vec())).into()])?.unwrap_or(0))

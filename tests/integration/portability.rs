@@ -178,11 +178,17 @@ fn export_and_import_round_trip_into_another_database() {
     bad_format["format"] = serde_json::json!("other");
     let mut bad_key = doc.clone();
     bad_key["extra"] = serde_json::json!(1);
+    let mut widen = doc.clone();
+    widen["permissions"] = serde_json::json!([{"role": "viewer", "resource": "*", "action": "*"}]);
+    let mut redefine = doc.clone();
+    redefine["roles"] = serde_json::json!([{"name": "viewer", "inherits": ["owner"]}]);
     for (d, what) in [
         (bad, "unknown table"),
         (bad_col, "unknown column"),
         (bad_format, "format"),
         (bad_key, "unknown key"),
+        (widen, "permissions for a built-in role"),
+        (redefine, "a built-in role redefined"),
     ] {
         assert_eq!(
             import(&mut be_b, "globex", &d),
@@ -459,7 +465,20 @@ fn export_rows_streams_one_table_and_forget_user_erases_one_member() {
 #[test]
 fn adopt_turns_a_single_tenant_table_into_an_isolated_one() {
     let db = Db::new("port_adopt");
-    let mut owner = db.as_role("mt_it_owner");
+    // the table's owner must also administer the tenants (a superuser here; a plain table
+    // owner is refused below)
+    let mut plain_owner = db.as_role("mt_it_owner");
+    plain_owner
+        .batch_execute("CREATE TABLE public.mine (id int)")
+        .unwrap();
+    assert_eq!(
+        err_of(
+            &mut plain_owner,
+            "SELECT tenant.adopt('public.mine', 'acme')"
+        ),
+        "MT020"
+    );
+    let mut owner = db.as_role("postgres");
     owner
         .batch_execute(
             "CREATE TABLE public.legacy (id int PRIMARY KEY, body text);

@@ -122,6 +122,36 @@ fn teams_a_role_manager_cannot_escalate() {
             "mgr: {what}"
         );
     }
+    // the roles the owner's rights rest on are out of reach too, and revoking or dropping
+    // needs what it takes away
+    for (sql, what) in [
+        (
+            "SELECT tenant.revoke_permission('admin', '*', '*')",
+            "strip admin (and so the owner)",
+        ),
+        (
+            "SELECT tenant.grant_permission('member', 'reports', 'read')",
+            "widen a built-in role beyond its own rights",
+        ),
+        (
+            "SELECT tenant.create_role('viewer', ARRAY['rolemgr'])",
+            "redefine a built-in role",
+        ),
+        (
+            "SELECT tenant.drop_role('explorer')",
+            "drop a role with permissions it lacks",
+        ),
+        (
+            "SELECT tenant.revoke_permission('explorer', 'missions', 'read')",
+            "revoke what it lacks",
+        ),
+    ] {
+        assert_eq!(
+            err_in(&mut be, ("acme", "mgr"), sql),
+            "MT020",
+            "mgr: {what}"
+        );
+    }
     assert_eq!(rbac_of(&db, "acme"), acme_before, "nothing changed in acme");
     assert!(!can_as(&mut be, "acme", "mgr", "billing", "delete"));
     // what it holds it may hand out
@@ -165,6 +195,41 @@ fn teams_a_role_manager_cannot_escalate() {
             "SELECT count(*) FROM tenant.members WHERE user_id = 'zed'"
         ),
         0
+    );
+    // a members manager cannot erase an owner or a member above it; an admin cannot hand
+    // out owner through an invitation
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.add_member('acme', 'olive', ARRAY['owner']);
+         SELECT tenant.add_member('acme', 'boss', ARRAY['admin'])",
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "hr"),
+            "SELECT tenant.forget_user('olive')"
+        ),
+        "MT020"
+    );
+    assert_eq!(
+        err_in(&mut be, ("acme", "hr"), "SELECT tenant.forget_user('eve')"),
+        "MT020"
+    );
+    assert_eq!(
+        err_in(
+            &mut be,
+            ("acme", "boss"),
+            "SELECT tenant.invite('x@example.com', 'owner')"
+        ),
+        "MT020"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM tenant.members WHERE user_id IN ('olive', 'eve')"
+        ),
+        2
     );
     // globex's roles were never touched by any of it
     assert_eq!(rbac_of(&db, "globex"), globex_before);
@@ -1019,8 +1084,23 @@ fn teams_organizations_group_members_per_tenant_and_feed_conditions() {
         ),
         "MT030"
     );
-    // bad input and denied callers
+    // bad input and denied callers; a manager never moves itself nor an owner
+    exec_in(
+        &mut be,
+        "acme",
+        "SELECT tenant.add_member('acme', 'ole', ARRAY['owner'])",
+    );
     for (ctx, sql, code) in [
+        (
+            ("acme", "olga"),
+            "SELECT tenant.set_member_organization('olga', 'north')",
+            "MT020",
+        ),
+        (
+            ("acme", "olga"),
+            "SELECT tenant.set_member_organization('ole', 'north')",
+            "MT020",
+        ),
         (
             ("acme", "bob"),
             "SELECT tenant.create_organization('x', 'X')",

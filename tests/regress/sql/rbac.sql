@@ -273,8 +273,10 @@ BEGIN;
 SET LOCAL multitenant.context = :'member_token';
 SELECT tenant.invite('friend@example.com', 'viewer');
 ROLLBACK;
+-- an admin (everything but owner) invites to admin, not to owner: that is the backend's call
 BEGIN;
 SET LOCAL multitenant.context = :'admin_token';
+SELECT tenant.invite('boss@example.com', 'admin') IS NOT NULL AS admin_invites_admin;
 SELECT tenant.invite('boss@example.com', 'owner') IS NOT NULL AS admin_invites_owner;
 ROLLBACK;
 RESET ROLE;

@@ -80,7 +80,7 @@ fn lifecycle_impl() -> MtResult<serde_json::Value> {
     let mut n_trials = 0;
     for id in &trials {
         n_trials += crate::pg::owner::as_owner(|| {
-            crate::state::tenants::move_status_from(
+            crate::state::lifecycle::move_status_from(
                 *id,
                 Some(Status::Trial),
                 Status::Suspended,
@@ -101,7 +101,7 @@ fn lifecycle_impl() -> MtResult<serde_json::Value> {
     let mut n_graced = 0;
     for id in &graced {
         n_graced += crate::pg::owner::as_owner(|| {
-            crate::state::tenants::move_status_from(
+            crate::state::lifecycle::move_status_from(
                 *id,
                 Some(Status::Suspended),
                 Status::Deleted,
@@ -117,7 +117,7 @@ fn lifecycle_impl() -> MtResult<serde_json::Value> {
     let mut purged = 0;
     for id in &expired {
         // an overlapping run may have purged it since: checked under the row's lock
-        let still = crate::pg::owner::as_owner(|| crate::state::tenants::lock_status(*id))?;
+        let still = crate::pg::owner::as_owner(|| crate::state::lifecycle::lock_status(*id))?;
         if still == Some(Status::Deleted) {
             crate::api::portability::purge_impl(&id.to_string(), false)?;
             purged += 1;

@@ -264,7 +264,7 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
     }
     as_owner(|| {
         // under the tenant row's lock: a concurrent purge or status change is seen here
-        if crate::state::tenants::lock_status(row.id)? == Some(Status::Purged) {
+        if crate::state::lifecycle::lock_status(row.id)? == Some(Status::Purged) {
             return Err(MtError::new(
                 Code::InvalidTransition,
                 "tenant is already purged",

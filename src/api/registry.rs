@@ -243,7 +243,7 @@ fn set_status_impl(tenant: &str, status: &str) -> MtResult<String> {
     }
     let row = tenants::lookup(tenant)?;
     as_owner(|| {
-        crate::state::tenants::move_status(
+        crate::state::lifecycle::move_status(
             row.id,
             next,
             crate::core::lifecycle::Reason::Requested,

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod context;
 pub mod jwt;
+pub mod lifecycle;
 pub mod members;
 pub mod plans;
 pub mod portability;

@@ -278,11 +278,11 @@ mod tests {
         );
     }
 
-    #[pg_test(error = "a tenant cannot go from suspended to purged")]
+    #[pg_test(error = "a tenant cannot go from suspended to trial")]
     fn invalid_transition_is_refused() {
         run("SELECT tenant.create('acme', 'Acme')");
         run("SELECT tenant.set_status('acme', 'suspended')");
-        run("SELECT tenant.set_status('acme', 'purged')");
+        run("SELECT tenant.set_status('acme', 'trial')");
     }
 }
 

@@ -143,6 +143,25 @@ pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     f()
 }
 
+/// Make `role` the current user in a security-restricted operation; returns the previous
+/// user and security context, for `Restore`.
+fn switch_user(role: pg_sys::Oid) -> (pg_sys::Oid, i32) {
+    let mut prev_user = pg_sys::InvalidOid;
+    let mut prev_ctx = 0i32;
+    // SAFETY: the out-pointers are valid locals; every caller puts the returned pair in a
+    // `Restore`, which puts it back on return and on unwinding (and the abort otherwise)
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            role,
+            prev_ctx
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+    }
+    (prev_user, prev_ctx)
+}
+
 /// Run `f` as the extension owner with `search_path = pg_catalog, pg_temp`, the way a
 /// SECURITY DEFINER function with a pinned search_path would, but without a function
 /// boundary (which would roll back a `SET LOCAL` made by the caller's function). Our kept
@@ -151,8 +170,6 @@ pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
 /// and settings too.
 pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let owner = ext_owner()?;
-    let mut prev_user = pg_sys::InvalidOid;
-    let mut prev_ctx = 0i32;
     let guc_nest_level = push_settings(&[
         (c"search_path", c"pg_catalog, pg_temp"),
         (c"plan_cache_mode", c"force_generic_plan"),
@@ -161,17 +178,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
         (c"standard_conforming_strings", c"on"),
         (c"backslash_quote", c"safe_encoding"),
     ]);
-    // SAFETY: the out-pointers are valid locals; the previous user and security context are
-    // restored by `Restore` on return and on unwinding (and by the abort otherwise)
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            prev_ctx
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-    }
+    let (prev_user, prev_ctx) = switch_user(owner);
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
         guc_nest_level: Some(guc_nest_level),
@@ -187,18 +194,7 @@ pub fn as_owner<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
 /// same objects; the plan stays cached for the session's path.
 pub fn as_owner_fast<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     let owner = ext_owner()?;
-    let mut prev_user = pg_sys::InvalidOid;
-    let mut prev_ctx = 0i32;
-    // SAFETY: as in `as_owner`
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            prev_ctx
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-    }
+    let (prev_user, prev_ctx) = switch_user(owner);
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
         guc_nest_level: None,
@@ -212,23 +208,11 @@ pub fn as_owner_fast<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
 /// that run code of a table (triggers, defaults, constraints, index expressions), so that
 /// such code never runs with more rights than its owner has.
 pub fn as_role_restricted<R>(role: pg_sys::Oid, f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
-    let mut prev_user = pg_sys::InvalidOid;
-    let mut prev_ctx = 0i32;
     let guc_nest_level = push_settings(&[
         (c"search_path", c"pg_catalog, pg_temp"),
         (c"standard_conforming_strings", c"on"),
     ]);
-    // SAFETY: the out-pointers are valid locals; the previous user and security context are
-    // restored by `Restore` on return and on unwinding (and by the abort otherwise)
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut prev_user, &mut prev_ctx);
-        pg_sys::SetUserIdAndSecContext(
-            role,
-            prev_ctx
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-    }
+    let (prev_user, prev_ctx) = switch_user(role);
     let _restore = Restore {
         user: Some((prev_user, prev_ctx)),
         guc_nest_level: Some(guc_nest_level),

@@ -53,79 +53,72 @@ fn _event(tenant: Option<pgrx::Uuid>, name: &str, data: pgrx::JsonB) {
 
 fn lifecycle_impl() -> MtResult<serde_json::Value> {
     use crate::core::lifecycle::{Reason, Status};
+    use crate::pg::owner::as_owner;
+    use crate::state::lifecycle::{lock_status, move_status_from};
     crate::pg::roles::require_any_role(&[c"tenant_service", c"tenant_admin"], "run maintenance")?;
     let grace = crate::gucs::SUSPENSION_GRACE.get();
-    let due = |sql: &'static str, arg: f64| -> MtResult<Vec<uuid::Uuid>> {
-        crate::pg::owner::as_owner(|| {
-            crate::pg::spi::with_prepared_read(
-                sql,
-                &[pg_sys::PgBuiltInOids::FLOAT8OID],
-                &[arg.into()],
-                |t| {
-                    let mut v = Vec::new();
-                    for r in t {
-                        if let Some(id) = r.get::<pgrx::Uuid>(1)? {
-                            v.push(crate::pg::convert::from_pg_uuid(id));
-                        }
-                    }
-                    Ok(v)
-                },
-            )
-        })
-    };
-    let trials = due(
-        "SELECT id FROM tenant.tenants WHERE status = 'trial' AND trial_ends_at < now() AND $1 >= 0 ORDER BY id",
-        0.0,
-    )?;
-    let mut n_trials = 0;
-    for id in &trials {
-        n_trials += crate::pg::owner::as_owner(|| {
-            crate::state::lifecycle::move_status_from(
-                *id,
-                Some(Status::Trial),
-                Status::Suspended,
-                Reason::TrialExpired,
+    let float8 = [pg_sys::PgBuiltInOids::FLOAT8OID];
+    let trials = as_owner(|| {
+        tenants::ids(
+            "SELECT id FROM tenant.tenants WHERE status = 'trial' AND trial_ends_at < now() ORDER BY id",
+            &[],
+            &[],
+        )
+    })?;
+    let graced = if grace > 0 {
+        as_owner(|| {
+            tenants::ids(
+                "SELECT id FROM tenant.tenants WHERE status = 'suspended' \
+                   AND suspended_at < now() - make_interval(secs => $1) ORDER BY id",
+                &float8,
+                &[(grace as f64).into()],
             )
         })?
-        .map_or(0, |_| 1);
-    }
-    let graced = if grace > 0 {
-        due(
-            "SELECT id FROM tenant.tenants WHERE status = 'suspended' \
-               AND suspended_at < now() - make_interval(secs => $1) ORDER BY id",
-            grace as f64,
-        )?
     } else {
         vec![]
     };
-    let mut n_graced = 0;
-    for id in &graced {
-        n_graced += crate::pg::owner::as_owner(|| {
-            crate::state::lifecycle::move_status_from(
-                *id,
-                Some(Status::Suspended),
-                Status::Deleted,
-                Reason::GraceExpired,
-            )
-        })?
-        .map_or(0, |_| 1);
+    // each move re-checks the status under the row's lock (overlapping runs skip it)
+    let mut moved = [0i64; 2];
+    for (n, ids, from, to, reason) in [
+        (
+            0,
+            &trials,
+            Status::Trial,
+            Status::Suspended,
+            Reason::TrialExpired,
+        ),
+        (
+            1,
+            &graced,
+            Status::Suspended,
+            Status::Deleted,
+            Reason::GraceExpired,
+        ),
+    ] {
+        for id in ids {
+            if as_owner(|| move_status_from(*id, Some(from), to, reason))?.is_some() {
+                moved[n] += 1;
+            }
+        }
     }
-    let expired = due(
-        "SELECT id FROM tenant.tenants WHERE status = 'deleted' AND purge_after <= now() AND $1 >= 0 ORDER BY id",
-        0.0,
-    )?;
+    let expired = as_owner(|| {
+        tenants::ids(
+            "SELECT id FROM tenant.tenants WHERE status = 'deleted' AND purge_after <= now() ORDER BY id",
+            &[],
+            &[],
+        )
+    })?;
     let mut purged = 0;
     for id in &expired {
         // an overlapping run may have purged it since: checked under the row's lock
-        let still = crate::pg::owner::as_owner(|| crate::state::lifecycle::lock_status(*id))?;
-        if still == Some(Status::Deleted) {
+        if as_owner(|| lock_status(*id))? == Some(Status::Deleted) {
             crate::api::portability::purge_impl(&id.to_string(), false)?;
             purged += 1;
         }
     }
     Ok(serde_json::json!({
-        "trials_expired": n_trials,
-        "grace_expired": n_graced,
+        "trials_expired": moved[0],
+        "grace_expired": moved[1],
         "retention_expired": purged,
     }))
 }

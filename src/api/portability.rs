@@ -332,7 +332,8 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
             ),
         ] {
             let sql = format!("WITH d AS ({sql} RETURNING 1) SELECT pg_catalog.count(*) FROM d");
-            receipt.insert(what.into(), json!(write_json(&sql, row.id, &Value::Null)?));
+            let n = crate::pg::spi::write_count(&sql, &[pg_uuid(row.id).into()])?;
+            receipt.insert(what.into(), json!(n));
         }
         // the tenant's audit chains: emptied, their heads keep verifying (what was there is
         // gone; that it was there, and how much, stays in the receipt)
@@ -465,13 +466,8 @@ fn forget_user_impl(user_id: &str) -> MtResult<Value> {
         }
     }
     as_owner(|| {
-        let n = |sql: &'static str| -> MtResult<i64> {
-            crate::pg::spi::write_first(sql, &[pg_uuid(c.tenant).into(), user_id.into()], |r| {
-                Ok(r.map(|r| r.get::<i64>(1))
-                    .transpose()?
-                    .flatten()
-                    .unwrap_or(0))
-            })
+        let n = |sql: &'static str| {
+            crate::pg::spi::write_count(sql, &[pg_uuid(c.tenant).into(), user_id.into()])
         };
         let membership = n("WITH d AS (DELETE FROM tenant.members WHERE tenant_id = $1 AND user_id = $2 RETURNING 1) \
                             SELECT pg_catalog.count(*) FROM d")?;
@@ -530,12 +526,7 @@ fn adopt_impl(tbl: pg_sys::Oid, tenant: &str, column: &str) -> MtResult<i64> {
     );
     let mut total = 0i64;
     loop {
-        let n = crate::pg::spi::write_first(&fill, &[pg_uuid(row.id).into()], |r| {
-            Ok(r.map(|r| r.get::<i64>(1))
-                .transpose()?
-                .flatten()
-                .unwrap_or(0))
-        })?;
+        let n = crate::pg::spi::write_count(&fill, &[pg_uuid(row.id).into()])?;
         if n == 0 {
             break;
         }

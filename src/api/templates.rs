@@ -149,19 +149,10 @@ fn apply_impl(tenant: Option<&str>) -> MtResult<i64> {
     let ids: Vec<uuid::Uuid> = match tenant {
         Some(t) => vec![tenants::lookup(t)?.id],
         None => as_owner(|| {
-            with_prepared_read(
+            tenants::ids(
                 "SELECT id FROM tenant.tenants WHERE status <> 'purged' ORDER BY created_at, id",
                 &[],
                 &[],
-                |t| {
-                    let mut v = Vec::new();
-                    for r in t {
-                        if let Some(id) = r.get::<pgrx::Uuid>(1)? {
-                            v.push(crate::pg::convert::from_pg_uuid(id));
-                        }
-                    }
-                    Ok(v)
-                },
             )
         })?,
     };

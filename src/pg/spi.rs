@@ -94,6 +94,17 @@ pub fn write_first<R>(
     })
 }
 
+/// The `count(*)` a data-modifying statement reports (`WITH d AS (... RETURNING 1) SELECT
+/// count(*) FROM d`), run to completion like [`write_first`]; 0 without a row.
+pub fn write_count(sql: &str, args: &[DatumWithOid]) -> MtResult<i64> {
+    write_first(sql, args, |r| {
+        Ok(r.map(|r| r.get::<i64>(1))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0))
+    })
+}
+
 /// The first column of the first row of a read-only query (no xid assigned, unlike
 /// `Spi::get_one`, which runs every statement as a write).
 pub fn read_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(

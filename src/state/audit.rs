@@ -339,10 +339,9 @@ pub fn erase_tenant(tenant: uuid::Uuid) -> MtResult<i64> {
             "UPDATE tenant.audit_heads SET base_seq = seq, base_hash = hash WHERE chain LIKE $1",
             &[pattern.as_str().into()],
         )?;
-        crate::pg::spi::write_first(
+        crate::pg::spi::write_count(
             "WITH d AS (DELETE FROM tenant.audit_log WHERE chain LIKE $1 RETURNING 1) SELECT count(*) FROM d",
             &[pattern.as_str().into()],
-            |r| Ok(r.map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
         )
     })
 }

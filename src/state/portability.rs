@@ -5,7 +5,7 @@
 use crate::core::ddl::quote_ident;
 use crate::core::error::MtResult;
 use crate::pg::convert::pg_uuid;
-use crate::pg::spi::{read_one, with_prepared_read, write_first};
+use crate::pg::spi::{read_one, with_prepared_read, write_count};
 use pgrx::pg_sys::PgBuiltInOids as O;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -133,12 +133,7 @@ pub fn import_rows(t: &RegTable, rows: Vec<Value>) -> MtResult<i64> {
          SELECT pg_catalog.count(*) FROM i",
         name = t.sql_name
     );
-    write_first(&sql, &[pgrx::JsonB(Value::Array(rows)).into()], |r| {
-        Ok(r.map(|r| r.get::<i64>(1))
-            .transpose()?
-            .flatten()
-            .unwrap_or(0))
-    })
+    write_count(&sql, &[pgrx::JsonB(Value::Array(rows)).into()])
 }
 
 /// How many of `rows` have a primary key that a row of the table holds already (of any
@@ -184,12 +179,7 @@ pub fn delete_rows(t: &RegTable, tenant: uuid::Uuid) -> MtResult<i64> {
         t.sql_name,
         quote_ident(&t.tenant_column)
     );
-    write_first(&sql, &[pg_uuid(tenant).into()], |r| {
-        Ok(r.map(|r| r.get::<i64>(1))
-            .transpose()?
-            .flatten()
-            .unwrap_or(0))
-    })
+    write_count(&sql, &[pg_uuid(tenant).into()])
 }
 
 /// A JSON array of the rows a query returns as one jsonb column (`$1`: the tenant id).
@@ -208,14 +198,8 @@ pub fn json_rows(sql: &'static str, tenant: uuid::Uuid) -> MtResult<Value> {
 /// Run a write with the tenant id as `$1` and a jsonb document part as `$2`; returns the
 /// count its last SELECT yields.
 pub fn write_json(sql: &str, tenant: uuid::Uuid, part: &Value) -> MtResult<i64> {
-    write_first(
+    write_count(
         sql,
         &[pg_uuid(tenant).into(), pgrx::JsonB(part.clone()).into()],
-        |r| {
-            Ok(r.map(|r| r.get::<i64>(1))
-                .transpose()?
-                .flatten()
-                .unwrap_or(0))
-        },
     )
 }

@@ -99,7 +99,7 @@ pub fn install_templates(tenant: uuid::Uuid) -> MtResult<i64> {
     if crate::state::registry::legacy_schema()? {
         return Ok(0); // still at 0.1.0: no templates table until ALTER EXTENSION ... UPDATE
     }
-    let n = crate::pg::spi::write_first(
+    let n = crate::pg::spi::write_count(
         "WITH r AS ( \
            INSERT INTO tenant.roles (tenant_id, name, inherits) \
            SELECT $1, t.name, t.inherits FROM tenant.role_templates t \
@@ -107,12 +107,6 @@ pub fn install_templates(tenant: uuid::Uuid) -> MtResult<i64> {
            RETURNING 1) \
          SELECT count(*) FROM r",
         &[pg_uuid(tenant).into()],
-        |r| {
-            Ok(r.map(|r| r.get::<i64>(1))
-                .transpose()?
-                .flatten()
-                .unwrap_or(0))
-        },
     )?;
     if n > 0 {
         Spi::run_with_args(

@@ -75,3 +75,20 @@ pub fn lookup(key: &str) -> MtResult<TenantRow> {
         _ => Err(MtError::tenant_not_found(key)),
     }
 }
+
+/// The tenant ids a query (its first column) returns; the caller picks the role it runs as.
+pub fn ids(
+    sql: &'static str,
+    types: &[pgrx::pg_sys::PgBuiltInOids],
+    args: &[pgrx::datum::DatumWithOid],
+) -> MtResult<Vec<uuid::Uuid>> {
+    with_prepared_read(sql, types, args, |t| {
+        let mut v = Vec::new();
+        for r in t {
+            if let Some(id) = r.get::<pgrx::Uuid>(1)? {
+                v.push(from_pg_uuid(id));
+            }
+        }
+        Ok(v)
+    })
+}

@@ -538,3 +538,77 @@ fn extension_trigger_functions_cannot_be_borrowed() {
     assert_eq!(counters(&db), counters_before, "V23b: counters changed");
     assert!(audit_valid(&mut su, "acme"), "V19-V23b: acme's chain");
 }
+
+#[test]
+fn functions_of_the_teams_and_lifecycle_work_give_an_attacker_nothing() {
+    // V118: the functions PUBLIC may execute that came with teams, organizations, settings,
+    // the switcher, erasure and adoption, called by a role with only CONNECT and TEMP, after
+    // every session trick it has (its own search_path with temp objects first, an `=` of its
+    // own, standard_conforming_strings off): no context, no rights, nothing written
+    let db = Db::new("hostile_v118");
+    let mut evil = db.as_role("mt_it_evil");
+    evil.batch_execute(
+        "CREATE TEMP TABLE members (tenant_id uuid, user_id text, roles text[]);
+         CREATE FUNCTION pg_temp.texteq(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+         CREATE OPERATOR pg_temp.= (LEFTARG = text, RIGHTARG = text, PROCEDURE = pg_temp.texteq);
+         SET search_path = pg_temp, public;
+         SET standard_conforming_strings = off;",
+    )
+    .unwrap();
+    let before = (
+        audit_rows(&db),
+        su_i64(&db, "SELECT count(*) FROM tenant.members"),
+    );
+    for (sql, code) in [
+        ("SELECT tenant.can_user('bob', 'x', 'y')", "MT001"),
+        ("SELECT * FROM tenant.pending_invitations()", "MT001"),
+        (
+            "SELECT tenant.revoke_invitation(gen_random_uuid())",
+            "MT001",
+        ),
+        (
+            "SELECT tenant.resend_invitation(gen_random_uuid())",
+            "MT001",
+        ),
+        ("SELECT tenant.log_event('x')", "MT001"),
+        ("SELECT tenant.create_organization('x', 'X')", "MT001"),
+        ("SELECT tenant.set_member_organization('bob', 'x')", "MT001"),
+        ("SELECT tenant.drop_organization('x')", "MT001"),
+        ("SELECT * FROM tenant.my_tenants()", "MT001"),
+        ("SELECT * FROM tenant.my_tenants('bob')", "MT020"),
+        ("SELECT tenant.set_setting('x', '1')", "MT001"),
+        ("SELECT tenant.get_setting('x')", "MT001"),
+        ("SELECT tenant.forget_user('bob')", "MT001"),
+        ("SELECT tenant.adopt('public.notes', 'acme')", "MT020"),
+        ("SELECT tenant.export('acme')", "42501"),
+        (
+            "SELECT * FROM tenant.export_rows('acme', 'public.notes')",
+            "42501",
+        ),
+        ("SELECT tenant.import('acme', '{}')", "42501"),
+        ("SELECT tenant.purge('acme', true)", "42501"),
+        ("SELECT * FROM tenant.tenant_stats()", "42501"),
+        ("SELECT * FROM tenant.activity()", "42501"),
+    ] {
+        expect_code(&mut evil, sql, code, "V118: mt_it_evil");
+    }
+    // what needs no context answers nothing
+    let (roles, has): (Vec<String>, bool) = {
+        let r = evil
+            .query_one(
+                "SELECT tenant.effective_roles(), tenant.has_role('owner')",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert!(roles.is_empty() && !has, "V118: roles without a context");
+    assert_eq!(
+        (
+            audit_rows(&db),
+            su_i64(&db, "SELECT count(*) FROM tenant.members")
+        ),
+        before,
+        "V118: nothing written"
+    );
+}

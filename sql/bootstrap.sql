@@ -43,7 +43,11 @@ CREATE TABLE tenant.tenants (
     suspended_at  timestamptz,
     deleted_at    timestamptz,
     purge_after   timestamptz,
-    period_end    timestamptz
+    period_end    timestamptz,
+    -- where its rows live: in the shared tables (isolated by tenant_id) or in a schema of its
+    -- own (tenant.provision_schema), which set_context puts first on the search_path
+    placement     text NOT NULL DEFAULT 'shared' CHECK (placement IN ('shared', 'schema')),
+    schema_name   name UNIQUE
 );
 COMMENT ON TABLE tenant.tenants IS 'One row per tenant; created with tenant.create(), status changed with tenant.set_status().';
 

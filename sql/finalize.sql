@@ -212,6 +212,21 @@ BEGIN
 END
 $rls$;
 
+-- Issue 14's tables: application roles read their own tenant's rows; the backend and admins read all; writes go
+-- through the extension's functions. Onboarding steps are the same for everyone.
+DO $site_rls$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['domains', 'branding', 'custom_fields', 'onboarding_progress', 'storage_objects'] LOOP
+        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
+                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
+                       'USING (true)', t || '_service', t);
+    END LOOP;
+END
+$site_rls$;
+
 -- The audit log: an entry about a table is readable by a role of the entry's tenant only if
 -- that role may read the table itself (the entry holds the row's data). The table is found by
 -- its name, which survives pg_dump/restore (oids do not); a dropped or renamed table's entries
@@ -300,6 +315,8 @@ GRANT SELECT ON tenant.plans, tenant.plan_limits, tenant.row_limits, tenant.role
 GRANT SELECT ON tenant.audit_log, tenant.audited_tables TO PUBLIC;
 GRANT SELECT ON tenant.roles, tenant.permissions, tenant.organizations TO PUBLIC;
 GRANT SELECT ON tenant.usage_counters, tenant.usage_daily, tenant.tenant_limits, tenant.tenant_features TO PUBLIC;
+GRANT SELECT ON tenant.domains, tenant.branding, tenant.custom_fields, tenant.onboarding_steps, tenant.onboarding_progress, tenant.storage_objects TO PUBLIC;
+GRANT SELECT ON tenant.outbox, tenant.schema_migrations, tenant.custom_field_columns TO tenant_service, tenant_admin;
 
 -- What PUBLIC may execute (docs/security.md lists it; tests/integration/hostile/surface.rs checks it): the
 -- documented API and tenant_internal._allow, the policy helper above. Everything else is revoked.
@@ -356,7 +373,28 @@ TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO tenant_service;
-GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.authenticate(text, text) TO tenant_user, tenant_service;
+-- Where a request lands (issue 14)
+GRANT EXECUTE ON FUNCTION
+    tenant.add_domain(text), tenant.remove_domain(text), tenant.set_branding(jsonb),
+    tenant.define_custom_field(text, text, text, boolean, text[], text), tenant.drop_custom_field(text, text),
+    tenant.validate_custom_fields(text, jsonb),
+    tenant.complete_step(text, jsonb), tenant.onboarding(),
+    tenant.storage_path(text), tenant.register_object(text, bigint), tenant.unregister_object(text)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant.resolve(text, text), tenant.get_branding(text)
+TO tenant_user, tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) TO tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.mark_domain_verified(text), tenant.set_tls_status(text, text, timestamptz),
+    tenant.pending_domains(interval), tenant.take_events(integer)
+TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.define_onboarding_step(text, text, text, boolean, integer), tenant.drop_onboarding_step(text),
+    tenant.enforce_custom_fields(regclass, text, text, text), tenant.unenforce_custom_fields(regclass),
+    tenant_internal._custom_fields_trigger(),
+    tenant.provision_schema(text, text), tenant.migrate_schemas(text, text)
+TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
     tenant.deactivate_jwt_key(text),
@@ -390,7 +428,41 @@ COMMENT ON FUNCTION tenant.accept_invitation(text, text) IS 'Redeem an invitatio
 COMMENT ON FUNCTION tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz) IS 'Register a key (kid, alg, key, issuer, audience, validity) that verifies JWTs for tenant.authenticate. For tenant_admin.';
 COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an active member of a tenant with roles. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS 'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in tenant.audit_log (hash-chained per tenant). For tenant_admin members who own the table.';
-COMMENT ON FUNCTION tenant.authenticate(text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction. For tenant_user and tenant_service.';
+COMMENT ON FUNCTION tenant.add_domain(text) IS 'Register a custom domain for the current tenant (plan feature custom_domains); returns the DNS records (TXT token, CNAME) to create. Resolves once verified.';
+COMMENT ON FUNCTION tenant.remove_domain(text) IS 'Remove a custom domain of the current tenant.';
+COMMENT ON FUNCTION tenant.mark_domain_verified(text) IS 'For the DNS worker: the verification TXT record was found; the domain now resolves. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_tls_status(text, text, timestamptz) IS 'For the certificate worker: TLS status (pending, active, failed, expired) and expiry of a domain. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.pending_domains(interval) IS 'What the DNS/TLS worker has to do: unverified domains, no active certificate, or one expiring within renew_within. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.resolve(text, text) IS 'The tenant a request is for: verified custom domain, else <slug>.<multitenant.base_domain>, else the header (uuid or slug); NULL when none; MT006 when host and header disagree.';
+COMMENT ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) IS 'set_context for the tenant tenant.resolve(host, header_tenant) finds; MT002 when none. For tenant_service.';
+COMMENT ON FUNCTION tenant.authenticate(text, text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction; MT006 when expected_tenant (the request''s) is another. For tenant_user and tenant_service.';
+COMMENT ON FUNCTION tenant.set_branding(jsonb) IS 'Change keys of the current tenant''s branding (checked; null removes one); returns the whole record. Plan feature custom_branding, not with restriction no_custom_branding.';
+COMMENT ON FUNCTION tenant.get_branding(text) IS 'Branding of the tenant served at host (login pages, before any login): {tenant_id, slug, name, branding}, or NULL.';
+COMMENT ON FUNCTION tenant.define_custom_field(text, text, text, boolean, text[], text) IS 'Define a custom field (text, number, boolean, date, select) of an entity for the current tenant; plan limit custom_fields.';
+COMMENT ON FUNCTION tenant.drop_custom_field(text, text) IS 'Drop a custom field of the current tenant.';
+COMMENT ON FUNCTION tenant.validate_custom_fields(text, jsonb) IS 'True when the document fits the current tenant''s custom fields of entity, else MT030 naming every bad field.';
+COMMENT ON FUNCTION tenant.enforce_custom_fields(regclass, text, text, text) IS 'Check a jsonb column of a table against the custom fields of entity on every INSERT and UPDATE. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.unenforce_custom_fields(regclass) IS 'Stop checking custom fields on a table.';
+COMMENT ON FUNCTION tenant_internal._custom_fields_trigger() IS 'Trigger of tenant.enforce_custom_fields; reads its registration in tenant.custom_field_columns.';
+COMMENT ON FUNCTION tenant.define_onboarding_step(text, text, text, boolean, integer) IS 'Define an onboarding step every tenant goes through. For tenant_admin.';
+COMMENT ON FUNCTION tenant.drop_onboarding_step(text) IS 'Drop an onboarding step. For tenant_admin.';
+COMMENT ON FUNCTION tenant.complete_step(text, jsonb) IS 'Mark an onboarding step done for the current tenant. For the backend and members allowed onboarding/update.';
+COMMENT ON FUNCTION tenant.onboarding() IS 'The current tenant''s onboarding checklist, in order.';
+COMMENT ON FUNCTION tenant.take_events(integer) IS 'Take queued events (tenant.created, domain.added, ...) for delivery outside the database, in the caller''s transaction. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.storage_path(text) IS 'tenants/<current tenant id>/<sanitised filename>: where the current tenant keeps a file. MT001 without a context.';
+COMMENT ON FUNCTION tenant.register_object(text, bigint) IS 'Record an object of the current tenant (a storage_path) and its size against the storage limit; returns the total bytes.';
+COMMENT ON FUNCTION tenant.unregister_object(text) IS 'Forget an object of the current tenant; returns the total bytes.';
+COMMENT ON FUNCTION tenant.provision_schema(text, text) IS 'Place a tenant in a schema of its own created from a template schema, guarded by RLS; set_context puts it on the search_path. For tenant_admin.';
+COMMENT ON FUNCTION tenant.migrate_schemas(text, text) IS 'Apply a migration (version, SQL) to every tenant schema that lacks it, as the caller, recording it. For tenant_admin.';
+COMMENT ON TABLE tenant.domains IS 'Custom domains of tenants (tenant.add_domain); verified and TLS state set by a worker.';
+COMMENT ON TABLE tenant.branding IS 'Branding record of each tenant (tenant.set_branding).';
+COMMENT ON TABLE tenant.custom_fields IS 'Custom field definitions per tenant and entity (tenant.define_custom_field).';
+COMMENT ON TABLE tenant.custom_field_columns IS 'jsonb columns checked against custom fields (tenant.enforce_custom_fields).';
+COMMENT ON TABLE tenant.onboarding_steps IS 'Onboarding steps every tenant goes through (tenant.define_onboarding_step).';
+COMMENT ON TABLE tenant.onboarding_progress IS 'Onboarding steps each tenant completed (tenant.complete_step).';
+COMMENT ON TABLE tenant.outbox IS 'Events for workers outside the database (tenant.take_events).';
+COMMENT ON TABLE tenant.storage_objects IS 'Objects tenants keep outside the database, with their size (tenant.register_object).';
+COMMENT ON TABLE tenant.schema_migrations IS 'Migrations applied to tenant schemas (tenant.migrate_schemas).';
 COMMENT ON FUNCTION tenant.authorize(text, text, jsonb) IS 'Like tenant.can, but raises MT020 when the current user may not do action on resource.';
 COMMENT ON FUNCTION tenant.can(text, text, jsonb) IS 'May the current user do action on resource (role inheritance, wildcards, conditions on ctx)? False without a context.';
 COMMENT ON FUNCTION tenant.clear_context() IS 'Leave the tenant context (for the session).';

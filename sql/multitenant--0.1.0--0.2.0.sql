@@ -842,6 +842,155 @@ AS $$
     ORDER BY a.pid
 $$;
 
+-- Where a request lands (issue 14)
+ALTER TABLE tenant.tenants
+    ADD COLUMN placement text NOT NULL DEFAULT 'shared' CHECK (placement IN ('shared', 'schema')),
+    ADD COLUMN schema_name name UNIQUE;
+-- Where a request lands (issue 14): custom domains, branding, custom fields, onboarding, the
+-- outbox of events for workers outside the database, storage objects, schema placement.
+
+-- Custom domains: one tenant per hostname. Verification (DNS) and certificates (TLS) are done
+-- by a worker outside the database, which reports back with mark_domain_verified and
+-- set_tls_status; only verified domains resolve.
+CREATE TABLE tenant.domains (
+    hostname           text PRIMARY KEY CHECK (hostname = lower(hostname) AND length(hostname) BETWEEN 3 AND 253),
+    tenant_id          uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    verification_token text NOT NULL,
+    verified_at        timestamptz,
+    tls_status         text NOT NULL DEFAULT 'pending' CHECK (tls_status IN ('pending', 'active', 'failed', 'expired')),
+    tls_expires_at     timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX domains_tenant_idx ON tenant.domains (tenant_id);
+
+-- A tenant's branding (keys checked by tenant.set_branding).
+CREATE TABLE tenant.branding (
+    tenant_id  uuid PRIMARY KEY REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    branding   jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(branding) = 'object'),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Custom fields a tenant defines per entity, and the jsonb columns they are enforced on.
+CREATE TABLE tenant.custom_fields (
+    tenant_id  uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    entity     text NOT NULL CHECK (entity ~ '^[a-z][a-z0-9_]{0,62}$'),
+    name       text NOT NULL CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    type       text NOT NULL CHECK (type IN ('text', 'number', 'boolean', 'date', 'select')),
+    required   boolean NOT NULL DEFAULT false,
+    options    text[],
+    label      text CHECK (length(label) <= 200),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, entity, name)
+);
+CREATE TABLE tenant.custom_field_columns (
+    relid         regclass PRIMARY KEY,
+    column_name   name NOT NULL,
+    entity        text NOT NULL,
+    tenant_column name NOT NULL
+);
+
+-- Onboarding: the steps every tenant goes through, and each tenant's progress.
+CREATE TABLE tenant.onboarding_steps (
+    step        text PRIMARY KEY CHECK (step ~ '^[a-z0-9_-]{1,100}$'),
+    title       text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+    description text,
+    required    boolean NOT NULL DEFAULT false,
+    position    integer NOT NULL DEFAULT 0
+);
+CREATE TABLE tenant.onboarding_progress (
+    tenant_id    uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    step         text NOT NULL REFERENCES tenant.onboarding_steps (step) ON DELETE CASCADE,
+    completed_at timestamptz NOT NULL DEFAULT now(),
+    completed_by text,
+    data         jsonb,
+    PRIMARY KEY (tenant_id, step)
+);
+
+-- Events for workers outside the database (welcome e-mail, DNS checks): written in the
+-- transaction that caused them, taken with tenant.take_events(); pg_notify on the channel
+-- multitenant_events wakes the worker.
+CREATE TABLE tenant.outbox (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event      text NOT NULL,
+    tenant_id  uuid,
+    payload    jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Objects a tenant stores outside the database (its storage prefix), with their size.
+CREATE TABLE tenant.storage_objects (
+    tenant_id     uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    path          text NOT NULL,
+    bytes         bigint NOT NULL CHECK (bytes >= 0),
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, path)
+);
+
+-- Migrations applied to tenant schemas (tenant.migrate_schemas).
+CREATE TABLE tenant.schema_migrations (
+    tenant_id   uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    version     text NOT NULL,
+    schema_name name NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    applied_by  name NOT NULL DEFAULT current_user,
+    PRIMARY KEY (tenant_id, version)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('tenant.domains', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.branding', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.custom_fields', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.custom_field_columns', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.onboarding_steps', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.onboarding_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.storage_objects', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.schema_migrations', '');
+
+-- Issue 14's tables: application roles read their own tenant's rows; the backend and admins read all; writes go
+-- through the extension's functions. Onboarding steps are the same for everyone.
+DO $site_rls$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['domains', 'branding', 'custom_fields', 'onboarding_progress', 'storage_objects'] LOOP
+        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
+                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
+                       'USING (true)', t || '_service', t);
+    END LOOP;
+END
+$site_rls$;
+
+CREATE FUNCTION tenant.add_domain("hostname" TEXT) RETURNS jsonb STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'add_domain_wrapper';
+CREATE FUNCTION tenant.complete_step("step" TEXT, "data" jsonb DEFAULT NULL) RETURNS bool VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'complete_step_wrapper';
+CREATE FUNCTION tenant.define_custom_field("entity" TEXT, "name" TEXT, "field_type" TEXT, "required" bool DEFAULT false, "options" TEXT[] DEFAULT NULL, "label" TEXT DEFAULT NULL) RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'define_custom_field_wrapper';
+CREATE FUNCTION tenant.define_onboarding_step("step" TEXT, "title" TEXT, "description" TEXT DEFAULT NULL, "required" bool DEFAULT false, "position" INT DEFAULT 0) RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'define_onboarding_step_wrapper';
+CREATE FUNCTION tenant.drop_custom_field("entity" TEXT, "name" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_custom_field_wrapper';
+CREATE FUNCTION tenant.drop_onboarding_step("step" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_onboarding_step_wrapper';
+CREATE FUNCTION tenant.get_branding("host" TEXT) RETURNS jsonb STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'get_branding_wrapper';
+CREATE FUNCTION tenant.mark_domain_verified("hostname" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'mark_domain_verified_wrapper';
+CREATE FUNCTION tenant.migrate_schemas("version" TEXT, "sql" TEXT) RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_schemas_wrapper';
+CREATE FUNCTION tenant.onboarding() RETURNS TABLE ("step" TEXT, "title" TEXT, "description" TEXT, "required" bool, "completed" bool, "completed_at" timestamp with time zone, "completed_by" TEXT) STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'onboarding_wrapper';
+CREATE FUNCTION tenant.pending_domains("renew_within" interval DEFAULT '30 days') RETURNS TABLE ("hostname" TEXT, "tenant_id" uuid, "txt_name" TEXT, "txt_value" TEXT, "cname_target" TEXT, "verified_at" timestamp with time zone, "tls_status" TEXT, "tls_expires_at" timestamp with time zone) STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'pending_domains_wrapper';
+CREATE FUNCTION tenant.provision_schema("tenant" TEXT, "template" TEXT) RETURNS TEXT STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'provision_schema_wrapper';
+CREATE FUNCTION tenant.register_object("path" TEXT, "bytes" bigint) RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'register_object_wrapper';
+CREATE FUNCTION tenant.remove_domain("hostname" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'remove_domain_wrapper';
+CREATE FUNCTION tenant.resolve("host" TEXT, "header_tenant" TEXT DEFAULT NULL) RETURNS uuid STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'resolve_wrapper';
+CREATE FUNCTION tenant.set_branding("branding" jsonb) RETURNS jsonb STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_branding_wrapper';
+CREATE FUNCTION tenant.set_context_for_host("host" TEXT, "user_id" TEXT DEFAULT NULL, "header_tenant" TEXT DEFAULT NULL, "is_local" bool DEFAULT true, "client_ip" TEXT DEFAULT NULL) RETURNS uuid VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_context_for_host_wrapper';
+CREATE FUNCTION tenant.set_tls_status("hostname" TEXT, "status" TEXT, "expires_at" timestamp with time zone DEFAULT NULL) RETURNS void VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_tls_status_wrapper';
+CREATE FUNCTION tenant.storage_path("filename" TEXT) RETURNS TEXT STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'storage_path_wrapper';
+CREATE FUNCTION tenant.take_events("max" INT DEFAULT 100) RETURNS TABLE ("id" bigint, "event" TEXT, "tenant_id" uuid, "payload" jsonb, "created_at" timestamp with time zone) STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'take_events_wrapper';
+CREATE FUNCTION tenant.unregister_object("path" TEXT) RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'unregister_object_wrapper';
+CREATE FUNCTION tenant.validate_custom_fields("entity" TEXT, "fields" jsonb) RETURNS bool STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'validate_custom_fields_wrapper';
+DROP FUNCTION tenant.authenticate(text);
+CREATE FUNCTION tenant.authenticate("token" TEXT, "expected_tenant" TEXT DEFAULT NULL) RETURNS uuid VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'authenticate_v2_wrapper';
+CREATE FUNCTION tenant.enforce_custom_fields(tbl regclass, "column" text, entity text, tenant_column text DEFAULT 'tenant_id') RETURNS void VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'enforce_custom_fields_wrapper';
+CREATE FUNCTION tenant.unenforce_custom_fields(tbl regclass) RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'unenforce_custom_fields_wrapper';
+CREATE FUNCTION tenant_internal._custom_fields_trigger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_custom_fields_trigger_wrapper';
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -900,7 +1049,28 @@ TO tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, tenant_admin;
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO tenant_service;
-GRANT EXECUTE ON FUNCTION tenant.authenticate(text) TO tenant_user, tenant_service;
+GRANT EXECUTE ON FUNCTION tenant.authenticate(text, text) TO tenant_user, tenant_service;
+-- Where a request lands (issue 14)
+GRANT EXECUTE ON FUNCTION
+    tenant.add_domain(text), tenant.remove_domain(text), tenant.set_branding(jsonb),
+    tenant.define_custom_field(text, text, text, boolean, text[], text), tenant.drop_custom_field(text, text),
+    tenant.validate_custom_fields(text, jsonb),
+    tenant.complete_step(text, jsonb), tenant.onboarding(),
+    tenant.storage_path(text), tenant.register_object(text, bigint), tenant.unregister_object(text)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant.resolve(text, text), tenant.get_branding(text)
+TO tenant_user, tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) TO tenant_service;
+GRANT EXECUTE ON FUNCTION
+    tenant.mark_domain_verified(text), tenant.set_tls_status(text, text, timestamptz),
+    tenant.pending_domains(interval), tenant.take_events(integer)
+TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION
+    tenant.define_onboarding_step(text, text, text, boolean, integer), tenant.drop_onboarding_step(text),
+    tenant.enforce_custom_fields(regclass, text, text, text), tenant.unenforce_custom_fields(regclass),
+    tenant_internal._custom_fields_trigger(),
+    tenant.provision_schema(text, text), tenant.migrate_schemas(text, text)
+TO tenant_admin;
 GRANT EXECUTE ON FUNCTION
     tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz),
     tenant.deactivate_jwt_key(text),
@@ -934,7 +1104,41 @@ COMMENT ON FUNCTION tenant.accept_invitation(text, text) IS 'Redeem an invitatio
 COMMENT ON FUNCTION tenant.add_jwt_key(text, text, text, text, text, timestamptz, timestamptz) IS 'Register a key (kid, alg, key, issuer, audience, validity) that verifies JWTs for tenant.authenticate. For tenant_admin.';
 COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an active member of a tenant with roles. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS 'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in tenant.audit_log (hash-chained per tenant). For tenant_admin members who own the table.';
-COMMENT ON FUNCTION tenant.authenticate(text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction. For tenant_user and tenant_service.';
+COMMENT ON FUNCTION tenant.add_domain(text) IS 'Register a custom domain for the current tenant (plan feature custom_domains); returns the DNS records (TXT token, CNAME) to create. Resolves once verified.';
+COMMENT ON FUNCTION tenant.remove_domain(text) IS 'Remove a custom domain of the current tenant.';
+COMMENT ON FUNCTION tenant.mark_domain_verified(text) IS 'For the DNS worker: the verification TXT record was found; the domain now resolves. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_tls_status(text, text, timestamptz) IS 'For the certificate worker: TLS status (pending, active, failed, expired) and expiry of a domain. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.pending_domains(interval) IS 'What the DNS/TLS worker has to do: unverified domains, no active certificate, or one expiring within renew_within. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.resolve(text, text) IS 'The tenant a request is for: verified custom domain, else <slug>.<multitenant.base_domain>, else the header (uuid or slug); NULL when none; MT006 when host and header disagree.';
+COMMENT ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) IS 'set_context for the tenant tenant.resolve(host, header_tenant) finds; MT002 when none. For tenant_service.';
+COMMENT ON FUNCTION tenant.authenticate(text, text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction; MT006 when expected_tenant (the request''s) is another. For tenant_user and tenant_service.';
+COMMENT ON FUNCTION tenant.set_branding(jsonb) IS 'Change keys of the current tenant''s branding (checked; null removes one); returns the whole record. Plan feature custom_branding, not with restriction no_custom_branding.';
+COMMENT ON FUNCTION tenant.get_branding(text) IS 'Branding of the tenant served at host (login pages, before any login): {tenant_id, slug, name, branding}, or NULL.';
+COMMENT ON FUNCTION tenant.define_custom_field(text, text, text, boolean, text[], text) IS 'Define a custom field (text, number, boolean, date, select) of an entity for the current tenant; plan limit custom_fields.';
+COMMENT ON FUNCTION tenant.drop_custom_field(text, text) IS 'Drop a custom field of the current tenant.';
+COMMENT ON FUNCTION tenant.validate_custom_fields(text, jsonb) IS 'True when the document fits the current tenant''s custom fields of entity, else MT030 naming every bad field.';
+COMMENT ON FUNCTION tenant.enforce_custom_fields(regclass, text, text, text) IS 'Check a jsonb column of a table against the custom fields of entity on every INSERT and UPDATE. For tenant_admin members who own the table.';
+COMMENT ON FUNCTION tenant.unenforce_custom_fields(regclass) IS 'Stop checking custom fields on a table.';
+COMMENT ON FUNCTION tenant_internal._custom_fields_trigger() IS 'Trigger of tenant.enforce_custom_fields; reads its registration in tenant.custom_field_columns.';
+COMMENT ON FUNCTION tenant.define_onboarding_step(text, text, text, boolean, integer) IS 'Define an onboarding step every tenant goes through. For tenant_admin.';
+COMMENT ON FUNCTION tenant.drop_onboarding_step(text) IS 'Drop an onboarding step. For tenant_admin.';
+COMMENT ON FUNCTION tenant.complete_step(text, jsonb) IS 'Mark an onboarding step done for the current tenant. For the backend and members allowed onboarding/update.';
+COMMENT ON FUNCTION tenant.onboarding() IS 'The current tenant''s onboarding checklist, in order.';
+COMMENT ON FUNCTION tenant.take_events(integer) IS 'Take queued events (tenant.created, domain.added, ...) for delivery outside the database, in the caller''s transaction. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.storage_path(text) IS 'tenants/<current tenant id>/<sanitised filename>: where the current tenant keeps a file. MT001 without a context.';
+COMMENT ON FUNCTION tenant.register_object(text, bigint) IS 'Record an object of the current tenant (a storage_path) and its size against the storage limit; returns the total bytes.';
+COMMENT ON FUNCTION tenant.unregister_object(text) IS 'Forget an object of the current tenant; returns the total bytes.';
+COMMENT ON FUNCTION tenant.provision_schema(text, text) IS 'Place a tenant in a schema of its own created from a template schema, guarded by RLS; set_context puts it on the search_path. For tenant_admin.';
+COMMENT ON FUNCTION tenant.migrate_schemas(text, text) IS 'Apply a migration (version, SQL) to every tenant schema that lacks it, as the caller, recording it. For tenant_admin.';
+COMMENT ON TABLE tenant.domains IS 'Custom domains of tenants (tenant.add_domain); verified and TLS state set by a worker.';
+COMMENT ON TABLE tenant.branding IS 'Branding record of each tenant (tenant.set_branding).';
+COMMENT ON TABLE tenant.custom_fields IS 'Custom field definitions per tenant and entity (tenant.define_custom_field).';
+COMMENT ON TABLE tenant.custom_field_columns IS 'jsonb columns checked against custom fields (tenant.enforce_custom_fields).';
+COMMENT ON TABLE tenant.onboarding_steps IS 'Onboarding steps every tenant goes through (tenant.define_onboarding_step).';
+COMMENT ON TABLE tenant.onboarding_progress IS 'Onboarding steps each tenant completed (tenant.complete_step).';
+COMMENT ON TABLE tenant.outbox IS 'Events for workers outside the database (tenant.take_events).';
+COMMENT ON TABLE tenant.storage_objects IS 'Objects tenants keep outside the database, with their size (tenant.register_object).';
+COMMENT ON TABLE tenant.schema_migrations IS 'Migrations applied to tenant schemas (tenant.migrate_schemas).';
 COMMENT ON FUNCTION tenant.authorize(text, text, jsonb) IS 'Like tenant.can, but raises MT020 when the current user may not do action on resource.';
 COMMENT ON FUNCTION tenant.can(text, text, jsonb) IS 'May the current user do action on resource (role inheritance, wildcards, conditions on ctx)? False without a context.';
 COMMENT ON FUNCTION tenant.clear_context() IS 'Leave the tenant context (for the session).';

@@ -6,6 +6,7 @@ use std::ffi::{CStr, CString};
 
 pub fn register() {
     register_context();
+    register_site();
     register_jwt();
     register_lifecycle();
 }
@@ -216,4 +217,36 @@ impl Names {
             roles: &self.roles,
         }
     }
+}
+
+/// The domain under which every tenant has a subdomain (`<slug>.<base_domain>`), for
+/// tenant.resolve and the CNAME target of custom domains. Empty: no subdomains.
+pub static BASE_DOMAIN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Does set_context require that the user it names is a member (like authenticate)?
+pub static CONTEXT_MEMBERSHIP: GucSetting<Membership> =
+    GucSetting::<Membership>::new(Membership::Off);
+
+fn register_site() {
+    GucRegistry::define_string_guc(
+        c"multitenant.base_domain",
+        c"Domain under which each tenant has a subdomain <slug>.<base_domain> (tenant.resolve, CNAME target of custom domains).",
+        c"Empty: tenants are resolved by verified custom domains and headers only.",
+        &BASE_DOMAIN,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"multitenant.context_membership",
+        c"Membership rule of tenant.set_context for the user it names: off (default), auto or required.",
+        c"auto: a tenant with members admits only its active members; required: the user must be an active member.",
+        &CONTEXT_MEMBERSHIP,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// The base domain, lowercased, without a trailing dot ("" when unset).
+pub fn base_domain() -> String {
+    let b = guc_text(&BASE_DOMAIN, "").to_ascii_lowercase();
+    b.strip_suffix('.').map(str::to_string).unwrap_or(b)
 }

@@ -25,6 +25,7 @@ extension_sql_file!(
     name = "check_isolation",
     requires = ["bootstrap"]
 );
+extension_sql_file!("../sql/site.sql", name = "site", requires = ["bootstrap"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -14,7 +14,10 @@ use crate::state::{members, tenants};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
-fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
+pub(crate) fn authenticate_impl(
+    token: &str,
+    expected_tenant: Option<&str>,
+) -> MtResult<uuid::Uuid> {
     require_any_role(&[c"tenant_user", c"tenant_service"], "authenticate")?;
     let names = Names::current();
     let now = now_unix();
@@ -38,6 +41,24 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
         }
     };
     let row = tenants::lookup(&ident.tenant)?;
+    // the request's own tenant (host, header) must be the token's
+    if let Some(expected) = expected_tenant {
+        let same = match tenants::lookup(expected) {
+            Ok(e) => e.id == row.id,
+            Err(e) if e.code == Code::TenantNotFound => false,
+            Err(e) => return Err(e),
+        };
+        if !same {
+            return Err(crate::api::site::mismatch(
+                "the token is for another tenant than the request",
+            )
+            .detail(format!(
+                "token tenant {}, request tenant {}",
+                row.id,
+                expected.escape_default()
+            )));
+        }
+    }
     let mut claims = context::mint_claims(&row, ident.user.clone(), Some(ident.exp))?;
     let rule = JWT_MEMBERSHIP.get();
     if rule != Membership::Off
@@ -68,10 +89,15 @@ fn authenticate_impl(token: &str) -> MtResult<uuid::Uuid> {
 }
 
 /// Enter the tenant named by a JWT that the database verifies itself (keys in
-/// tenant.jwt_keys). Transaction-local. For `tenant_user` (and `tenant_service`).
-#[pg_extern(volatile, parallel_unsafe)]
-fn authenticate(token: &str) -> pgrx::Uuid {
-    boundary(|| authenticate_impl(token).map(pg_uuid))
+/// tenant.jwt_keys). Transaction-local. With `expected_tenant` (the request's tenant, from
+/// `tenant.resolve`, uuid or slug), a token for any other tenant is refused with MT006.
+/// For `tenant_user` (and `tenant_service`).
+#[pg_extern(volatile, parallel_unsafe, name = "authenticate")]
+fn authenticate_v2(
+    token: Option<&str>,
+    expected_tenant: default!(Option<&str>, "NULL"),
+) -> pgrx::Uuid {
+    boundary(|| authenticate_impl(required("token", token)?, expected_tenant).map(pg_uuid))
 }
 
 /// The verified claims of the current context (the JWT payload for `authenticate`), or NULL.

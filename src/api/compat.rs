@@ -59,6 +59,13 @@ fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
     boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column, None)))
 }
 
+/// 0.1.0's `tenant.authenticate(text)` (0.2.0 adds `expected_tenant`, under the C name
+/// `authenticate_v2_wrapper`).
+#[pg_extern(sql = false)]
+fn authenticate(token: &str) -> pgrx::Uuid {
+    boundary(|| crate::api::auth::authenticate_impl(token, None).map(crate::pg::convert::pg_uuid))
+}
+
 /// 0.1.0's `tenant.set_context(text, text, boolean)` (0.2.0 adds `client_ip`, under the C
 /// name `set_context_v2_wrapper`).
 #[pg_extern(sql = false)]

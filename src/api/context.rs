@@ -4,10 +4,12 @@
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::token::TokenError;
+use crate::gucs::{Membership, CONTEXT_MEMBERSHIP};
 use crate::pg::convert::pg_uuid;
 use crate::pg::raise::{boundary, required};
 use crate::pg::roles::require_any_role;
-use crate::state::context::{enter, mint_claims, store_token, verified};
+use crate::state::context::{enter, mint_claims, place_schema, store_token, verified};
+use crate::state::members;
 use crate::state::tenants;
 use pgrx::prelude::*;
 
@@ -26,6 +28,13 @@ pub(crate) fn set_context_impl(
     let user = validate_user(user_id)?;
     let ip = client_ip.map(names::client_ip).transpose()?;
     let row = tenants::lookup(tenant)?;
+    let rule = CONTEXT_MEMBERSHIP.get();
+    if rule != Membership::Off
+        && user.is_some()
+        && !members::allows(row.id, user.as_deref(), rule == Membership::Required)?
+    {
+        return Err(not_a_member(row.id, user.as_deref()));
+    }
     let mut claims = mint_claims(&row, user, None)?;
     claims.ip = ip;
     enter(claims, local)
@@ -48,10 +57,26 @@ fn set_context_v2(
     })
 }
 
+/// MT005: the user is not an active member of the tenant (authenticate, and set_context
+/// under multitenant.context_membership).
+pub(crate) fn not_a_member(tenant: uuid::Uuid, user: Option<&str>) -> MtError {
+    MtError::new(
+        Code::TenantMismatch,
+        "tenant mismatch: the user is not a member of the tenant",
+    )
+    .detail(format!(
+        "tenant {tenant}, user {}",
+        user.unwrap_or("(none)")
+    ))
+}
+
 /// Leave the tenant context (for the session, not just the transaction).
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() {
-    boundary(|| store_token("", false))
+    boundary(|| {
+        store_token("", false)?;
+        place_schema(None, false)
+    })
 }
 
 /// The verified context's tenant id, or NULL when there is no valid context.

@@ -330,10 +330,47 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
                 "tenant_features",
                 "DELETE FROM tenant.tenant_features WHERE tenant_id = $1",
             ),
+            ("domains", "DELETE FROM tenant.domains WHERE tenant_id = $1"),
+            (
+                "branding",
+                "DELETE FROM tenant.branding WHERE tenant_id = $1",
+            ),
+            (
+                "custom_fields",
+                "DELETE FROM tenant.custom_fields WHERE tenant_id = $1",
+            ),
+            (
+                "onboarding_progress",
+                "DELETE FROM tenant.onboarding_progress WHERE tenant_id = $1",
+            ),
+            (
+                "storage_objects",
+                "DELETE FROM tenant.storage_objects WHERE tenant_id = $1",
+            ),
+            ("outbox", "DELETE FROM tenant.outbox WHERE tenant_id = $1"),
         ] {
             let sql = format!("WITH d AS ({sql} RETURNING 1) SELECT pg_catalog.count(*) FROM d");
             let n = crate::pg::spi::write_count(&sql, &[pg_uuid(row.id).into()])?;
             receipt.insert(what.into(), json!(n));
+        }
+        // a tenant placed in its own schema: the schema goes, dropped by its owner
+        if let Some(schema) = &row.schema {
+            let owner = crate::pg::spi::read_one::<pgrx::pg_sys::Oid>(
+                "SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                &[schema.as_str().into()],
+            )?;
+            if let Some(owner) = owner {
+                let stmt = format!(
+                    "DROP SCHEMA {} CASCADE",
+                    crate::core::ddl::quote_ident(schema)
+                );
+                as_role_restricted(owner, || Ok(Spi::run(&stmt)?))?;
+            }
+            Spi::run_with_args(
+                "UPDATE tenant.tenants SET placement = 'shared', schema_name = NULL WHERE id = $1",
+                &[pg_uuid(row.id).into()],
+            )?;
+            receipt.insert("schema".into(), json!(schema));
         }
         // the tenant's audit chains: emptied, their heads keep verifying (what was there is
         // gone; that it was there, and how much, stays in the receipt)

@@ -102,12 +102,13 @@ pub(crate) fn create_impl(
                 &[id.into(), owner.into()],
             )?;
         }
-        event(
-            Some(from_pg_uuid(id)),
-            "tenant.created",
-            serde_json::json!({"slug": slug, "name": name, "plan": plan, "status": status.as_str(),
-                               "region": region, "owner_user_id": owner_user_id}),
-        )?;
+        let created = serde_json::json!({"slug": slug, "name": name, "plan": plan, "status": status.as_str(),
+                                         "region": region, "owner_user_id": owner_user_id});
+        event(Some(from_pg_uuid(id)), "tenant.created", created.clone())?;
+        // for the welcome e-mail, sent by a worker outside the database (tenant.take_events)
+        if !crate::state::registry::legacy_schema()? {
+            crate::state::site::emit("tenant.created", Some(from_pg_uuid(id)), created)?;
+        }
         Ok(id)
     })
 }

@@ -219,6 +219,91 @@ pub fn protect_statements(
     v
 }
 
+/// The policy that keeps a table of a tenant's own schema to that tenant's context.
+pub const POLICY_SCHEMA: &str = "mt_schema_tenant";
+
+/// Close a table of a tenant's own schema to every context but the tenant's: RLS forced
+/// (also for its owner) and one policy comparing the context with the tenant's id.
+pub fn schema_guard_statements(schema: &str, table: &str, tenant: uuid::Uuid) -> Vec<String> {
+    let name = qualified(schema, table);
+    let check = format!("((SELECT tenant.current_tenant()) = '{tenant}'::uuid)");
+    vec![
+        format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"),
+        format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"),
+        format!(
+            "DROP POLICY IF EXISTS {} ON {name}",
+            quote_ident(POLICY_SCHEMA)
+        ),
+        format!(
+            "CREATE POLICY {} ON {name} USING {check} WITH CHECK {check}",
+            quote_ident(POLICY_SCHEMA)
+        ),
+    ]
+}
+
+/// A privilege granted on a template object, copied to the tenant's copy: (privilege,
+/// grantee role name or None for PUBLIC).
+pub type Grant = (String, Option<String>);
+
+fn grant_to(g: &Grant) -> String {
+    match &g.1 {
+        Some(r) => quote_ident(r),
+        None => "PUBLIC".into(),
+    }
+}
+
+/// Create a tenant's schema from a template schema: the schema, a copy of each template
+/// table (`LIKE ... INCLUDING ALL`), the template's grants on the schema and its tables, and
+/// the guard of each table. `tables`: (name, grants).
+pub fn provision_statements(
+    template: &str,
+    target: &str,
+    schema_grants: &[Grant],
+    tables: &[(String, Vec<Grant>)],
+    tenant: uuid::Uuid,
+) -> Vec<String> {
+    let mut v = vec![format!("CREATE SCHEMA {}", quote_ident(target))];
+    for g in schema_grants {
+        if ["USAGE", "CREATE"].contains(&g.0.as_str()) {
+            v.push(format!(
+                "GRANT {} ON SCHEMA {} TO {}",
+                g.0,
+                quote_ident(target),
+                grant_to(g)
+            ));
+        }
+    }
+    for (t, grants) in tables {
+        v.push(format!(
+            "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+            qualified(target, t),
+            qualified(template, t)
+        ));
+        for g in grants {
+            if PRIVILEGES.contains(&g.0.as_str()) {
+                v.push(format!(
+                    "GRANT {} ON {} TO {}",
+                    g.0,
+                    qualified(target, t),
+                    grant_to(g)
+                ));
+            }
+        }
+        v.extend(schema_guard_statements(target, t, tenant));
+    }
+    v
+}
+
+const PRIVILEGES: [&str; 7] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +431,42 @@ mod tests {
         assert!(v2.iter().any(|s| s.ends_with("DISABLE ROW LEVEL SECURITY")));
         assert!(v2.iter().any(|s| s.ends_with("DROP DEFAULT")));
         assert!(!v2.iter().any(|s| s.starts_with("DROP INDEX")));
+    }
+
+    #[test]
+    fn provisioning_quotes_and_guards_every_table() {
+        let t = uuid::Uuid::parse_str("11111111-2222-3333-4444-555555555555").unwrap();
+        let v = provision_statements(
+            "tpl",
+            "tenant_x",
+            &[
+                ("USAGE".into(), Some("app".into())),
+                ("EVIL; DROP".into(), None),
+            ],
+            &[(
+                "we\"ird".into(),
+                vec![
+                    ("SELECT".into(), Some("app".into())),
+                    ("SELECT".into(), None),
+                ],
+            )],
+            t,
+        );
+        assert_eq!(v[0], "CREATE SCHEMA \"tenant_x\"");
+        assert_eq!(v[1], "GRANT USAGE ON SCHEMA \"tenant_x\" TO \"app\"");
+        assert!(!v.iter().any(|s| s.contains("EVIL")));
+        assert_eq!(
+            v[2],
+            "CREATE TABLE \"tenant_x\".\"we\"\"ird\" (LIKE \"tpl\".\"we\"\"ird\" INCLUDING ALL)"
+        );
+        assert_eq!(
+            v[3],
+            "GRANT SELECT ON \"tenant_x\".\"we\"\"ird\" TO \"app\""
+        );
+        assert_eq!(v[4], "GRANT SELECT ON \"tenant_x\".\"we\"\"ird\" TO PUBLIC");
+        assert!(v[5].ends_with("ENABLE ROW LEVEL SECURITY"));
+        assert!(v[6].ends_with("FORCE ROW LEVEL SECURITY"));
+        assert!(v[8].contains("'11111111-2222-3333-4444-555555555555'::uuid"));
+        assert!(v[8].contains("WITH CHECK"));
     }
 }

@@ -17,6 +17,9 @@ pub enum Code {
     InvalidToken,
     /// MT005 tenant mismatch
     TenantMismatch,
+    /// MT006 request tenant mismatch: the request's host or header and its token (or each
+    /// other) name different tenants
+    RequestMismatch,
     /// MT010 plan limit exceeded
     LimitExceeded,
     /// MT011 feature not in plan
@@ -39,6 +42,7 @@ impl Code {
             Code::TenantNotActive => "MT003",
             Code::InvalidToken => "MT004",
             Code::TenantMismatch => "MT005",
+            Code::RequestMismatch => "MT006",
             Code::LimitExceeded => "MT010",
             Code::FeatureNotInPlan => "MT011",
             Code::PermissionDenied => "MT020",

@@ -10,4 +10,5 @@ pub mod names;
 pub mod plans;
 pub mod portability;
 pub mod rbac;
+pub mod site;
 pub mod token;

@@ -230,6 +230,43 @@ pub fn store_token(token: &str, local: bool) -> MtResult<()> {
     Ok(())
 }
 
+/// Put `schema` (a tenant's own) first on the search_path, dropping any other tenant's
+/// schema from it; with None only drop them. Transaction-local unless `local` is false.
+pub fn place_schema(schema: Option<&str>, local: bool) -> MtResult<()> {
+    // SAFETY: NUL-terminated name; search_path always exists; the value is copied at once
+    let current = unsafe {
+        let p = pg_sys::GetConfigOption(c"search_path".as_ptr(), false, false);
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    let Some(path) = crate::core::site::search_path_for(&current, schema) else {
+        return Ok(());
+    };
+    let value = CString::new(path).map_err(|_| MtError::invalid("search_path contains NUL"))?;
+    let action = if local {
+        pg_sys::GucAction::GUC_ACTION_LOCAL
+    } else {
+        pg_sys::GucAction::GUC_ACTION_SET
+    };
+    // SAFETY: NUL-terminated name and value; search_path is user-settable
+    unsafe {
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            0,
+            false,
+        );
+    }
+    Ok(())
+}
+
 /// Claims that a context for `tenant` would carry, or why it is refused.
 pub fn mint_claims(
     tenant: &TenantRow,
@@ -271,6 +308,9 @@ pub fn enter(claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
     let token = with_secret(|secret| token::encode(secret, &claims))?;
     store_token(&token, local)?;
     let id = claims.t;
+    // a tenant placed in its own schema: that schema first on the search_path
+    let schema = tenants::lookup(&id.to_string())?.schema;
+    place_schema(schema.as_deref(), local)?;
     if crate::gucs::TRACK_ACTIVITY.get() {
         track(id, claims.u.as_deref())?;
     }

@@ -13,4 +13,5 @@ pub mod quota;
 pub mod rbac;
 pub mod registry;
 pub mod secret;
+pub mod site;
 pub mod tenants;

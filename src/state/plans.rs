@@ -81,6 +81,12 @@ fn plan_entitlements(plan: &str) -> MtResult<Rc<Entitlements>> {
     })?;
     let e = match json {
         Some(j) => Entitlements::from_json(&j.0)?,
+        // 'free', the default plan of tenant.create, may be left undefined: nothing in it
+        None if plan == "free" => Entitlements {
+            plan: plan.to_string(),
+            features: HashSet::new(),
+            limits: Default::default(),
+        },
         None => return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))),
     };
     let e = Rc::new(e);

@@ -16,6 +16,8 @@ pub struct TenantRow {
     pub id: uuid::Uuid,
     pub status: Status,
     pub plan: String,
+    /// its own schema (placement 'schema'), put first on the search_path by set_context
+    pub schema: Option<String>,
 }
 
 thread_local! {
@@ -29,37 +31,46 @@ pub fn lookup(key: &str) -> MtResult<TenantRow> {
     }
     let loaded_at = TENANTS.with(|c| c.borrow().now());
     let by_id = uuid::Uuid::parse_str(key).ok();
-    type Found = (Option<pgrx::Uuid>, Option<String>, Option<String>);
+    type Found = (
+        Option<pgrx::Uuid>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let read = |t: SpiTupleTable<'_>| -> MtResult<Found> {
         match t.into_iter().next() {
             Some(r) => Ok((
                 r.get::<pgrx::Uuid>(1)?,
                 r.get::<String>(2)?,
                 r.get::<String>(3)?,
+                r.get::<String>(4)?,
             )),
-            None => Ok((None, None, None)),
+            None => Ok((None, None, None, None)),
         }
     };
-    let found = as_owner(|| match by_id {
+    let found = as_owner(|| {
+        match by_id {
         Some(id) => with_prepared_read(
-            "SELECT id, status, plan FROM tenant.tenants WHERE id = $1",
+            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name' FROM tenant.tenants t WHERE id = $1",
             &[O::UUIDOID],
             &[pg_uuid(id).into()],
             read,
         ),
         None => with_prepared_read(
-            "SELECT id, status, plan FROM tenant.tenants WHERE slug = $1",
+            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name' FROM tenant.tenants t WHERE slug = $1",
             &[O::TEXTOID],
             &[key.into()],
             read,
         ),
+    }
     })?;
     match found {
-        (Some(id), Some(status), Some(plan)) => {
+        (Some(id), Some(status), Some(plan), schema) => {
             let row = TenantRow {
                 id: from_pg_uuid(id),
                 status: Status::parse(&status)?,
                 plan,
+                schema,
             };
             TENANTS.with(|c| {
                 let mut c = c.borrow_mut();

@@ -29,5 +29,6 @@ mod linter;
 mod portability;
 mod quotas;
 mod rbac;
+mod site;
 mod teams;
 mod upgrade;

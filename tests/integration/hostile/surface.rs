@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 40] = [
+const PUBLIC_FUNCTIONS: [&str; 51] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -59,6 +59,17 @@ const PUBLIC_FUNCTIONS: [&str; 40] = [
     "tenant.isolate(regclass,text)",
     "tenant.unisolate(regclass)",
     "tenant.protect(regclass,text,text,jsonb)",
+    "tenant.add_domain(text)",
+    "tenant.remove_domain(text)",
+    "tenant.set_branding(jsonb)",
+    "tenant.define_custom_field(text,text,text,boolean,text[],text)",
+    "tenant.drop_custom_field(text,text)",
+    "tenant.validate_custom_fields(text,jsonb)",
+    "tenant.complete_step(text,jsonb)",
+    "tenant.onboarding()",
+    "tenant.storage_path(text)",
+    "tenant.register_object(text,bigint)",
+    "tenant.unregister_object(text)",
     "tenant_internal._allow()",
 ];
 

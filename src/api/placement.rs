@@ -1,0 +1,247 @@
+//! Schema-per-tenant placement (SQL): a tenant whose rows live in a schema of its own,
+//! created from a template schema, guarded like an isolated table, put first on the
+//! search_path by `set_context`, and migrated with a record of versions. The DDL runs as the
+//! calling role (never as the extension owner): the extension adds no privilege to it.
+
+use crate::core::ddl::{provision_statements, schema_guard_statements, Grant, POLICY_SCHEMA};
+use crate::core::error::{MtError, MtResult};
+use crate::core::lifecycle::Status;
+use crate::core::site::{migration_version, tenant_schema};
+use crate::pg::catalog::run_all;
+use crate::pg::convert::{from_pg_uuid, pg_uuid};
+use crate::pg::owner::{as_owner, pinned};
+use crate::pg::raise::boundary;
+use crate::pg::roles::require_any_role;
+use crate::pg::spi::read_one;
+use crate::state::audit::event;
+use crate::state::context::as_tenant;
+use crate::state::tenants;
+use pgrx::prelude::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// The grants of an object's ACL, from the catalog: (privilege, grantee name or PUBLIC).
+fn grants(sql: &str, arg: pgrx::datum::DatumWithOid) -> MtResult<Vec<Grant>> {
+    Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(sql, None, &[arg])? {
+            v.push((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?));
+        }
+        Ok(v)
+    })
+}
+
+fn provision_impl(tenant: &str, template: &str) -> MtResult<String> {
+    require_any_role(&[c"tenant_admin"], "provision tenant schemas")?;
+    let row = tenants::lookup(tenant)?;
+    if row.status == Status::Purged {
+        return Err(MtError::invalid("tenant is purged"));
+    }
+    let placed = as_owner(|| {
+        read_one::<String>(
+            "SELECT schema_name::text FROM tenant.tenants WHERE id = $1",
+            &[pg_uuid(row.id).into()],
+        )
+    })?;
+    if let Some(s) = placed {
+        return Err(MtError::invalid(format!(
+            "tenant already has its schema \"{s}\""
+        )));
+    }
+    let tpl = read_one::<pgrx::pg_sys::Oid>(
+        "SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1",
+        &[template.into()],
+    )?
+    .ok_or_else(|| {
+        MtError::invalid(format!(
+            "template schema \"{}\" does not exist",
+            template.escape_default()
+        ))
+    })?;
+    if template == "tenant" || template == "tenant_internal" || template.starts_with("pg_") {
+        return Err(MtError::invalid(
+            "the template must be a schema of the application's",
+        ));
+    }
+    let schema_grants = grants(
+        "SELECT a.privilege_type, r.rolname::text FROM pg_catalog.pg_namespace n, \
+           pg_catalog.aclexplode(n.nspacl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee \
+         WHERE n.oid = $1 AND a.grantee <> n.nspowner",
+        tpl.into(),
+    )?;
+    let mut tables = Vec::new();
+    Spi::connect(|c| {
+        for r in c.select(
+            "SELECT c.oid, c.relname::text FROM pg_catalog.pg_class c \
+             WHERE c.relnamespace = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname",
+            None,
+            &[tpl.into()],
+        )? {
+            let oid = r.get::<pgrx::pg_sys::Oid>(1)?.unwrap_or_default();
+            tables.push((oid, r.get::<String>(2)?.unwrap_or_default()));
+        }
+        Ok::<_, MtError>(())
+    })?;
+    if tables.is_empty() {
+        return Err(MtError::invalid(format!(
+            "template schema \"{template}\" has no tables"
+        )));
+    }
+    let mut with_grants = Vec::new();
+    for (oid, name) in tables {
+        let g = grants(
+            "SELECT a.privilege_type, r.rolname::text FROM pg_catalog.pg_class c, \
+               pg_catalog.aclexplode(c.relacl) a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee \
+             WHERE c.oid = $1 AND a.grantee <> c.relowner",
+            oid.into(),
+        )?;
+        with_grants.push((name, g));
+    }
+    let target = tenant_schema(row.id);
+    run_all(&provision_statements(
+        template,
+        &target,
+        &schema_grants,
+        &with_grants,
+        row.id,
+    ))?;
+    as_owner(|| {
+        Spi::run_with_args(
+            "UPDATE tenant.tenants SET placement = 'schema', schema_name = $2, updated_at = now() WHERE id = $1",
+            &[pg_uuid(row.id).into(), target.as_str().into()],
+        )?;
+        // the template is expected to carry every migration applied so far
+        Spi::run_with_args(
+            "INSERT INTO tenant.schema_migrations (tenant_id, version, schema_name, checksum, applied_by) \
+             SELECT DISTINCT ON (version) $1, version, $2, checksum, session_user FROM tenant.schema_migrations \
+             ORDER BY version, applied_at",
+            &[pg_uuid(row.id).into(), target.as_str().into()],
+        )?;
+        event(
+            Some(row.id),
+            "tenant.schema_provisioned",
+            json!({"schema": target, "template": template}),
+        )
+    })?;
+    Ok(target)
+}
+
+/// Place a tenant in a schema of its own, `tenant_<id>`, created from the tables of
+/// `template` (their columns, defaults, constraints, indexes and grants). Each table is
+/// closed to every context but the tenant's (RLS forced, one policy); `set_context` puts the
+/// schema first on the search_path. The DDL runs as the caller, who needs CREATE on the
+/// database. Returns the schema's name. For tenant_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+fn provision_schema(tenant: &str, template: &str) -> String {
+    boundary(|| pinned(|| provision_impl(tenant, template)))
+}
+
+fn migrate_impl(version: &str, sql: &str) -> MtResult<i64> {
+    require_any_role(&[c"tenant_admin"], "migrate tenant schemas")?;
+    migration_version(version)?;
+    if sql.trim().is_empty() {
+        return Err(MtError::invalid("the migration is empty"));
+    }
+    let checksum: String = Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let other = as_owner(|| {
+        read_one::<String>(
+            "SELECT schema_name::text FROM tenant.schema_migrations WHERE version = $1 AND checksum <> $2 LIMIT 1",
+            &[version.into(), checksum.as_str().into()],
+        )
+    })?;
+    if let Some(s) = other {
+        return Err(MtError::invalid(format!(
+            "migration \"{version}\" was applied to {s} with different SQL"
+        ))
+        .hint("Give a changed migration a new version."));
+    }
+    let todo: Vec<(uuid::Uuid, String)> = as_owner(|| {
+        Spi::connect_mut(|c| {
+            let mut v = Vec::new();
+            for r in c.update(
+                "SELECT t.id, t.schema_name::text FROM tenant.tenants t \
+                 WHERE t.placement = 'schema' AND t.status <> 'purged' AND NOT EXISTS \
+                   (SELECT 1 FROM tenant.schema_migrations m WHERE m.tenant_id = t.id AND m.version = $1) \
+                 ORDER BY t.schema_name FOR NO KEY UPDATE OF t",
+                None,
+                &[version.into()],
+            )? {
+                if let (Some(id), Some(s)) = (r.get::<pgrx::Uuid>(1)?, r.get::<String>(2)?) {
+                    v.push((from_pg_uuid(id), s));
+                }
+            }
+            Ok(v)
+        })
+    })?;
+    for (tenant, schema) in &todo {
+        // the caller's SQL, as the caller, with the tenant's schema as the search_path and
+        // the tenant's context (data migrations see the tenant's rows through the guard)
+        let path = crate::core::ddl::quote_ident(schema);
+        as_tenant(*tenant, || {
+            let prev = read_one::<String>("SELECT pg_catalog.current_setting('search_path')", &[])?
+                .unwrap_or_default();
+            Spi::run_with_args(
+                "SELECT pg_catalog.set_config('search_path', $1, true)",
+                &[path.as_str().into()],
+            )?;
+            Spi::run(sql)?;
+            Spi::run_with_args(
+                "SELECT pg_catalog.set_config('search_path', $1, true)",
+                &[prev.as_str().into()],
+            )?;
+            Ok(())
+        })?;
+        // tables the migration created get the guard too
+        let unguarded: Vec<String> = Spi::connect(|c| {
+            let mut v = Vec::new();
+            for r in c.select(
+                "SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p \
+                   WHERE p.polrelid = c.oid AND p.polname = $2)",
+                None,
+                &[schema.as_str().into(), POLICY_SCHEMA.into()],
+            )? {
+                v.extend(r.get::<String>(1)?);
+            }
+            Ok::<_, MtError>(v)
+        })?;
+        let stmts: Vec<String> = unguarded
+            .iter()
+            .flat_map(|t| schema_guard_statements(schema, t, *tenant))
+            .collect();
+        pinned(|| run_all(&stmts))?;
+        as_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO tenant.schema_migrations (tenant_id, version, schema_name, checksum, applied_by) \
+                 VALUES ($1, $2, $3, $4, session_user)",
+                &[
+                    pg_uuid(*tenant).into(),
+                    version.into(),
+                    schema.as_str().into(),
+                    checksum.as_str().into(),
+                ],
+            )?;
+            Ok(())
+        })?;
+    }
+    if !todo.is_empty() {
+        event(
+            None,
+            "schemas.migrated",
+            json!({"version": version, "schemas": todo.len(), "checksum": checksum}),
+        )?;
+    }
+    Ok(todo.len() as i64)
+}
+
+/// Apply a migration to every tenant schema that has not had `version` yet, in one
+/// transaction (a failure in any schema rolls back all), as the caller, with that schema as
+/// the search_path and the tenant's context; tables it creates get the tenant guard.
+/// Returns how many schemas were migrated (0 when all had it). For tenant_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+fn migrate_schemas(version: &str, sql: &str) -> i64 {
+    boundary(|| migrate_impl(version, sql))
+}

@@ -234,6 +234,7 @@ type PendingRow = (
 
 /// What the DNS/TLS worker has to do: domains not yet verified, without an active
 /// certificate, or whose certificate expires within `renew_within`.
+#[allow(clippy::type_complexity)] // the row type has to be spelled out for pgrx's SQL
 #[pg_extern(stable, parallel_restricted)]
 fn pending_domains(
     renew_within: default!(pgrx::datum::Interval, "'30 days'"),
@@ -542,6 +543,7 @@ fn complete_step(step: &str, data: default!(Option<pgrx::JsonB>, "NULL")) -> boo
 }
 
 /// The onboarding checklist of the current tenant, in order.
+#[allow(clippy::type_complexity)] // the row type has to be spelled out for pgrx's SQL
 #[pg_extern(stable, parallel_restricted)]
 fn onboarding() -> TableIterator<
     'static,

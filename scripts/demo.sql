@@ -7,7 +7,7 @@ DROP ROLE IF EXISTS demo_owner, demo_backend;
 CREATE ROLE demo_owner LOGIN;                      -- owns the application tables
 CREATE ROLE demo_backend LOGIN IN ROLE tenant_service;  -- the trusted backend
 GRANT CREATE ON SCHEMA public TO demo_owner;
-SELECT tenant.load_plan('{"name": "pro", "price": 49, "features": ["sso"], "limits": {"seats": 50}}');
+SELECT tenant.load_plan('{"name": "pro", "price": 49, "features": ["sso", "custom_domains", "custom_branding"], "limits": {"seats": 50}}');
 
 \echo '== as the backend: create two tenants'
 SET ROLE demo_backend;
@@ -73,7 +73,43 @@ RESET ROLE;
 \echo '== the superuser sees everything (superusers bypass RLS; check the roles you grant)'
 SELECT t.slug, count(*) FROM public.events e JOIN tenant.tenants t ON t.id = e.tenant_id GROUP BY 1 ORDER BY 1;
 
-\echo '== one tenant's data as one document (tenant.export), per-tenant stats, then erasure'
+\echo '== where a request lands: every tenant at <slug>.myapp.test, globex also at its own domain'
+SET multitenant.base_domain = 'myapp.test';
+SELECT tenant.set_feature_override('acme', 'custom_branding', true);  -- acme's free plan lacks it
+SET ROLE demo_backend;
+BEGIN;
+SELECT tenant.set_context('globex');
+SELECT jsonb_pretty(tenant.add_domain('portal.globex.example') -> 'records') AS dns_records_to_create;
+SELECT tenant.set_branding('{"primary_color": "#d7263d", "logo_url": "https://cdn.globex.example/logo.svg", "color_scheme": "dark"}') AS globex_branding;
+COMMIT;
+BEGIN;
+SELECT tenant.set_context('acme');
+SELECT tenant.set_branding('{"primary_color": "#0a84ff", "logo_url": "https://cdn.acme.example/logo.png", "color_scheme": "light"}') AS acme_branding;
+COMMIT;
+\echo '== the custom domain resolves only once the DNS worker has seen its TXT record'
+SELECT tenant.resolve('portal.globex.example') AS before_verification;
+SELECT tenant.mark_domain_verified('portal.globex.example');
+SELECT h.host, t.slug AS resolves_to, tenant.get_branding(h.host) -> 'branding' ->> 'primary_color' AS login_page_color
+FROM (VALUES ('acme.myapp.test'), ('Portal.Globex.example:443'), ('globex.myapp.test'), ('unknown.example')) AS h(host)
+LEFT JOIN tenant.tenants t ON t.id = tenant.resolve(h.host);
+\echo '== one call per request: the context from the Host header (acme by subdomain, globex by its domain)'
+BEGIN;
+SELECT tenant.set_context_for_host('acme.myapp.test', 'alice') IS NOT NULL AS entered;
+SELECT count(*) AS acme_rows_visible FROM public.events;
+COMMIT;
+BEGIN;
+SELECT tenant.set_context_for_host('portal.globex.example', 'bob') IS NOT NULL AS entered;
+SELECT count(*) AS globex_rows_visible FROM public.events;
+COMMIT;
+\echo '== a request whose host and X-Tenant-ID header disagree is refused (MT006)'
+\set ON_ERROR_STOP off
+\set VERBOSITY verbose
+SELECT tenant.set_context_for_host('acme.myapp.test', NULL, 'globex');
+\set VERBOSITY default
+\set ON_ERROR_STOP on
+RESET ROLE;
+
+\echo '== one tenant''s data as one document (tenant.export), per-tenant stats, then erasure'
 SET ROLE demo_backend;
 SELECT jsonb_pretty(tenant.export('globex') -> 'tables') AS globex_export;
 RESET ROLE;

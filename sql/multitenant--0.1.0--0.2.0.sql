@@ -1058,8 +1058,8 @@ GRANT EXECUTE ON FUNCTION
     tenant.complete_step(text, jsonb), tenant.onboarding(),
     tenant.storage_path(text), tenant.register_object(text, bigint), tenant.unregister_object(text)
 TO PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant.resolve(text, text), tenant.get_branding(text)
-TO tenant_user, tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.resolve(text, text) TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.get_branding(text) TO tenant_user, tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION
     tenant.mark_domain_verified(text), tenant.set_tls_status(text, text, timestamptz),
@@ -1113,7 +1113,7 @@ COMMENT ON FUNCTION tenant.resolve(text, text) IS 'The tenant a request is for: 
 COMMENT ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) IS 'set_context for the tenant tenant.resolve(host, header_tenant) finds; MT002 when none. For tenant_service.';
 COMMENT ON FUNCTION tenant.authenticate(text, text) IS 'Enter the tenant named by a JWT verified with tenant.jwt_keys, for the rest of the transaction; MT006 when expected_tenant (the request''s) is another. For tenant_user and tenant_service.';
 COMMENT ON FUNCTION tenant.set_branding(jsonb) IS 'Change keys of the current tenant''s branding (checked; null removes one); returns the whole record. Plan feature custom_branding, not with restriction no_custom_branding.';
-COMMENT ON FUNCTION tenant.get_branding(text) IS 'Branding of the tenant served at host (login pages, before any login): {tenant_id, slug, name, branding}, or NULL.';
+COMMENT ON FUNCTION tenant.get_branding(text) IS 'Branding of the tenant served at host (login pages, before any login): {slug, name, branding}, or NULL.';
 COMMENT ON FUNCTION tenant.define_custom_field(text, text, text, boolean, text[], text) IS 'Define a custom field (text, number, boolean, date, select) of an entity for the current tenant; plan limit custom_fields.';
 COMMENT ON FUNCTION tenant.drop_custom_field(text, text) IS 'Drop a custom field of the current tenant.';
 COMMENT ON FUNCTION tenant.validate_custom_fields(text, jsonb) IS 'True when the document fits the current tenant''s custom fields of entity, else MT030 naming every bad field.';

@@ -113,10 +113,17 @@ fn define_custom_field(
     name: Option<&str>,
     field_type: Option<&str>,
     required: default!(Option<bool>, false),
-    options: default!(Option<Vec<String>>, "NULL"),
+    options: default!(Option<Vec<Option<String>>>, "NULL"),
     label: default!(Option<&str>, "NULL"),
 ) {
     boundary(|| {
+        let options = options
+            .map(|o| {
+                o.into_iter()
+                    .map(|x| x.ok_or_else(|| MtError::invalid("options must not contain NULL")))
+                    .collect::<MtResult<Vec<String>>>()
+            })
+            .transpose()?;
         define_impl(
             need("entity", entity)?,
             need("name", name)?,
@@ -193,9 +200,10 @@ fn enforce_impl(relid: pg_sys::Oid, column: &str, entity: &str, tcol: &str) -> M
     run_all(&[
         format!("DROP TRIGGER IF EXISTS \"mt_custom_fields\" ON {name}"),
         format!(
-            "CREATE TRIGGER \"mt_custom_fields\" BEFORE INSERT OR UPDATE OF {} ON {name} FOR EACH ROW \
+            "CREATE TRIGGER \"mt_custom_fields\" BEFORE INSERT OR UPDATE OF {}, {} ON {name} FOR EACH ROW \
              EXECUTE FUNCTION {schema}.\"_custom_fields_trigger\"()",
-            quote_ident(column)
+            quote_ident(column),
+            quote_ident(tcol)
         ),
     ])?;
     as_owner(|| {

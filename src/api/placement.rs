@@ -3,7 +3,7 @@
 //! search_path by `set_context`, and migrated with a record of versions. The DDL runs as the
 //! calling role (never as the extension owner): the extension adds no privilege to it.
 
-use crate::core::ddl::{provision_statements, schema_guard_statements, Grant, POLICY_SCHEMA};
+use crate::core::ddl::{provision_statements, schema_guard_statements, Grant};
 use crate::core::error::{MtError, MtResult};
 use crate::core::lifecycle::Status;
 use crate::core::site::{migration_version, tenant_schema};
@@ -58,9 +58,11 @@ fn provision_impl(tenant: &str, template: &str) -> MtResult<String> {
             template.escape_default()
         ))
     })?;
-    if template == "tenant" || template == "tenant_internal" || template.starts_with("pg_") {
+    if ["tenant", "tenant_internal", "public", "information_schema"].contains(&template)
+        || template.starts_with("pg_")
+    {
         return Err(MtError::invalid(
-            "the template must be a schema of the application's",
+            "the template must be a schema of the application's own (not public or a system schema)",
         ));
     }
     let schema_grants = grants(
@@ -69,6 +71,13 @@ fn provision_impl(tenant: &str, template: &str) -> MtResult<String> {
          WHERE n.oid = $1 AND a.grantee <> n.nspowner",
         tpl.into(),
     )?;
+    // a template others may create objects in would hand them the tenant's search_path
+    if schema_grants.iter().any(|g| g.0 == "CREATE") {
+        return Err(MtError::invalid(format!(
+            "template schema \"{template}\" grants CREATE to other roles"
+        ))
+        .hint("REVOKE CREATE ON SCHEMA ... FROM those roles (and PUBLIC) first."));
+    }
     let mut tables = Vec::new();
     Spi::connect(|c| {
         for r in c.select(
@@ -194,21 +203,23 @@ fn migrate_impl(version: &str, sql: &str) -> MtResult<i64> {
             )?;
             Ok(())
         })?;
-        // tables the migration created get the guard too
-        let unguarded: Vec<String> = Spi::connect(|c| {
-            let mut v = Vec::new();
-            for r in c.select(
-                "SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p \
-                   WHERE p.polrelid = c.oid AND p.polname = $2)",
-                None,
-                &[schema.as_str().into(), POLICY_SCHEMA.into()],
-            )? {
-                v.extend(r.get::<String>(1)?);
-            }
-            Ok::<_, MtError>(v)
+        // every table of the schema (again) gets the guard: one the migration created, and
+        // one whose row security or policies the migration changed
+        let tables: Vec<String> = pinned(|| {
+            Spi::connect(|c| {
+                let mut v = Vec::new();
+                for r in c.select(
+                    "SELECT c.relname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+                    None,
+                    &[schema.as_str().into()],
+                )? {
+                    v.extend(r.get::<String>(1)?);
+                }
+                Ok::<_, MtError>(v)
+            })
         })?;
-        let stmts: Vec<String> = unguarded
+        let stmts: Vec<String> = tables
             .iter()
             .flat_map(|t| schema_guard_statements(schema, t, *tenant))
             .collect();

@@ -96,7 +96,10 @@ fn add_domain_impl(hostname: &str) -> MtResult<Value> {
             },
         )?;
         let Some((Some(owner), Some(token), new)) = row else {
-            return Err(MtError::invalid("domain insert returned no row"));
+            // another transaction registered it meanwhile
+            return Err(MtError::invalid(format!(
+                "hostname \"{host}\" is already registered"
+            )));
         };
         if owner != c.tenant {
             return Err(
@@ -394,6 +397,18 @@ fn branding_of(tenant: uuid::Uuid) -> MtResult<Map<String, Value>> {
 
 fn set_branding_impl(patch: &Value) -> MtResult<Value> {
     let c = manager("branding", "manage")?;
+    // concurrent changes of one tenant's branding take turns (none is lost)
+    as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.branding (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+            &[pg_uuid(c.tenant).into()],
+        )?;
+        write_first(
+            "SELECT 1 FROM tenant.branding WHERE tenant_id = $1 FOR UPDATE",
+            &[pg_uuid(c.tenant).into()],
+            |_| Ok(()),
+        )
+    })?;
     let merged = site::merge_branding(&branding_of(c.tenant)?, patch)?;
     require_gate(c.tenant, &["custom_branding"], Some("no_custom_branding"))?;
     let merged = Value::Object(merged);
@@ -427,7 +442,7 @@ fn set_branding(branding: pgrx::JsonB) -> pgrx::JsonB {
 }
 
 /// The branding of the tenant a login page is served for (by host, before any login):
-/// `{tenant_id, slug, name, branding}`, or NULL when no active tenant has that host.
+/// `{slug, name, branding}`, or NULL when no active tenant has that host.
 #[pg_extern(stable, parallel_restricted)]
 fn get_branding(host: &str) -> Option<pgrx::JsonB> {
     boundary(|| {
@@ -436,7 +451,7 @@ fn get_branding(host: &str) -> Option<pgrx::JsonB> {
         };
         let row = as_owner(|| {
             read_one::<pgrx::JsonB>(
-                "SELECT jsonb_build_object('tenant_id', t.id, 'slug', t.slug, 'name', t.name, \
+                "SELECT jsonb_build_object('slug', t.slug, 'name', t.name, \
                         'branding', coalesce(b.branding, '{}'::jsonb)) \
                  FROM tenant.tenants t LEFT JOIN tenant.branding b ON b.tenant_id = t.id \
                  WHERE t.id = $1 AND t.status IN ('trial', 'active', 'suspended')",

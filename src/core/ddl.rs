@@ -219,26 +219,55 @@ pub fn protect_statements(
     v
 }
 
-/// The policy that keeps a table of a tenant's own schema to that tenant's context.
+/// The policies that keep a table of a tenant's own schema to that tenant's context: the
+/// same shape as `isolate_statements`, with the tenant's id as a constant instead of a column.
 pub const POLICY_SCHEMA: &str = "mt_schema_tenant";
+const POLICY_SCHEMA_UPDATE: &str = "mt_schema_update";
+const POLICY_SCHEMA_DELETE: &str = "mt_schema_delete";
+const POLICY_SCHEMA_ACCESS: &str = "mt_schema_access";
 
 /// Close a table of a tenant's own schema to every context but the tenant's: RLS forced
-/// (also for its owner) and one policy comparing the context with the tenant's id.
+/// (also for its owner), restrictive policies comparing the context with the tenant's id
+/// (`require_tenant()` for writes: MT001/MT003 without a writable context), and the
+/// permissive policy every row needs. Idempotent.
 pub fn schema_guard_statements(schema: &str, table: &str, tenant: uuid::Uuid) -> Vec<String> {
     let name = qualified(schema, table);
-    let check = format!("((SELECT tenant.current_tenant()) = '{tenant}'::uuid)");
-    vec![
+    let id = format!("'{tenant}'::pg_catalog.uuid");
+    let read = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"())");
+    let write = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"())");
+    let allow = "\"tenant_internal\".\"_allow\"()";
+    let mut v = vec![
         format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"),
         format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"),
-        format!(
+    ];
+    for p in [
+        POLICY_SCHEMA,
+        POLICY_SCHEMA_UPDATE,
+        POLICY_SCHEMA_DELETE,
+        POLICY_SCHEMA_ACCESS,
+    ] {
+        v.push(format!(
             "DROP POLICY IF EXISTS {} ON {name}",
-            quote_ident(POLICY_SCHEMA)
-        ),
-        format!(
-            "CREATE POLICY {} ON {name} USING {check} WITH CHECK {check}",
-            quote_ident(POLICY_SCHEMA)
-        ),
-    ]
+            quote_ident(p)
+        ));
+    }
+    v.push(format!(
+        "CREATE POLICY {} ON {name} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
+        quote_ident(POLICY_SCHEMA)
+    ));
+    v.push(format!(
+        "CREATE POLICY {} ON {name} AS RESTRICTIVE FOR UPDATE TO PUBLIC USING ({write})",
+        quote_ident(POLICY_SCHEMA_UPDATE)
+    ));
+    v.push(format!(
+        "CREATE POLICY {} ON {name} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
+        quote_ident(POLICY_SCHEMA_DELETE)
+    ));
+    v.push(format!(
+        "CREATE POLICY {} ON {name} AS PERMISSIVE FOR ALL TO PUBLIC USING ({allow}) WITH CHECK ({allow})",
+        quote_ident(POLICY_SCHEMA_ACCESS)
+    ));
+    v
 }
 
 /// A privilege granted on a template object, copied to the tenant's copy: (privilege,
@@ -253,8 +282,10 @@ fn grant_to(g: &Grant) -> String {
 }
 
 /// Create a tenant's schema from a template schema: the schema, a copy of each template
-/// table (`LIKE ... INCLUDING ALL`), the template's grants on the schema and its tables, and
-/// the guard of each table. `tables`: (name, grants).
+/// table (`LIKE ... INCLUDING ALL`), the template's USAGE on the schema and its SELECT,
+/// INSERT, UPDATE and DELETE on the tables (nothing else: TRUNCATE ignores row security,
+/// TRIGGER and CREATE would let another role's code run in the tenant's schema, REFERENCES
+/// probes rows), and the guard of each table. `tables`: (name, grants).
 pub fn provision_statements(
     template: &str,
     target: &str,
@@ -264,10 +295,9 @@ pub fn provision_statements(
 ) -> Vec<String> {
     let mut v = vec![format!("CREATE SCHEMA {}", quote_ident(target))];
     for g in schema_grants {
-        if ["USAGE", "CREATE"].contains(&g.0.as_str()) {
+        if g.0 == "USAGE" {
             v.push(format!(
-                "GRANT {} ON SCHEMA {} TO {}",
-                g.0,
+                "GRANT USAGE ON SCHEMA {} TO {}",
                 quote_ident(target),
                 grant_to(g)
             ));
@@ -294,15 +324,7 @@ pub fn provision_statements(
     v
 }
 
-const PRIVILEGES: [&str; 7] = [
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "TRUNCATE",
-    "REFERENCES",
-    "TRIGGER",
-];
+const PRIVILEGES: [&str; 4] = ["SELECT", "INSERT", "UPDATE", "DELETE"];
 
 #[cfg(test)]
 mod tests {
@@ -441,6 +463,7 @@ mod tests {
             "tenant_x",
             &[
                 ("USAGE".into(), Some("app".into())),
+                ("CREATE".into(), None),
                 ("EVIL; DROP".into(), None),
             ],
             &[(
@@ -448,13 +471,18 @@ mod tests {
                 vec![
                     ("SELECT".into(), Some("app".into())),
                     ("SELECT".into(), None),
+                    ("TRUNCATE".into(), None),
+                    ("TRIGGER".into(), Some("app".into())),
                 ],
             )],
             t,
         );
         assert_eq!(v[0], "CREATE SCHEMA \"tenant_x\"");
         assert_eq!(v[1], "GRANT USAGE ON SCHEMA \"tenant_x\" TO \"app\"");
-        assert!(!v.iter().any(|s| s.contains("EVIL")));
+        assert!(!v.iter().any(|s| s.contains("EVIL")
+            || s.contains("CREATE ON")
+            || s.contains("TRUNCATE")
+            || s.contains("TRIGGER ON")));
         assert_eq!(
             v[2],
             "CREATE TABLE \"tenant_x\".\"we\"\"ird\" (LIKE \"tpl\".\"we\"\"ird\" INCLUDING ALL)"
@@ -466,7 +494,14 @@ mod tests {
         assert_eq!(v[4], "GRANT SELECT ON \"tenant_x\".\"we\"\"ird\" TO PUBLIC");
         assert!(v[5].ends_with("ENABLE ROW LEVEL SECURITY"));
         assert!(v[6].ends_with("FORCE ROW LEVEL SECURITY"));
-        assert!(v[8].contains("'11111111-2222-3333-4444-555555555555'::uuid"));
-        assert!(v[8].contains("WITH CHECK"));
+        let guard = v[11..].join("\n");
+        assert!(guard.contains("AS RESTRICTIVE FOR ALL TO PUBLIC USING ('11111111-2222-3333-4444-555555555555'::pg_catalog.uuid OPERATOR(pg_catalog.=)"), "{guard}");
+        assert!(guard.contains("\"require_tenant\"())"), "{guard}");
+        assert!(
+            guard.contains(
+                "AS PERMISSIVE FOR ALL TO PUBLIC USING (\"tenant_internal\".\"_allow\"())"
+            ),
+            "{guard}"
+        );
     }
 }

@@ -197,10 +197,21 @@ fn check_value(kind: Kind, v: &Value) -> Result<(), String> {
             if c.contains('<') {
                 return Err("cannot contain '<' (it would close the style element)".into());
             }
-            if c.to_ascii_lowercase().contains("javascript:")
-                || c.to_ascii_lowercase().contains("expression(")
+            let lower = c.to_ascii_lowercase();
+            if [
+                "javascript:",
+                "expression(",
+                "@import",
+                "behavior:",
+                "-moz-binding",
+            ]
+            .iter()
+            .any(|bad| lower.contains(bad))
             {
-                return Err("cannot contain script (javascript: or expression())".into());
+                return Err("cannot contain script or imports (javascript:, expression(), @import, behavior, -moz-binding)".into());
+            }
+            if c.contains('\\') {
+                return Err("cannot contain a backslash (CSS escapes would hide the above)".into());
             }
             Ok(())
         }
@@ -546,7 +557,12 @@ pub fn search_path_for(current: &str, schema: Option<&str>) -> Option<String> {
         .filter(|p| !p.is_empty() && !is_tenant_schema(p))
         .collect();
     if let Some(s) = schema {
-        parts.insert(0, format!("\"{}\"", s.replace('"', "\"\"")));
+        // after an explicit pg_catalog: nothing in a tenant schema may shadow a built-in
+        let at = parts
+            .iter()
+            .position(|p| p.trim_matches('"') == "pg_catalog")
+            .map_or(0, |i| i + 1);
+        parts.insert(at, format!("\"{}\"", s.replace('"', "\"\"")));
     }
     let path = parts.join(", ");
     (path != current).then_some(path)
@@ -665,6 +681,16 @@ mod tests {
         )
         .is_err());
         assert!(merge_branding(&cur, &json!([1])).is_err());
+        assert!(merge_branding(
+            &cur,
+            &json!({"custom_css": "@IMPORT url(https://evil.example/x.css);"})
+        )
+        .is_err());
+        assert!(merge_branding(
+            &cur,
+            &json!({"custom_css": "a{background:url(\\6a avascript:x)}"})
+        )
+        .is_err());
     }
 
     #[test]
@@ -771,6 +797,10 @@ mod tests {
         );
         assert_eq!(search_path_for(&once, None).unwrap(), "\"$user\", public");
         assert_eq!(search_path_for("tenant_stuff, public", None), None);
+        assert_eq!(
+            search_path_for("pg_catalog, public", Some(a)).unwrap(),
+            format!("pg_catalog, \"{a}\", public")
+        );
         assert!(!is_tenant_schema("tenant_internal"));
         assert!(is_tenant_schema(a));
     }

@@ -27,7 +27,8 @@ pub fn emit(event: &str, tenant: Option<uuid::Uuid>, payload: Value) -> MtResult
             ],
             |r| Ok(r.map(|r| r.get::<i64>(1)).transpose()?.flatten()),
         )?;
-        let note = json!({"id": id, "event": event, "tenant_id": tenant.map(|t| t.to_string())});
+        // LISTEN needs no privilege: the notification says only which outbox row to take
+        let note = json!({"id": id, "event": event});
         Spi::run_with_args(
             "SELECT pg_catalog.pg_notify($1, $2)",
             &[CHANNEL.into(), note.to_string().as_str().into()],

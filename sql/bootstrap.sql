@@ -146,7 +146,9 @@ CREATE TABLE tenant.plans (
     features      text[] NOT NULL DEFAULT '{}',
     restrictions  text[] NOT NULL DEFAULT '{}',
     definition    jsonb,
-    updated_at    timestamptz NOT NULL DEFAULT now()
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    -- the name shown to people ("Free") when it differs from the key
+    display_name  text
 );
 CREATE TABLE tenant.plan_limits (
     plan          text NOT NULL REFERENCES tenant.plans (name) ON UPDATE CASCADE ON DELETE CASCADE,
@@ -181,7 +183,10 @@ CREATE TABLE tenant.usage_counters (
     window_end   timestamptz NOT NULL,
     used         bigint NOT NULL DEFAULT 0 CHECK (used >= 0),
     rolled       bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant_id, resource, window_start)
+    -- a dimension under the same limit (one endpoint's rate limit: consume(..., key => ...));
+    -- '' for the tenant's own counter
+    key          text NOT NULL DEFAULT '' CHECK (length(key) <= 200),
+    CONSTRAINT usage_counters_pkey PRIMARY KEY (tenant_id, resource, key, window_start)
 );
 CREATE TABLE tenant.usage_daily (
     tenant_id uuid NOT NULL,

@@ -68,7 +68,7 @@ BEGIN
            coalesce((SELECT p.currency FROM tenant.plans p WHERE p.name = t.plan), 'USD')
     FROM lim
     JOIN tenant.usage_counters c
-      ON c.tenant_id = t.id AND c.resource = lim.resource AND c.window_start = period_start::timestamptz
+      ON c.tenant_id = t.id AND c.resource = lim.resource AND c.key = '' AND c.window_start = period_start::timestamptz
     WHERE lim.overage_price IS NOT NULL AND lim.limit_value >= 0 AND c.used > lim.limit_value
     ORDER BY 1;
 END
@@ -596,18 +596,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     rolled bigint; dropped bigint; history bigint; moved jsonb;
+    parts int := 0; past_due int := 0; grace interval; s timestamptz; pname text; r record;
 BEGIN
     IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
     END IF;
     WITH todo AS (
-        SELECT c.tenant_id, c.resource, c.window_start, c.window_end, c.used, c.rolled
+        SELECT c.tenant_id, c.resource, c.key, c.window_start, c.window_end, c.used, c.rolled
         FROM tenant.usage_counters c WHERE c.used <> c.rolled
         FOR UPDATE
     ), moved AS (
         UPDATE tenant.usage_counters c SET rolled = todo.used
         FROM todo
-        WHERE c.tenant_id = todo.tenant_id AND c.resource = todo.resource AND c.window_start = todo.window_start
+        WHERE c.tenant_id = todo.tenant_id AND c.resource = todo.resource AND c.key = todo.key
+          AND c.window_start = todo.window_start
         RETURNING todo.tenant_id, todo.resource,
                   least(todo.window_end - interval '1 microsecond', now())::date AS day,
                   todo.used - todo.rolled AS delta
@@ -623,12 +625,49 @@ BEGIN
     GET DIAGNOSTICS dropped = ROW_COUNT;
     DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
     GET DIAGNOSTICS history = ROW_COUNT;
+    DELETE FROM tenant.metric_daily d WHERE d.day < (now() - retention)::date;
+    -- usage events: a partition for this month and the next (unless the default partition
+    -- already holds rows of that month), months past the retention dropped
+    FOR m IN 0..1 LOOP
+        s := date_trunc('month', now()) + make_interval(months => m);
+        pname := 'usage_events_' || to_char(s, 'YYYYMM');
+        IF to_regclass('tenant.' || quote_ident(pname)) IS NULL
+           AND NOT EXISTS (SELECT 1 FROM tenant.usage_events_default e
+                           WHERE e.at >= s AND e.at < s + interval '1 month') THEN
+            EXECUTE format('CREATE TABLE tenant.%I PARTITION OF tenant.usage_events FOR VALUES FROM (%L) TO (%L)',
+                           pname, s, s + interval '1 month');
+            parts := parts + 1;
+        END IF;
+    END LOOP;
+    FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'tenant.usage_events'::regclass AND c.relname ~ '^usage_events_[0-9]{6}$'
+               AND to_date(substr(c.relname, 14), 'YYYYMM') + interval '1 month' < now() - retention LOOP
+        EXECUTE format('DROP TABLE tenant.%I', r.relname);
+    END LOOP;
+    -- subscriptions past due longer than multitenant.payment_grace: the tenant is suspended
+    -- through the state machine (audited), and reactivated by a later successful payment
+    grace := current_setting('multitenant.payment_grace')::interval;
+    IF grace > interval '0' THEN
+        FOR r IN SELECT sub.tenant_id, sub.past_due_since FROM tenant.subscriptions sub
+                 JOIN tenant.tenants t ON t.id = sub.tenant_id
+                 WHERE sub.status = 'past_due' AND sub.past_due_since + grace <= now()
+                   AND t.status IN ('active', 'trial')
+                 ORDER BY sub.tenant_id FOR UPDATE OF sub LOOP
+            PERFORM tenant.set_status(r.tenant_id::text, 'suspended');
+            UPDATE tenant.subscriptions SET suspended_by_billing = true, updated_at = now()
+            WHERE tenant_id = r.tenant_id;
+            PERFORM tenant_internal._event(r.tenant_id, 'tenant.suspended_for_payment',
+                jsonb_build_object('past_due_since', r.past_due_since, 'grace', grace::text));
+            past_due := past_due + 1;
+        END LOOP;
+    END IF;
     -- the lifecycle, through the state machine set_status uses (each move audited with its
     -- reason): expired trials suspended, suspended past the grace period deleted, deleted
     -- past their retention purged
     moved := tenant_internal._lifecycle();
     RETURN jsonb_build_object('rolled_up', rolled, 'windows_dropped', dropped,
-                              'history_dropped', history) || moved;
+                              'history_dropped', history, 'event_partitions_created', parts,
+                              'suspended_for_payment', past_due) || moved;
 END
 $$;
 
@@ -991,6 +1030,382 @@ CREATE FUNCTION tenant.enforce_custom_fields(tbl regclass, "column" text, entity
 CREATE FUNCTION tenant.unenforce_custom_fields(tbl regclass) RETURNS boolean VOLATILE STRICT PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'unenforce_custom_fields_wrapper';
 CREATE FUNCTION tenant_internal._custom_fields_trigger() RETURNS trigger LANGUAGE c AS 'MODULE_PATHNAME', '_custom_fields_trigger_wrapper';
 
+-- Plans as the design documents write them, metering, alerts, billing records (issue 15)
+ALTER TABLE tenant.plans ADD COLUMN display_name text;
+ALTER TABLE tenant.usage_counters ADD COLUMN key text NOT NULL DEFAULT '' CHECK (length(key) <= 200);
+ALTER TABLE tenant.usage_counters DROP CONSTRAINT usage_counters_pkey;
+ALTER TABLE tenant.usage_counters ADD CONSTRAINT usage_counters_pkey PRIMARY KEY (tenant_id, resource, key, window_start);
+-- Metering beyond limits, alerts and billing records (issue 15).
+
+-- Thresholds crossed (multitenant.alert_thresholds, e.g. 80 and 100 percent of a limit):
+-- one row per tenant, resource, key, window and threshold, however many consumers race.
+CREATE TABLE tenant.usage_alerts (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id    uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    resource     text NOT NULL,
+    key          text NOT NULL DEFAULT '',
+    window_start timestamptz NOT NULL,
+    threshold    integer NOT NULL CHECK (threshold BETWEEN 1 AND 1000),
+    used         bigint NOT NULL,
+    limit_value  bigint NOT NULL,
+    raised_at    timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, resource, key, window_start, threshold)
+);
+
+-- Usage events of any metric (tenant.track), partitioned by month (run_maintenance creates
+-- the partitions; rows outside them land in the default partition), and their daily rollup.
+CREATE TABLE tenant.usage_events (
+    id         bigint GENERATED ALWAYS AS IDENTITY,
+    tenant_id  uuid NOT NULL,
+    metric     text NOT NULL,
+    value      numeric NOT NULL,
+    user_id    text,
+    properties jsonb NOT NULL DEFAULT '{}'::jsonb,
+    at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
+CREATE TABLE tenant.usage_events_default PARTITION OF tenant.usage_events DEFAULT;
+CREATE INDEX usage_events_tenant_at ON tenant.usage_events (tenant_id, at);
+CREATE TABLE tenant.metric_daily (
+    tenant_id uuid NOT NULL,
+    metric    text NOT NULL,
+    day       date NOT NULL,
+    total     numeric NOT NULL DEFAULT 0,
+    events    bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, metric, day)
+);
+
+-- Billing records: a subscription per tenant, invoices with numbered lines (one per tenant
+-- and period, generated by tenant.generate_invoices), credits applied to invoices. Payment
+-- providers stay outside: their webhooks call tenant.record_payment.
+CREATE TABLE tenant.subscriptions (
+    tenant_id            uuid PRIMARY KEY REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    plan                 text NOT NULL,
+    status               text NOT NULL DEFAULT 'active'
+                         CHECK (status IN ('trialing', 'active', 'past_due', 'canceled')),
+    current_period_start date NOT NULL,
+    current_period_end   date NOT NULL,
+    past_due_since       timestamptz,
+    canceled_at          timestamptz,
+    external_ref         text,
+    -- run_maintenance suspended the tenant for this subscription's non-payment
+    suspended_by_billing boolean NOT NULL DEFAULT false,
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE SEQUENCE tenant.invoice_number_seq;
+CREATE TABLE tenant.invoices (
+    id           uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    tenant_id    uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    number       text NOT NULL UNIQUE,
+    period_start date NOT NULL,
+    period_end   date NOT NULL,
+    currency     text NOT NULL,
+    subtotal     numeric(14, 2) NOT NULL,
+    credits      numeric(14, 2) NOT NULL DEFAULT 0,
+    total        numeric(14, 2) NOT NULL,
+    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'paid', 'failed', 'void')),
+    issued_at    timestamptz NOT NULL DEFAULT now(),
+    paid_at      timestamptz,
+    payment_ref  text,
+    UNIQUE (tenant_id, period_start)
+);
+CREATE TABLE tenant.invoice_lines (
+    invoice_id  uuid NOT NULL REFERENCES tenant.invoices (id) ON DELETE CASCADE,
+    line_no     integer NOT NULL,
+    description text NOT NULL,
+    quantity    bigint NOT NULL,
+    unit_price  numeric(14, 6) NOT NULL,
+    amount      numeric(14, 2) NOT NULL,
+    PRIMARY KEY (invoice_id, line_no)
+);
+CREATE TABLE tenant.credits (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id  uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
+    amount     numeric(14, 2) NOT NULL CHECK (amount > 0),
+    reason     text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    invoice_id uuid REFERENCES tenant.invoices (id) ON DELETE SET NULL
+);
+
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_alerts_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_events_default', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.usage_events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.metric_daily', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.invoice_number_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.invoices', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.invoice_lines', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.credits', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.credits_id_seq', '');
+
+-- Issue 15's tables: each tenant reads its own alerts, events, rollups and billing records;
+-- the backend and admins read all.
+DO $billing_rls$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['usage_alerts', 'usage_events', 'metric_daily', 'subscriptions', 'invoices', 'credits'] LOOP
+        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
+                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
+        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
+                       'USING (true)', t || '_service', t);
+    END LOOP;
+END
+$billing_rls$;
+ALTER TABLE tenant.invoice_lines ENABLE ROW LEVEL SECURITY;
+CREATE POLICY invoice_lines_own ON tenant.invoice_lines FOR SELECT TO PUBLIC
+    USING (EXISTS (SELECT 1 FROM tenant.invoices i WHERE i.id = invoice_id));
+
+DROP FUNCTION tenant.consume(text, bigint);
+CREATE FUNCTION tenant.consume("resource" TEXT, "amount" bigint DEFAULT 1, "key" TEXT DEFAULT NULL) RETURNS bigint VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'consume_v2_wrapper';
+CREATE FUNCTION tenant.release("resource" TEXT, "amount" bigint DEFAULT 1, "key" TEXT DEFAULT NULL) RETURNS bigint VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'release_wrapper';
+CREATE FUNCTION tenant.set_usage("resource" TEXT, "value" bigint, "key" TEXT DEFAULT NULL) RETURNS bigint VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'set_usage_wrapper';
+CREATE FUNCTION tenant.has_restriction("restriction" TEXT) RETURNS bool STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'has_restriction_wrapper';
+CREATE FUNCTION tenant.load_plan("definition" TEXT) RETURNS TEXT STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'load_plan_text_wrapper';
+CREATE FUNCTION tenant.install_default_plans() RETURNS TEXT[] STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'install_default_plans_wrapper';
+
+-- Usage events of any metric, for the current tenant (issue 15): the event, and its daily
+-- rollup (tenant.metric_daily), in the caller's transaction.
+CREATE FUNCTION tenant.track(metric text, value numeric DEFAULT 1, user_id text DEFAULT NULL,
+                             properties jsonb DEFAULT '{}'::jsonb)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    t uuid := tenant.require_tenant();
+    id bigint;
+BEGIN
+    IF metric IS NULL OR metric !~ '^[a-z0-9_.-]{1,100}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = format('invalid metric name %s', coalesce(quote_literal(metric), 'NULL')),
+            HINT = 'Use 1-100 characters of a-z, 0-9, ''_'', ''.'' and ''-''.';
+    END IF;
+    IF value IS NULL OR value = 'NaN'::numeric OR value < 0 OR value > 1e15 THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = format('invalid value %s of metric %s: a number 0-1e15', coalesce(value::text, 'NULL'), metric);
+    END IF;
+    IF properties IS NULL OR jsonb_typeof(properties) <> 'object' OR octet_length(properties::text) > 8192 THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'properties must be a JSON object of at most 8 KiB';
+    END IF;
+    IF user_id IS NOT NULL AND (length(user_id) = 0 OR length(user_id) > 256) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'user_id must be 1-256 characters';
+    END IF;
+    INSERT INTO tenant.usage_events (tenant_id, metric, value, user_id, properties)
+    VALUES (t, metric, value, coalesce(user_id, tenant.current_user_id()), properties)
+    RETURNING usage_events.id INTO id;
+    INSERT INTO tenant.metric_daily AS d (tenant_id, metric, day, total, events)
+    VALUES (t, metric, (now() AT TIME ZONE 'UTC')::date, value, 1)
+    ON CONFLICT (tenant_id, metric, day) DO UPDATE SET total = d.total + EXCLUDED.total, events = d.events + 1;
+    RETURN id;
+END
+$$;
+
+-- The plans loaded, with their limits.
+CREATE FUNCTION tenant.plans()
+RETURNS TABLE (name text, display_name text, price numeric, currency text, billing_cycle text,
+               features text[], restrictions text[], limits jsonb)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.name, coalesce(p.display_name, p.name), p.price, p.currency, p.billing_cycle,
+           p.features, p.restrictions,
+           coalesce((SELECT jsonb_object_agg(l.resource, jsonb_build_object('limit', l.limit_value, 'period', l.period,
+                                                                              'overage_price', l.overage_price))
+                     FROM tenant.plan_limits l WHERE l.plan = p.name), '{}'::jsonb)
+    FROM tenant.plans p ORDER BY p.price, p.name
+$$;
+
+-- Billing records (issue 15). For tenant_service and tenant_admin; payment providers stay
+-- outside the database and call record_payment from their webhooks.
+CREATE FUNCTION tenant.subscribe(tenant text, plan text DEFAULT NULL, status text DEFAULT 'active',
+                                 external_ref text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t tenant.tenants;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to manage subscriptions';
+    END IF;
+    SELECT * INTO t FROM tenant.tenants tt WHERE tt.id = tenant_internal._tenant_id(subscribe.tenant);
+    IF status IS NULL OR status NOT IN ('trialing', 'active') THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = format('a subscription starts trialing or active, not %s', coalesce(status, 'NULL'));
+    END IF;
+    IF plan IS NOT NULL AND plan <> t.plan THEN
+        PERFORM tenant.set_plan(t.id::text, plan);
+    END IF;
+    INSERT INTO tenant.subscriptions AS s (tenant_id, plan, status, current_period_start, current_period_end, external_ref)
+    VALUES (t.id, coalesce(plan, t.plan), status, date_trunc('month', now())::date,
+            (date_trunc('month', now()) + interval '1 month')::date, external_ref)
+    ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan, status = EXCLUDED.status,
+        external_ref = coalesce(EXCLUDED.external_ref, s.external_ref), canceled_at = NULL,
+        past_due_since = NULL, updated_at = now();
+    PERFORM tenant_internal._event(t.id, 'subscription.started',
+        jsonb_build_object('plan', coalesce(plan, t.plan), 'status', status));
+END
+$$;
+
+CREATE FUNCTION tenant.cancel_subscription(tenant text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id uuid;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to manage subscriptions';
+    END IF;
+    id := tenant_internal._tenant_id(cancel_subscription.tenant);
+    UPDATE tenant.subscriptions s SET status = 'canceled', canceled_at = now(), updated_at = now()
+    WHERE s.tenant_id = id AND s.status <> 'canceled';
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM tenant_internal._event(id, 'subscription.canceled', '{}'::jsonb);
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION tenant.add_credit(tenant text, amount numeric, reason text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tid uuid; cid bigint;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to grant credits';
+    END IF;
+    tid := tenant_internal._tenant_id(add_credit.tenant);
+    IF amount IS NULL OR amount = 'NaN'::numeric OR amount <= 0 OR amount > 1e9 OR round(amount, 2) <> amount THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = format('invalid credit amount %s: 0.01 to 1e9, in cents', coalesce(amount::text, 'NULL'));
+    END IF;
+    INSERT INTO tenant.credits (tenant_id, amount, reason) VALUES (tid, amount, reason) RETURNING id INTO cid;
+    PERFORM tenant_internal._event(tid, 'credit.granted', jsonb_build_object('id', cid, 'amount', amount, 'reason', reason));
+    RETURN cid;
+END
+$$;
+
+-- One invoice per subscribed tenant and month, with numbered lines (tenant.invoice's lines:
+-- the plan, then each overage) and the tenant's unapplied credits (whole credits, oldest
+-- first, while they fit). Run twice or concurrently, each invoice is created once.
+CREATE FUNCTION tenant.generate_invoices(period_start date DEFAULT (date_trunc('month', now()) - interval '1 month')::date)
+RETURNS integer LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    s record; l record; c record; inv uuid; n integer := 0; line integer;
+    sub numeric; applied numeric; cur text;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to generate invoices';
+    END IF;
+    IF period_start IS NULL OR period_start <> date_trunc('month', period_start)::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
+    END IF;
+    IF period_start > now()::date THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'the period has not started yet';
+    END IF;
+    FOR s IN SELECT sub.tenant_id, t.plan FROM tenant.subscriptions sub JOIN tenant.tenants t ON t.id = sub.tenant_id
+             WHERE sub.status IN ('active', 'past_due') AND t.status <> 'purged'
+               AND sub.current_period_start < (period_start + interval '1 month')::date
+             ORDER BY sub.tenant_id LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM tenant.invoices i WHERE i.tenant_id = s.tenant_id AND i.period_start = generate_invoices.period_start);
+        INSERT INTO tenant.invoices (tenant_id, number, period_start, period_end, currency, subtotal, total)
+        VALUES (s.tenant_id,
+                format('INV-%s-%s', to_char(period_start, 'YYYYMM'), lpad(nextval('tenant.invoice_number_seq')::text, 6, '0')),
+                period_start, (period_start + interval '1 month')::date, 'USD', 0, 0)
+        ON CONFLICT (tenant_id, period_start) DO NOTHING
+        RETURNING id INTO inv;
+        CONTINUE WHEN inv IS NULL;  -- a concurrent run made it
+        line := 0; sub := 0; cur := NULL;
+        FOR l IN SELECT * FROM tenant.invoice(s.tenant_id::text, period_start) LOOP
+            line := line + 1;
+            INSERT INTO tenant.invoice_lines (invoice_id, line_no, description, quantity, unit_price, amount)
+            VALUES (inv, line, l.line, l.quantity, l.unit_price, l.amount);
+            sub := sub + l.amount;
+            cur := coalesce(cur, l.currency);
+        END LOOP;
+        applied := 0;
+        FOR c IN SELECT cr.id, cr.amount FROM tenant.credits cr
+                 WHERE cr.tenant_id = s.tenant_id AND cr.invoice_id IS NULL ORDER BY cr.id FOR UPDATE LOOP
+            EXIT WHEN applied + c.amount > sub;
+            UPDATE tenant.credits SET invoice_id = inv WHERE id = c.id;
+            applied := applied + c.amount;
+        END LOOP;
+        UPDATE tenant.invoices SET subtotal = sub, credits = applied, total = sub - applied,
+               currency = coalesce(cur, 'USD'),
+               status = CASE WHEN sub - applied = 0 THEN 'paid' ELSE 'open' END,
+               paid_at = CASE WHEN sub - applied = 0 THEN now() END
+        WHERE id = inv;
+        PERFORM tenant_internal._event(s.tenant_id, 'invoice.issued',
+            jsonb_build_object('invoice', inv, 'period', period_start, 'total', sub - applied));
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- What a payment provider's webhook reports: an invoice paid (the subscription is active
+-- again, a tenant the billing suspended is reactivated) or a payment failed (the
+-- subscription is past due; after multitenant.payment_grace run_maintenance suspends the
+-- tenant). Returns the subscription's status.
+CREATE FUNCTION tenant.record_payment(invoice uuid, succeeded boolean, reference text DEFAULT NULL)
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    i tenant.invoices; st text; t tenant.tenants; sub tenant.subscriptions;
+BEGIN
+    IF NOT (pg_has_role('tenant_service', 'USAGE') OR pg_has_role('tenant_admin', 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to record payments';
+    END IF;
+    IF succeeded IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'succeeded must be true or false';
+    END IF;
+    SELECT * INTO i FROM tenant.invoices ii WHERE ii.id = record_payment.invoice FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = format('invoice %s does not exist', coalesce(invoice::text, 'NULL'));
+    END IF;
+    IF i.status = 'void' THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT040', MESSAGE = 'the invoice is void';
+    END IF;
+    SELECT * INTO sub FROM tenant.subscriptions s WHERE s.tenant_id = i.tenant_id FOR UPDATE;
+    IF succeeded THEN
+        IF i.status <> 'paid' THEN
+            UPDATE tenant.invoices SET status = 'paid', paid_at = now(), payment_ref = coalesce(reference, payment_ref)
+            WHERE id = i.id;
+        END IF;
+        -- active again once no other invoice of the tenant is still failed
+        IF sub.tenant_id IS NOT NULL AND sub.status = 'past_due' AND NOT EXISTS (
+               SELECT 1 FROM tenant.invoices o WHERE o.tenant_id = i.tenant_id AND o.status = 'failed' AND o.id <> i.id) THEN
+            UPDATE tenant.subscriptions SET status = 'active', past_due_since = NULL, updated_at = now()
+            WHERE tenant_id = i.tenant_id;
+            SELECT * INTO t FROM tenant.tenants tt WHERE tt.id = i.tenant_id;
+            IF sub.suspended_by_billing AND t.status = 'suspended' THEN
+                PERFORM tenant.set_status(i.tenant_id::text, 'active');
+            END IF;
+            UPDATE tenant.subscriptions SET suspended_by_billing = false WHERE tenant_id = i.tenant_id;
+        END IF;
+    ELSE
+        IF i.status = 'paid' THEN
+            RAISE EXCEPTION USING ERRCODE = 'MT040', MESSAGE = 'the invoice is already paid';
+        END IF;
+        UPDATE tenant.invoices SET status = 'failed', payment_ref = coalesce(reference, payment_ref) WHERE id = i.id;
+        UPDATE tenant.subscriptions SET status = 'past_due', past_due_since = coalesce(past_due_since, now()),
+               updated_at = now()
+        WHERE tenant_id = i.tenant_id AND status IN ('active', 'past_due');
+    END IF;
+    PERFORM tenant_internal._event(i.tenant_id, CASE WHEN succeeded THEN 'payment.succeeded' ELSE 'payment.failed' END,
+        jsonb_build_object('invoice', i.id, 'number', i.number, 'reference', reference));
+    SELECT s.status INTO st FROM tenant.subscriptions s WHERE s.tenant_id = i.tenant_id;
+    RETURN st;
+END
+$$;
+
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant_internal FROM PUBLIC;
@@ -1001,7 +1416,7 @@ GRANT EXECUTE ON FUNCTION
     tenant.context_status(), tenant.clear_context(),
     tenant.current_claims(), tenant.current_roles(),
     tenant.has_feature(text), tenant.require_feature(text),
-    tenant.consume(text, bigint), tenant.check(text, bigint), tenant.usage_report(timestamptz, timestamptz),
+    tenant.consume(text, bigint, text), tenant.check(text, bigint), tenant.usage_report(timestamptz, timestamptz),
     tenant.verify_audit(text),
     tenant.can(text, text, jsonb), tenant.authorize(text, text, jsonb),
     tenant.create_role(text, text[]), tenant.drop_role(text),
@@ -1050,6 +1465,21 @@ GRANT EXECUTE ON FUNCTION tenant.apply_role_templates(text) TO tenant_service, t
 
 GRANT EXECUTE ON FUNCTION tenant.set_context(text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION tenant.authenticate(text, text) TO tenant_user, tenant_service;
+-- Plans, metering, alerts and billing (issue 15)
+GRANT SELECT ON tenant.usage_alerts, tenant.usage_events, tenant.metric_daily, tenant.subscriptions,
+    tenant.invoices, tenant.invoice_lines, tenant.credits TO PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    tenant.track(text, numeric, text, jsonb), tenant.has_restriction(text), tenant.plans()
+TO PUBLIC;
+-- giving usage back or setting a gauge is for the trusted backend: an application role that
+-- could would lift its own limits
+GRANT EXECUTE ON FUNCTION
+    tenant.release(text, bigint, text), tenant.set_usage(text, bigint, text),
+    tenant.subscribe(text, text, text, text), tenant.cancel_subscription(text),
+    tenant.add_credit(text, numeric, text), tenant.generate_invoices(date),
+    tenant.record_payment(uuid, boolean, text)
+TO tenant_service, tenant_admin;
+GRANT EXECUTE ON FUNCTION tenant.load_plan(text), tenant.install_default_plans() TO tenant_admin;
 -- Where a request lands (issue 14)
 GRANT EXECUTE ON FUNCTION
     tenant.add_domain(text), tenant.remove_domain(text), tenant.set_branding(jsonb),
@@ -1142,7 +1572,27 @@ COMMENT ON TABLE tenant.schema_migrations IS 'Migrations applied to tenant schem
 COMMENT ON FUNCTION tenant.authorize(text, text, jsonb) IS 'Like tenant.can, but raises MT020 when the current user may not do action on resource.';
 COMMENT ON FUNCTION tenant.can(text, text, jsonb) IS 'May the current user do action on resource (role inheritance, wildcards, conditions on ctx)? False without a context.';
 COMMENT ON FUNCTION tenant.clear_context() IS 'Leave the tenant context (for the session).';
-COMMENT ON FUNCTION tenant.consume(text, bigint) IS 'Atomically use amount of resource in the current window of the current tenant; returns what is left (NULL: unlimited); MT010 past a hard limit, nothing consumed.';
+COMMENT ON FUNCTION tenant.consume(text, bigint, text) IS 'Atomically use amount of resource (per key, when given) in the current window of the current tenant; returns what is left (NULL: unlimited); MT010 past a hard limit, nothing consumed.';
+COMMENT ON FUNCTION tenant.release(text, bigint, text) IS 'Give back amount of resource in the current window (never below 0); returns what is left. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.set_usage(text, bigint, text) IS 'Set a gauge (storage, seats) of the current tenant to value; recorded, not refused; alerts on thresholds. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.track(text, numeric, text, jsonb) IS 'Record a usage event of any metric for the current tenant (tenant.usage_events, rolled up daily in tenant.metric_daily); returns its id.';
+COMMENT ON FUNCTION tenant.has_restriction(text) IS 'Does the current tenant''s plan carry the restriction (e.g. no_api_access), not lifted by an override? False without context.';
+COMMENT ON FUNCTION tenant.plans() IS 'The plans loaded, with display names and limits.';
+COMMENT ON FUNCTION tenant.load_plan(text) IS 'Create or replace a plan from its YAML (as the design documents write plans) or JSON text. For tenant_admin.';
+COMMENT ON FUNCTION tenant.install_default_plans() IS 'Load the free, pro, premium and enterprise plans the design documents describe; returns their keys. For tenant_admin.';
+COMMENT ON FUNCTION tenant.subscribe(text, text, text, text) IS 'Start (or restart) a tenant''s subscription, trialing or active, optionally on another plan. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.cancel_subscription(text) IS 'Cancel a tenant''s subscription (no more invoices). For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.add_credit(text, numeric, text) IS 'Grant a tenant a credit, applied to its next invoices. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.generate_invoices(date) IS 'Store one invoice with numbered lines per subscribed tenant for the month (idempotent, safe concurrently); returns how many were created. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.record_payment(uuid, boolean, text) IS 'A payment provider''s verdict on an invoice: paid (subscription active, billing suspension lifted) or failed (past due; suspended after multitenant.payment_grace). For tenant_service and tenant_admin.';
+COMMENT ON TABLE tenant.usage_alerts IS 'Usage thresholds crossed (multitenant.alert_thresholds), one per tenant, resource, key, window and threshold.';
+COMMENT ON TABLE tenant.usage_events IS 'Usage events of any metric (tenant.track), partitioned by month.';
+COMMENT ON TABLE tenant.usage_events_default IS 'Usage events outside the monthly partitions run_maintenance creates.';
+COMMENT ON TABLE tenant.metric_daily IS 'Daily totals of tracked metrics per tenant.';
+COMMENT ON TABLE tenant.subscriptions IS 'One subscription per tenant: plan, status, period.';
+COMMENT ON TABLE tenant.invoices IS 'Invoices stored by tenant.generate_invoices, one per tenant and month.';
+COMMENT ON TABLE tenant.invoice_lines IS 'Numbered lines of stored invoices.';
+COMMENT ON TABLE tenant.credits IS 'Credits granted to tenants and the invoice each was applied to.';
 COMMENT ON FUNCTION tenant.context_status() IS 'The current context (tenant, user, expiry, read-only) or why it does not verify.';
 COMMENT ON FUNCTION tenant.create_role(text, text[]) IS 'Create or redefine a role of the current tenant inheriting other roles (cycles refused).';
 COMMENT ON FUNCTION tenant.current_claims() IS 'The verified JWT claims of the current context, or NULL.';

@@ -7,6 +7,7 @@ use std::ffi::{CStr, CString};
 pub fn register() {
     register_context();
     register_site();
+    register_billing();
     register_jwt();
     register_lifecycle();
 }
@@ -225,6 +226,38 @@ pub static BASE_DOMAIN: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 /// Does set_context require that the user it names is a member (like authenticate)?
 pub static CONTEXT_MEMBERSHIP: GucSetting<Membership> =
     GucSetting::<Membership>::new(Membership::Off);
+
+/// Percentages of a limit at which an alert is raised (tenant.usage_alerts).
+pub static ALERT_THRESHOLDS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"80,100"));
+/// Seconds a subscription may stay past due before run_maintenance suspends the tenant.
+pub static PAYMENT_GRACE: GucSetting<i32> = GucSetting::<i32>::new(14 * 24 * 3600);
+
+fn register_billing() {
+    GucRegistry::define_string_guc(
+        c"multitenant.alert_thresholds",
+        c"Percentages of a limit at which usage raises an alert (comma-separated, e.g. 80,100).",
+        c"Empty: no alerts.",
+        &ALERT_THRESHOLDS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"multitenant.payment_grace",
+        c"How long a subscription may stay past due before tenant.run_maintenance suspends its tenant (0: never).",
+        c"",
+        &PAYMENT_GRACE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+}
+
+/// The alert thresholds (an unparsable setting raises no alert rather than failing writes).
+pub fn alert_thresholds() -> Vec<i64> {
+    crate::core::plans::parse_thresholds(&guc_text(&ALERT_THRESHOLDS, "")).unwrap_or_default()
+}
 
 fn register_site() {
     GucRegistry::define_string_guc(

@@ -26,6 +26,11 @@ extension_sql_file!(
     requires = ["bootstrap"]
 );
 extension_sql_file!("../sql/site.sql", name = "site", requires = ["bootstrap"]);
+extension_sql_file!(
+    "../sql/metering.sql",
+    name = "metering",
+    requires = ["bootstrap"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

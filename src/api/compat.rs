@@ -59,6 +59,16 @@ fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
     boundary(|| pinned(|| crate::api::rbac::protect_impl(relid, resource, owner_column, None)))
 }
 
+/// 0.1.0's `tenant.consume(text, bigint)` (0.2.0 adds `key`, under the C name
+/// `consume_v2_wrapper`).
+#[pg_extern(sql = false)]
+fn consume(resource: &str, amount: i64) -> Option<i64> {
+    boundary(|| {
+        crate::state::context::writable_tenant()
+            .and_then(|t| crate::state::quota::consume_for(t, resource, amount, None))
+    })
+}
+
 /// 0.1.0's `tenant.authenticate(text)` (0.2.0 adds `expected_tenant`, under the C name
 /// `authenticate_v2_wrapper`).
 #[pg_extern(sql = false)]

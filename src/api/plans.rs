@@ -11,6 +11,27 @@ use crate::pg::spi::write_first;
 use crate::state::audit::event;
 use crate::state::tenants;
 use pgrx::prelude::*;
+use serde::Deserialize;
+
+/// A plan document as text: JSON, or YAML as the design documents write plans (several
+/// documents separated by `---` for `install_default_plans`).
+pub(crate) fn documents(text: &str) -> MtResult<Vec<serde_json::Value>> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        return Ok(vec![v]);
+    }
+    let mut out = Vec::new();
+    for d in serde_yaml_ng::Deserializer::from_str(text) {
+        let v = serde_json::Value::deserialize(d)
+            .map_err(|e| MtError::invalid(format!("the plan is neither JSON nor YAML: {e}")))?;
+        if !v.is_null() {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(MtError::invalid("the plan document is empty"));
+    }
+    Ok(out)
+}
 
 fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
     require_any_role(&[c"tenant_admin"], "define plans")?;
@@ -18,11 +39,12 @@ fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
     as_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at) \
-                 VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now()) \
+                "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at, display_name) \
+                 VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now(), $8) \
                  ON CONFLICT (name) DO UPDATE SET price = EXCLUDED.price, currency = EXCLUDED.currency, \
                    billing_cycle = EXCLUDED.billing_cycle, features = EXCLUDED.features, \
-                   restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now()",
+                   restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now(), \
+                   display_name = EXCLUDED.display_name",
                 None,
                 &[
                     p.name.as_str().into(),
@@ -32,6 +54,7 @@ fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
                     p.features.clone().into(),
                     p.restrictions.clone().into(),
                     pgrx::JsonB(doc.clone()).into(),
+                    p.display_name.as_deref().into(),
                 ],
             )?;
             c.update(
@@ -62,6 +85,34 @@ fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn load_plan(definition: pgrx::JsonB) -> String {
     boundary(|| load_plan_impl(&definition.0))
+}
+
+/// Create or replace a plan from its document as text: YAML as the design documents write
+/// plans, or JSON. For tenant_admin.
+#[pg_extern(volatile, parallel_unsafe, name = "load_plan")]
+fn load_plan_text(definition: &str) -> String {
+    boundary(|| {
+        let docs = documents(definition)?;
+        if docs.len() != 1 {
+            return Err(MtError::invalid(format!(
+                "one plan per call: the text holds {} documents",
+                docs.len()
+            )));
+        }
+        load_plan_impl(&docs[0])
+    })
+}
+
+/// Load (or reload) the plans the design documents describe: free, pro, premium and
+/// enterprise (sql/default_plans.yaml); returns their keys. For tenant_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+fn install_default_plans() -> Vec<String> {
+    boundary(|| {
+        documents(include_str!("../../sql/default_plans.yaml"))?
+            .iter()
+            .map(load_plan_impl)
+            .collect()
+    })
 }
 
 fn set_plan_impl(tenant: &str, plan: &str) -> MtResult<()> {
@@ -113,6 +164,21 @@ fn set_limit_override_impl(
     let period = Period::parse(period)?;
     if limit < -1 {
         return Err(MtError::invalid("limit must be >= -1 (-1 = unlimited)"));
+    }
+    // sizes are counted in bytes: storage_gb 5 limits storage_bytes to 5 GiB
+    let (base, factor) = crate::core::plans::unit_of(resource);
+    let resource = base.as_str();
+    let limit = if limit < 0 {
+        limit
+    } else {
+        limit
+            .checked_mul(factor)
+            .ok_or_else(|| MtError::invalid("limit is out of range"))?
+    };
+    if factor != 1 && overage_price.is_some() {
+        return Err(MtError::invalid(format!(
+            "sizes are counted in bytes: price {resource} per byte"
+        )));
     }
     if overage_price.is_some_and(|p| p < 0.0 || p.is_nan()) {
         return Err(MtError::invalid("overage_price must be >= 0"));

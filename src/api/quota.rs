@@ -5,32 +5,81 @@
 use crate::core::ddl::{qualified, quote_ident, quote_literal};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
+use crate::core::plans::in_base_unit;
 use crate::core::plans::{window, Period};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
 use crate::pg::convert::from_pg_uuid;
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
+use crate::pg::raise::required;
 use crate::pg::roles::require_any_role;
 use crate::pg::spi::read_one;
 use crate::state::context::{verified, writable_tenant, writes_for};
 use crate::state::plans::with_entitlements;
-use crate::state::quota::{consume_for, count_row, current_used, limit_for, row_limit_of};
+use crate::state::quota::{
+    consume_key, count_row, current_used, limit_for, release_key, row_limit_of, set_usage_key,
+};
 use crate::state::registry::{detach_triggers, trigger_schema};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 /// Consume `amount` of `resource` for the current tenant in the current window; returns the
 /// remaining allowance (NULL when unlimited). Raises MT010 and consumes nothing when a hard
-/// limit would be passed.
+/// limit would be passed. With `key` (an endpoint), the key has its own counter under the
+/// same limit. A size (`storage_mb`) is counted in bytes (`storage_bytes`).
+#[pg_extern(volatile, parallel_unsafe, name = "consume")]
+fn consume_v2(
+    resource: Option<&str>,
+    amount: default!(Option<i64>, 1),
+    key: default!(Option<&str>, "NULL"),
+) -> Option<i64> {
+    boundary(|| {
+        let (resource, amount) =
+            in_base_unit(required("resource", resource)?, required("amount", amount)?)?;
+        let t = writable_tenant()?;
+        consume_key(t, &resource, key.unwrap_or(""), amount, None)
+    })
+}
+
+/// Give back `amount` of `resource` (a cancelled job, a freed seat) in the current window,
+/// never below 0; returns the remaining allowance (NULL when unlimited).
 #[pg_extern(volatile, parallel_unsafe)]
-fn consume(resource: &str, amount: default!(i64, 1)) -> Option<i64> {
-    boundary(|| writable_tenant().and_then(|t| consume_for(t, resource, amount, None)))
+fn release(
+    resource: Option<&str>,
+    amount: default!(Option<i64>, 1),
+    key: default!(Option<&str>, "NULL"),
+) -> Option<i64> {
+    boundary(|| {
+        let (resource, amount) =
+            in_base_unit(required("resource", resource)?, required("amount", amount)?)?;
+        let t = writable_tenant()?;
+        release_key(t, &resource, key.unwrap_or(""), amount)
+    })
+}
+
+/// Set a gauge (storage in use, seats) of the current tenant to `value` in the current
+/// window: recorded as measured, not refused past the limit (alerts tell); returns the
+/// remaining allowance (0 past the limit, NULL when unlimited).
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_usage(
+    resource: Option<&str>,
+    value: Option<i64>,
+    key: default!(Option<&str>, "NULL"),
+) -> Option<i64> {
+    boundary(|| {
+        let (resource, value) =
+            in_base_unit(required("resource", resource)?, required("value", value)?)?;
+        let t = writable_tenant()?;
+        set_usage_key(t, &resource, key.unwrap_or(""), value)
+    })
 }
 
 fn check_impl(resource: &str, amount: i64) -> MtResult<bool> {
     if amount <= 0 {
         return Err(MtError::invalid("amount must be positive"));
     }
+    let (resource, amount) = in_base_unit(resource, amount)?;
+    let resource = resource.as_str();
     let tenant = match verified(|c| c.t) {
         Ok(t) => t,
         Err(_) => return Err(MtError::no_context()),
@@ -57,14 +106,36 @@ fn has_feature(feature: &str) -> bool {
     let Ok(t) = verified(|c| c.t) else {
         return false;
     };
-    boundary(|| with_entitlements(t, |e| e.features.contains(feature)))
+    boundary(|| with_entitlements(t, |e| e.has_feature(feature)))
+}
+
+/// Does the current tenant's plan carry `restriction` (e.g. `no_custom_branding`), not lifted
+/// by an override? False without context.
+#[pg_extern(stable, parallel_restricted)]
+fn has_restriction(restriction: &str) -> bool {
+    let Ok(t) = verified(|c| c.t) else {
+        return false;
+    };
+    boundary(|| with_entitlements(t, |e| e.restrictions.contains(restriction)))
 }
 
 fn require_feature_impl(feature: &str) -> MtResult<bool> {
     let t = verified(|c| c.t).map_err(|_| MtError::no_context())?;
-    let (has, plan) = with_entitlements(t, |e| (e.features.contains(feature), e.plan.clone()))?;
+    let (has, restricted, plan) = with_entitlements(t, |e| {
+        (
+            e.has_feature(feature),
+            e.restrictions.contains(&format!("no_{feature}")),
+            e.plan.clone(),
+        )
+    })?;
     if has {
         Ok(true)
+    } else if restricted {
+        Err(MtError::new(
+            Code::FeatureNotInPlan,
+            format!("plan \"{plan}\" has the restriction \"no_{feature}\""),
+        )
+        .hint("Upgrade the plan or add a feature override (tenant.set_feature_override)."))
     } else {
         Err(MtError::new(
             Code::FeatureNotInPlan,
@@ -184,12 +255,12 @@ pub(crate) fn limit_rows_impl(
     let seed = format!(
         "INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used) \
          SELECT {col}, $1, to_timestamp($2), to_timestamp($3), count(*) FROM {name} WHERE {col} IS NOT NULL GROUP BY {col} \
-         ON CONFLICT (tenant_id, resource, window_start) DO UPDATE SET used = EXCLUDED.used"
+         ON CONFLICT (tenant_id, resource, key, window_start) DO UPDATE SET used = EXCLUDED.used"
     );
     as_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "DELETE FROM tenant.usage_counters WHERE resource = $1 AND window_start = to_timestamp($2)",
+                "DELETE FROM tenant.usage_counters WHERE resource = $1 AND key = '' AND window_start = to_timestamp($2)",
                 None,
                 &[resource.into(), (ws as f64).into()],
             )?;

@@ -46,7 +46,7 @@ fn put(tenant: uuid::Uuid, path: &str, bytes: Option<i64>) -> MtResult<i64> {
             &[t.into(), STORAGE.into(), (ws as f64).into(), (we as f64).into()],
         )?;
         let used = read_one::<i64>(
-            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 \
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND key = '' \
              AND window_start = to_timestamp($3) FOR UPDATE",
             &[t.into(), STORAGE.into(), (ws as f64).into()],
         )?
@@ -85,7 +85,7 @@ fn put(tenant: uuid::Uuid, path: &str, bytes: Option<i64>) -> MtResult<i64> {
             }
         }
         Spi::run_with_args(
-            "UPDATE tenant.usage_counters SET used = $4 WHERE tenant_id = $1 AND resource = $2 \
+            "UPDATE tenant.usage_counters SET used = $4 WHERE tenant_id = $1 AND resource = $2 AND key = '' \
              AND window_start = to_timestamp($3)",
             &[t.into(), STORAGE.into(), (ws as f64).into(), total.into()],
         )?;

@@ -102,10 +102,13 @@ pub fn window(period: Period, now: i64) -> (i64, i64) {
     }
 }
 
-/// A plan as loaded from a JSON document shaped like the seeds' YAML.
+/// A plan as loaded from a document shaped like the design documents' YAML or JSON.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanDoc {
+    /// the key tenants are put on (`set_plan`, `create(plan => ...)`)
     pub name: String,
+    /// the name shown to people ("Free", "Professional"), when it differs from the key
+    pub display_name: Option<String>,
     pub price: f64,
     pub currency: String,
     pub billing_cycle: String,
@@ -113,6 +116,23 @@ pub struct PlanDoc {
     pub restrictions: Vec<String>,
     pub limits: Vec<Limit>,
 }
+
+/// The keys a plan document may have.
+pub const PLAN_KEYS: [&str; 13] = [
+    "key",
+    "name",
+    "display_name",
+    "description",
+    "price",
+    "currency",
+    "billing_cycle",
+    "limits",
+    "usage_caps",
+    "features",
+    "feature_entitlements",
+    "restrictions",
+    "overage",
+];
 
 fn split_period(key: &str) -> (&str, Period) {
     for (suffix, p) in [
@@ -126,6 +146,34 @@ fn split_period(key: &str) -> (&str, Period) {
         }
     }
     (key, Period::None)
+}
+
+/// Size units: a resource named `<base>_kb|_mb|_gb|_tb` is counted in bytes as
+/// `<base>_bytes` (1 KB = 1024 bytes). Returns the base resource and the unit's size.
+pub fn unit_of(resource: &str) -> (String, i64) {
+    for (suffix, factor) in [
+        ("_kb", 1i64 << 10),
+        ("_mb", 1 << 20),
+        ("_gb", 1 << 30),
+        ("_tb", 1 << 40),
+    ] {
+        if let Some(base) = resource.strip_suffix(suffix) {
+            if !base.is_empty() {
+                return (format!("{base}_bytes"), factor);
+            }
+        }
+    }
+    (resource.to_string(), 1)
+}
+
+/// A resource and an amount as a caller names them (`storage_mb`, 5) in the unit the
+/// resource is counted in (`storage_bytes`, 5 MiB); MT030 when the amount overflows.
+pub fn in_base_unit(resource: &str, amount: i64) -> MtResult<(String, i64)> {
+    let (base, factor) = unit_of(resource);
+    let n = amount.checked_mul(factor).ok_or_else(|| {
+        MtError::invalid(format!("amount {amount} of {resource} is out of range"))
+    })?;
+    Ok((base, n))
 }
 
 fn strings(v: Option<&Value>, what: &str) -> MtResult<Vec<String>> {
@@ -147,52 +195,114 @@ fn strings(v: Option<&Value>, what: &str) -> MtResult<Vec<String>> {
     }
 }
 
-/// Parse a plan document:
+/// The key of a plan named for people: "Free" is `free`, "Pro Plus" is `pro-plus`.
+pub fn plan_key(name: &str) -> String {
+    let mut k = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            k.push(c.to_ascii_lowercase());
+        } else if !k.ends_with('-') {
+            k.push('-');
+        }
+    }
+    k.trim_matches('-').to_string()
+}
+
+/// One of two synonymous keys (`limits`/`usage_caps`), MT030 when both are given.
+fn either<'a>(
+    o: &'a serde_json::Map<String, Value>,
+    a: &str,
+    b: &str,
+) -> MtResult<Option<&'a Value>> {
+    match (o.get(a), o.get(b)) {
+        (Some(_), Some(_)) => Err(MtError::invalid(format!(
+            "a plan has \"{a}\" or \"{b}\", not both"
+        ))),
+        (x, None) => Ok(x),
+        (None, y) => Ok(y),
+    }
+}
+
+/// Parse a plan document, as the design documents write them (YAML or JSON, here as JSON):
 /// ```json
-/// {"name": "free", "price": 0, "currency": "USD", "billing_cycle": "month",
-///  "limits": {"api_requests_per_hour": 1000, "users": 5, "storage_mb": {"limit": 100},
+/// {"name": "Free", "price": 0, "currency": "USD", "billing_cycle": null,
+///  "limits": {"api_requests_per_hour": 1000, "storage_mb": 100, "users": 5,
 ///             "missions": {"limit": 100, "period": "month", "overage_price": 0.5}},
 ///  "features": ["basic_analytics"], "restrictions": ["no_custom_branding"],
 ///  "overage": {"api_requests": 0.001}}
 /// ```
-/// A limit key ending in `_per_minute|_hour|_day|_month` names the resource and its period;
-/// -1 means unlimited; `overage` prices units above a limit (which makes it soft).
+/// `name` is the key when it is one (`free`), else the display name, whose key is derived
+/// (`Free` is `free`) unless `key` gives it. `billing_cycle`: monthly/month, yearly/annual/
+/// year, none/null. `usage_caps` and `feature_entitlements` are synonyms of `limits` and
+/// `features`. A limit key ending in `_per_minute|_hour|_day|_month` names the resource and
+/// its period; `_kb|_mb|_gb|_tb` a size counted in bytes (`storage_gb` limits
+/// `storage_bytes`); -1 means unlimited; `overage` prices units above a limit (which makes it
+/// soft). Unknown keys are refused, all named.
 pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
     let o = doc
         .as_object()
-        .ok_or_else(|| MtError::invalid("a plan must be a JSON object"))?;
-    let name = o
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| MtError::invalid("a plan needs a \"name\""))?;
-    names::plain("plan", name)?;
+        .ok_or_else(|| MtError::invalid("a plan must be an object"))?;
+    let unknown: Vec<&String> = o
+        .keys()
+        .filter(|k| !PLAN_KEYS.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|k| format!("\"{}\"", k.escape_default()))
+            .collect();
+        return Err(
+            MtError::invalid(format!("unknown key(s) in plan: {}", list.join(", ")))
+                .hint(format!("A plan has the keys {}.", PLAN_KEYS.join(", "))),
+        );
+    }
+    let text = |k: &str| -> MtResult<Option<&str>> {
+        match o.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(MtError::invalid(format!("\"{k}\" must be a string"))),
+        }
+    };
+    let shown = text("name")?.ok_or_else(|| MtError::invalid("a plan needs a \"name\""))?;
+    if shown.trim().is_empty() || shown.chars().count() > 100 {
+        return Err(MtError::invalid("a plan's name must be 1-100 characters"));
+    }
+    let name = match text("key")? {
+        Some(k) => k.to_string(),
+        None if names::plain("plan", shown).is_ok() => shown.to_string(),
+        None => plan_key(shown),
+    };
+    names::plain("plan", &name)?;
+    let display_name = match text("display_name")? {
+        Some(d) => Some(d.to_string()),
+        None => (shown != name).then(|| shown.to_string()),
+    };
     let price = match o.get("price") {
         None | Some(Value::Null) => 0.0,
         Some(v) => v
             .as_f64()
-            .filter(|p| *p >= 0.0)
+            .filter(|p| *p >= 0.0 && *p < 1e10)
             .ok_or_else(|| MtError::invalid("price must be a number >= 0"))?,
     };
-    let currency = o
-        .get("currency")
-        .and_then(Value::as_str)
-        .unwrap_or("USD")
-        .to_string();
+    let currency = text("currency")?.unwrap_or("USD").to_string();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(MtError::invalid(
             "currency must be a three-letter ISO code such as USD",
         ));
     }
-    let billing_cycle = o
-        .get("billing_cycle")
-        .and_then(Value::as_str)
-        .unwrap_or("month")
-        .to_string();
-    if !["month", "year", "none"].contains(&billing_cycle.as_str()) {
-        return Err(MtError::invalid(
-            "billing_cycle must be month, year or none",
-        ));
+    let billing_cycle = match text("billing_cycle")? {
+        None | Some("none") => "none",
+        Some("month" | "monthly") => "month",
+        Some("year" | "yearly" | "annual" | "annually") => "year",
+        Some(other) => {
+            return Err(MtError::invalid(format!(
+                "billing_cycle \"{}\" is not monthly, yearly, annual or null",
+                other.escape_default()
+            )))
+        }
     }
+    .to_string();
+    text("description")?;
     let overage = match o.get("overage") {
         None | Some(Value::Null) => serde_json::Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -203,51 +313,21 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
         }
     };
     let mut limits = Vec::new();
-    if let Some(l) = o.get("limits") {
-        let l = l
-            .as_object()
-            .ok_or_else(|| MtError::invalid("limits must be an object"))?;
-        for (key, v) in l {
-            let (mut resource, mut period) = split_period(key);
-            let (limit, mut price) = match v {
-                Value::Number(n) => (n.as_i64(), None),
-                Value::Object(m) => {
-                    if let Some(p) = m.get("period").and_then(Value::as_str) {
-                        period = Period::parse(p)?;
-                        resource = key;
-                    }
-                    (
-                        m.get("limit").and_then(Value::as_i64),
-                        m.get("overage_price").and_then(Value::as_f64),
-                    )
-                }
-                _ => (None, None),
-            };
-            let limit = limit.filter(|n| *n >= -1).ok_or_else(|| {
-                MtError::invalid(format!(
-                    "limit \"{key}\" must be an integer >= -1 (-1 = unlimited)"
-                ))
-            })?;
-            names::plain("resource", resource)?;
-            if price.is_none() {
-                price = overage.get(resource).and_then(Value::as_f64);
+    match either(o, "limits", "usage_caps")? {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(l)) => {
+            for (key, v) in l {
+                limits.push(one_limit(key, v, &overage)?);
             }
-            if price.is_some_and(|p| p < 0.0) {
-                return Err(MtError::invalid(format!(
-                    "overage price of \"{resource}\" must be >= 0"
-                )));
-            }
-            if limits.iter().any(|x: &Limit| x.resource == resource) {
-                return Err(MtError::invalid(format!(
-                    "resource \"{resource}\" is limited twice"
-                )));
-            }
-            limits.push(Limit {
-                resource: resource.to_string(),
-                limit,
-                period,
-                overage_price: price,
-            });
+        }
+        Some(_) => return Err(MtError::invalid("limits must be an object")),
+    }
+    for (i, l) in limits.iter().enumerate() {
+        if limits[..i].iter().any(|x| x.resource == l.resource) {
+            return Err(
+                MtError::invalid(format!("resource \"{}\" is limited twice", l.resource))
+                    .hint("storage_mb and storage_gb are the same resource (storage_bytes)."),
+            );
         }
     }
     // every overage price is a non-negative number for a limited resource
@@ -261,19 +341,110 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
             return Err(MtError::invalid(format!(
                 "overage price for \"{resource}\", which has no limit in the plan"
             ))
-            .hint("Add the resource to \"limits\" first."));
+            .hint(
+                "Add the resource to \"limits\" first (sizes are priced per byte: storage_bytes).",
+            ));
         }
     }
     limits.sort_by(|a, b| a.resource.cmp(&b.resource));
     Ok(PlanDoc {
-        name: name.to_string(),
+        name,
+        display_name,
         price,
         currency,
         billing_cycle,
-        features: strings(o.get("features"), "feature")?,
+        features: strings(either(o, "features", "feature_entitlements")?, "feature")?,
         restrictions: strings(o.get("restrictions"), "restriction")?,
         limits,
     })
+}
+
+fn one_limit(key: &str, v: &Value, overage: &serde_json::Map<String, Value>) -> MtResult<Limit> {
+    let (mut resource, mut period) = split_period(key);
+    let (limit, mut price) = match v {
+        Value::Number(n) => (n.as_i64(), None),
+        Value::Object(m) => {
+            if let Some(p) = m.get("period").and_then(Value::as_str) {
+                period = Period::parse(p)?;
+                resource = key;
+            }
+            (
+                m.get("limit").and_then(Value::as_i64),
+                m.get("overage_price").and_then(Value::as_f64),
+            )
+        }
+        _ => (None, None),
+    };
+    let limit = limit.filter(|n| *n >= -1).ok_or_else(|| {
+        MtError::invalid(format!(
+            "limit \"{key}\" must be an integer >= -1 (-1 = unlimited)"
+        ))
+    })?;
+    names::plain("resource", resource)?;
+    let (base, factor) = unit_of(resource);
+    let limit = if limit < 0 {
+        limit
+    } else {
+        limit
+            .checked_mul(factor)
+            .ok_or_else(|| MtError::invalid(format!("limit \"{key}\" is out of range")))?
+    };
+    if price.is_none() {
+        price = overage.get(resource).and_then(Value::as_f64);
+    }
+    if price.is_some_and(|p| p < 0.0) {
+        return Err(MtError::invalid(format!(
+            "overage price of \"{resource}\" must be >= 0"
+        )));
+    }
+    if factor != 1 && price.is_some() {
+        return Err(MtError::invalid(format!(
+            "overage of \"{resource}\": sizes are counted in bytes; price {base} per byte instead"
+        )));
+    }
+    Ok(Limit {
+        resource: base,
+        limit,
+        period,
+        overage_price: price,
+    })
+}
+
+/// Alert thresholds in percent of a limit, from a list such as `80,100` (1-1000, distinct).
+pub fn parse_thresholds(s: &str) -> MtResult<Vec<i64>> {
+    let mut v = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let t: i64 = part
+            .parse()
+            .ok()
+            .filter(|t| (1..=1000).contains(t))
+            .ok_or_else(|| {
+                MtError::invalid(format!(
+                    "alert threshold \"{part}\" is not a percentage 1-1000"
+                ))
+            })?;
+        if !v.contains(&t) {
+            v.push(t);
+        }
+    }
+    v.sort_unstable();
+    Ok(v)
+}
+
+/// The thresholds (percent of `limit`) that usage going from `old` to `new` crosses upwards.
+pub fn crossed(thresholds: &[i64], limit: i64, old: i64, new: i64) -> Vec<i64> {
+    if limit <= 0 || new <= old {
+        return vec![];
+    }
+    let (limit, old, new) = (limit as i128, old as i128, new as i128);
+    thresholds
+        .iter()
+        .copied()
+        .filter(|t| {
+            let at = *t as i128 * limit; // reached when used * 100 >= t * limit
+            old * 100 < at && new * 100 >= at
+        })
+        .collect()
 }
 
 /// Remaining allowance after `used` (None when unlimited).
@@ -291,6 +462,15 @@ pub struct Entitlements {
     pub plan: String,
     pub features: std::collections::HashSet<String>,
     pub limits: std::collections::HashMap<String, Limit>,
+    /// the plan's restrictions that no override lifted
+    pub restrictions: std::collections::HashSet<String>,
+}
+
+impl Entitlements {
+    /// A feature the plan (or an override) grants and no restriction `no_<feature>` takes.
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.contains(feature) && !self.restrictions.contains(&format!("no_{feature}"))
+    }
 }
 
 fn limit_rows(v: Option<&Value>) -> MtResult<Vec<Limit>> {
@@ -332,12 +512,20 @@ impl Entitlements {
             e.features
                 .extend(f.iter().filter_map(Value::as_str).map(str::to_string));
         }
+        if let Some(Value::Array(r)) = v.get("restrictions") {
+            e.restrictions
+                .extend(r.iter().filter_map(Value::as_str).map(str::to_string));
+        }
         if let Some(Value::Object(o)) = v.get("feature_overrides") {
             for (k, on) in o {
                 if on.as_bool() == Some(true) {
+                    // granting a feature lifts the restriction that withholds it
                     e.features.insert(k.clone());
+                    e.restrictions.remove(&format!("no_{k}"));
                 } else {
                     e.features.remove(k);
+                    // withholding a restriction lifts it
+                    e.restrictions.remove(k);
                 }
             }
         }
@@ -457,7 +645,15 @@ mod tests {
         for doc in [
             json!([]),
             json!({}),
-            json!({"name": "Bad Name"}),
+            json!({"name": "!!!"}),
+            json!({"name": "x", "key": "Bad Key"}),
+            json!({"name": "x", "limts": {}}),
+            json!({"name": "x", "limits": {}, "usage_caps": {}}),
+            json!({"name": "x", "features": [], "feature_entitlements": []}),
+            json!({"name": "x", "limits": {"storage_mb": 1, "storage_gb": 1}}),
+            json!({"name": "x", "limits": {"storage_tb": 9_000_000}}),
+            json!({"name": "x", "limits": {"storage_gb": 1}, "overage": {"storage_gb": 0.1}}),
+            json!({"name": 5}),
             json!({"name": "x", "price": -1}),
             json!({"name": "x", "currency": "dollars"}),
             json!({"name": "x", "billing_cycle": "weekly"}),
@@ -527,5 +723,143 @@ mod tests {
             &json!({"name": "p", "limits": {"calls": 10}, "overage": {"calls": 0.5}})
         )
         .is_ok());
+    }
+
+    #[test]
+    fn the_design_documents_plans_load_as_written() {
+        // 000: YAML "Free" with a null cycle and sizes in MB
+        let free = parse_plan(&json!({
+            "name": "Free", "price": 0, "currency": "USD", "billing_cycle": null,
+            "limits": {"api_requests_per_hour": 1000, "storage_mb": 100, "users": 5, "campaigns": 1,
+                       "ar_anchors": 10, "missions_per_month": 100},
+            "features": ["basic_analytics", "community_support"],
+            "restrictions": ["no_custom_branding", "no_api_access", "no_priority_support"]
+        }))
+        .unwrap();
+        assert_eq!(
+            (free.name.as_str(), free.display_name.as_deref()),
+            ("free", Some("Free"))
+        );
+        assert_eq!(free.billing_cycle, "none");
+        let storage = free
+            .limits
+            .iter()
+            .find(|l| l.resource == "storage_bytes")
+            .unwrap();
+        assert_eq!(storage.limit, 100 << 20);
+        // 000: "Enterprise", monthly, sizes in GB, -1 unlimited
+        let ent = parse_plan(&json!({"name": "Enterprise", "price": 999, "billing_cycle": "monthly",
+                                     "limits": {"storage_gb": 1000, "users": -1}, "restrictions": []}))
+        .unwrap();
+        assert_eq!(
+            (ent.name.as_str(), ent.billing_cycle.as_str()),
+            ("enterprise", "month")
+        );
+        assert_eq!(
+            ent.limits
+                .iter()
+                .find(|l| l.resource == "storage_bytes")
+                .unwrap()
+                .limit,
+            1000 << 30
+        );
+        // 002: a tier with usage_caps and feature_entitlements
+        let pro = parse_plan(&json!({"name": "Professional", "price": 49.99,
+                                     "usage_caps": {"api_calls": 100000, "projects": 50},
+                                     "feature_entitlements": ["custom_domain", "api_access"]}))
+        .unwrap();
+        assert_eq!(pro.name, "professional");
+        assert_eq!(pro.features, vec!["custom_domain", "api_access"]);
+        assert_eq!(pro.limits.len(), 2);
+        for (cycle, want) in [
+            ("yearly", "year"),
+            ("annual", "year"),
+            ("year", "year"),
+            ("month", "month"),
+        ] {
+            assert_eq!(
+                parse_plan(&json!({"name": "x", "billing_cycle": cycle}))
+                    .unwrap()
+                    .billing_cycle,
+                want
+            );
+        }
+        assert_eq!(
+            parse_plan(&json!({"name": "Pro Plus", "key": "pro_plus"}))
+                .unwrap()
+                .name,
+            "pro_plus"
+        );
+        let e = parse_plan(&json!({"name": "x", "limts": {}, "feature": []})).unwrap_err();
+        assert!(
+            e.message.contains("\"limts\"") && e.message.contains("\"feature\""),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn sizes_are_one_resource_in_bytes() {
+        assert_eq!(
+            unit_of("storage_mb"),
+            ("storage_bytes".to_string(), 1 << 20)
+        );
+        assert_eq!(
+            unit_of("bandwidth_tb"),
+            ("bandwidth_bytes".to_string(), 1 << 40)
+        );
+        assert_eq!(unit_of("users"), ("users".to_string(), 1));
+        assert_eq!(unit_of("_gb"), ("_gb".to_string(), 1));
+        assert_eq!(
+            in_base_unit("storage_gb", 2).unwrap(),
+            ("storage_bytes".to_string(), 2 << 30)
+        );
+        assert!(in_base_unit("storage_tb", i64::MAX / 2).is_err());
+    }
+
+    #[test]
+    fn restrictions_hold_unless_an_override_lifts_them() {
+        let e = Entitlements::from_json(&json!({
+            "plan": "free", "features": ["api_access", "sso"],
+            "restrictions": ["no_api_access", "no_priority_support", "no_exports"],
+            "feature_overrides": {"priority_support": true, "no_exports": false}
+        }))
+        .unwrap();
+        assert!(!e.has_feature("api_access"), "withheld by no_api_access");
+        assert!(e.has_feature("sso"));
+        assert!(
+            e.has_feature("priority_support"),
+            "the override grants it and lifts no_priority_support"
+        );
+        assert!(e.restrictions.contains("no_api_access"));
+        assert!(
+            !e.restrictions.contains("no_priority_support")
+                && !e.restrictions.contains("no_exports")
+        );
+    }
+
+    #[test]
+    fn thresholds_are_crossed_once() {
+        let t = parse_thresholds(" 100, 80 ,80").unwrap();
+        assert_eq!(t, vec![80, 100]);
+        assert!(
+            parse_thresholds("0").is_err()
+                && parse_thresholds("x").is_err()
+                && parse_thresholds("1001").is_err()
+        );
+        assert_eq!(parse_thresholds("").unwrap(), Vec::<i64>::new());
+        assert_eq!(crossed(&t, 10, 7, 8), vec![80]);
+        assert_eq!(crossed(&t, 10, 8, 9), Vec::<i64>::new());
+        assert_eq!(crossed(&t, 10, 7, 10), vec![80, 100]);
+        assert_eq!(crossed(&t, 10, 10, 12), Vec::<i64>::new());
+        assert_eq!(crossed(&t, -1, 0, 5), Vec::<i64>::new());
+        assert_eq!(crossed(&t, 3, 2, 3), vec![100]);
+        assert_eq!(crossed(&t, i64::MAX, 0, i64::MAX), vec![80, 100]);
+        // every step of 1 from 0 to the limit crosses each threshold exactly once
+        let mut all = vec![];
+        for u in 0..10 {
+            all.extend(crossed(&t, 10, u, u + 1));
+        }
+        assert_eq!(all, vec![80, 100]);
     }
 }

@@ -2,6 +2,7 @@
 //! Every cache is a `pg::invalidation::GenMap` (or keeps a generation): it empties itself
 //! when what it depends on changed in any backend. Imports `pg` and `core` only.
 
+pub mod alerts;
 pub mod audit;
 pub mod context;
 pub mod jwt;

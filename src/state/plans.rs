@@ -86,6 +86,7 @@ fn plan_entitlements(plan: &str) -> MtResult<Rc<Entitlements>> {
             plan: plan.to_string(),
             features: HashSet::new(),
             limits: Default::default(),
+            restrictions: HashSet::new(),
         },
         None => return Err(MtError::invalid(format!("plan \"{plan}\" does not exist"))),
     };

@@ -30,6 +30,7 @@ pub fn limit_for(tenant: uuid::Uuid, resource: &str) -> MtResult<Limit> {
 const UPDATE: &str = "UPDATE tenant.usage_counters \
      SET used = used OPERATOR(pg_catalog.+) $5 \
      WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND resource OPERATOR(pg_catalog.=) $2 \
+       AND key OPERATOR(pg_catalog.=) $7 \
        AND window_start OPERATOR(pg_catalog.=) pg_catalog.to_timestamp($3) \
        AND ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
             OR used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) $5)) \
@@ -40,9 +41,9 @@ const UPDATE: &str = "UPDATE tenant.usage_counters \
 /// (Run by `as_owner_fast`: everything qualified, see there; `OPERATOR()` has one
 /// precedence for all, hence the parentheses.)
 const UPSERT: &str =
-    "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
-     VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5) \
-     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE \
+    "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used, key) \
+     VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5, $7) \
+     ON CONFLICT (tenant_id, resource, key, window_start) DO UPDATE \
      SET used = c.used OPERATOR(pg_catalog.+) EXCLUDED.used \
      WHERE ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
             OR c.used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) EXCLUDED.used)) \
@@ -56,6 +57,7 @@ const UPSERT: &str =
 fn add_usage(
     tenant: uuid::Uuid,
     resource: &str,
+    key: &str,
     period: Period,
     amount: i64,
     hard_limit: i64,
@@ -69,6 +71,7 @@ fn add_usage(
         O::FLOAT8OID,
         O::INT8OID,
         O::INT8OID,
+        O::TEXTOID,
     ];
     as_owner_fast(|| {
         for sql in [UPDATE, UPSERT] {
@@ -79,6 +82,7 @@ fn add_usage(
                 (we as f64).into(),
                 amount.into(),
                 hard_limit.into(),
+                key.into(),
             ];
             let used = with_prepared(sql, &types, &args, |t| match t.into_iter().next() {
                 Some(row) => Ok(row.get::<i64>(1)?),
@@ -93,13 +97,22 @@ fn add_usage(
 }
 
 pub fn current_used(tenant: uuid::Uuid, resource: &str, period: Period) -> MtResult<i64> {
+    current_used_key(tenant, resource, "", period)
+}
+
+pub fn current_used_key(
+    tenant: uuid::Uuid,
+    resource: &str,
+    key: &str,
+    period: Period,
+) -> MtResult<i64> {
     use pg_sys::PgBuiltInOids as O;
     let (ws, _) = window(period, now_unix());
     as_owner(|| {
         with_prepared_read(
-            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
-            &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
-            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND key = $4 AND window_start = to_timestamp($3)",
+            &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID, O::TEXTOID],
+            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into(), key.into()],
             |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
         )
     })
@@ -130,23 +143,129 @@ pub fn consume_for(
     amount: i64,
     period_override: Option<Period>,
 ) -> MtResult<Option<i64>> {
+    consume_key(tenant, resource, "", amount, period_override)
+}
+
+/// A key (one endpoint of a rate limit) has its own counter under the resource's limit;
+/// only hard limits take keys (an overage is billed per tenant, not per key).
+fn check_key(limit: &Limit, key: &str) -> MtResult<()> {
+    if key.is_empty() {
+        return Ok(());
+    }
+    if key.len() > 200 || key.contains('\0') {
+        return Err(MtError::invalid("key must be 1-200 characters"));
+    }
+    if limit.overage_price.is_some() {
+        return Err(MtError::invalid(format!(
+            "\"{}\" has an overage price: keys apply to hard limits",
+            limit.resource
+        )));
+    }
+    Ok(())
+}
+
+pub fn consume_key(
+    tenant: uuid::Uuid,
+    resource: &str,
+    key: &str,
+    amount: i64,
+    period_override: Option<Period>,
+) -> MtResult<Option<i64>> {
     if amount <= 0 {
         return Err(MtError::invalid("amount must be positive"));
     }
     let limit = limit_for(tenant, resource)?;
+    check_key(&limit, key)?;
     let period = period_override.unwrap_or(limit.period);
     let hard = if limit.hard() { limit.limit } else { -1 };
     if limit.hard() && amount > limit.limit {
-        let used = current_used(tenant, resource, period)?;
+        let used = current_used_key(tenant, resource, key, period)?;
         return Err(exceeded(resource, &limit, used, amount));
     }
-    match add_usage(tenant, resource, period, amount, hard)? {
-        Some(used) => Ok(remaining(&limit, used)),
+    match add_usage(tenant, resource, key, period, amount, hard)? {
+        Some(used) => {
+            // the one consumer whose amount crosses a threshold raises its alert
+            crate::state::alerts::crossed(tenant, &limit, key, period, used - amount, used)?;
+            Ok(remaining(&limit, used))
+        }
         None => {
-            let used = current_used(tenant, resource, period)?;
+            let used = current_used_key(tenant, resource, key, period)?;
             Err(exceeded(resource, &limit, used, amount))
         }
     }
+}
+
+/// Give back `amount` of `resource` in the current window (never below 0); returns the
+/// remaining allowance (None: unlimited).
+pub fn release_key(
+    tenant: uuid::Uuid,
+    resource: &str,
+    key: &str,
+    amount: i64,
+) -> MtResult<Option<i64>> {
+    if amount <= 0 {
+        return Err(MtError::invalid("amount must be positive"));
+    }
+    let limit = limit_for(tenant, resource)?;
+    check_key(&limit, key)?;
+    let (ws, _) = window(limit.period, now_unix());
+    let used = as_owner(|| {
+        crate::pg::spi::write_first(
+            "UPDATE tenant.usage_counters SET used = greatest(used - $5, 0) \
+             WHERE tenant_id = $1 AND resource = $2 AND key = $3 AND window_start = to_timestamp($4) RETURNING used",
+            &[
+                pg_uuid(tenant).into(),
+                resource.into(),
+                key.into(),
+                (ws as f64).into(),
+                amount.into(),
+            ],
+            |r| Ok(r.map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+        )
+    })?;
+    Ok(remaining(&limit, used))
+}
+
+/// Set a gauge (storage in use, seats) to `value` in the current window: it records what is,
+/// so it is not refused past the limit; thresholds crossed upwards raise their alerts.
+/// Returns the remaining allowance (0 past the limit, None: unlimited).
+pub fn set_usage_key(
+    tenant: uuid::Uuid,
+    resource: &str,
+    key: &str,
+    value: i64,
+) -> MtResult<Option<i64>> {
+    if value < 0 {
+        return Err(MtError::invalid("value must not be negative"));
+    }
+    let limit = limit_for(tenant, resource)?;
+    check_key(&limit, key)?;
+    let (ws, we) = window(limit.period, now_unix());
+    let (old, new) = as_owner(|| {
+        crate::pg::spi::write_first(
+            "WITH old AS (SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 \
+                            AND key = $3 AND window_start = to_timestamp($4) FOR UPDATE), \
+                  up AS (INSERT INTO tenant.usage_counters AS c (tenant_id, resource, key, window_start, window_end, used) \
+                         VALUES ($1, $2, $3, to_timestamp($4), to_timestamp($5), $6) \
+                         ON CONFLICT (tenant_id, resource, key, window_start) DO UPDATE SET used = EXCLUDED.used \
+                         RETURNING c.used) \
+             SELECT coalesce((SELECT used FROM old), 0), (SELECT used FROM up)",
+            &[
+                pg_uuid(tenant).into(),
+                resource.into(),
+                key.into(),
+                (ws as f64).into(),
+                (we as f64).into(),
+                value.into(),
+            ],
+            |r| match r {
+                Some(r) => Ok((r.get::<i64>(1)?.unwrap_or(0), r.get::<i64>(2)?.unwrap_or(value))),
+                None => Ok((0, value)),
+            },
+        )
+    })?;
+    crate::state::alerts::crossed(tenant, &limit, key, limit.period, old, new)?;
+    Ok(remaining(&limit, new))
 }
 
 /// What `limit_rows` registered for a table: the resource its rows count against and the
@@ -202,7 +321,7 @@ pub fn count_row(tenant: uuid::Uuid, resource: &str, delta: i64) -> MtResult<()>
     as_owner(|| {
         with_prepared(
             "UPDATE tenant.usage_counters SET used = greatest(used - 1, 0) \
-             WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)",
+             WHERE tenant_id = $1 AND resource = $2 AND key = '' AND window_start = to_timestamp($3)",
             &[
                 pg_sys::PgBuiltInOids::UUIDOID,
                 pg_sys::PgBuiltInOids::TEXTOID,

@@ -69,36 +69,21 @@ pub fn alive(key: &str) -> MtResult<Option<uuid::Uuid>> {
     }
 }
 
-/// Does the tenant have any of `features` (plan and overrides)?
-pub fn has_any_feature(tenant: uuid::Uuid, features: &[&str]) -> MtResult<bool> {
-    with_entitlements(tenant, |e| features.iter().any(|f| e.features.contains(*f)))
-}
-
-/// Raise MT011 unless the tenant has one of `features` and its plan does not carry
-/// `restriction` (a feature override granting `features[0]` lifts the restriction).
+/// Raise MT011 unless the tenant has one of `features` (plan and overrides, not withheld by
+/// a restriction `no_<feature>`) and its plan does not carry `restriction` (a feature
+/// override granting `features[0]` lifts `no_<features[0]>`).
 pub fn require_gate(
     tenant: uuid::Uuid,
     features: &[&str],
     restriction: Option<&str>,
 ) -> MtResult<()> {
-    let (has, plan) = with_entitlements(tenant, |e| {
+    let (has, restricted, plan) = with_entitlements(tenant, |e| {
         (
-            features.iter().any(|f| e.features.contains(*f)),
+            features.iter().any(|f| e.has_feature(f)),
+            restriction.is_some_and(|r| e.restrictions.contains(r)),
             e.plan.clone(),
         )
     })?;
-    let restricted = match restriction {
-        Some(r) => as_owner(|| {
-            read_one::<bool>(
-                "SELECT $2 = ANY (p.restrictions) AND NOT EXISTS (SELECT 1 FROM tenant.tenant_features f \
-                   WHERE f.tenant_id = $1 AND f.feature = $3 AND f.enabled) \
-                 FROM tenant.tenants t JOIN tenant.plans p ON p.name = t.plan WHERE t.id = $1",
-                &[pg_uuid(tenant).into(), r.into(), features[0].into()],
-            )
-        })?
-        .unwrap_or(false),
-        None => false,
-    };
     if has && !restricted {
         return Ok(());
     }

@@ -19,7 +19,7 @@ fn audit_rows(db: &Db) -> i64 {
 
 /// The functions of schemas tenant and tenant_internal that PUBLIC may execute, as
 /// regprocedure text.
-const PUBLIC_FUNCTIONS: [&str; 51] = [
+const PUBLIC_FUNCTIONS: [&str; 54] = [
     "tenant.current_tenant()",
     "tenant.require_tenant()",
     "tenant.current_user_id()",
@@ -29,7 +29,10 @@ const PUBLIC_FUNCTIONS: [&str; 51] = [
     "tenant.current_roles()",
     "tenant.has_feature(text)",
     "tenant.require_feature(text)",
-    "tenant.consume(text,bigint)",
+    "tenant.consume(text,bigint,text)",
+    "tenant.track(text,numeric,text,jsonb)",
+    "tenant.has_restriction(text)",
+    "tenant.plans()",
     "tenant.check(text,bigint)",
     "tenant.usage_report(timestamp with time zone,timestamp with time zone)",
     "tenant.can(text,text,jsonb)",

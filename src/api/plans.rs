@@ -36,15 +36,26 @@ pub(crate) fn documents(text: &str) -> MtResult<Vec<serde_json::Value>> {
 fn load_plan_impl(doc: &serde_json::Value) -> MtResult<String> {
     require_any_role(&[c"tenant_admin"], "define plans")?;
     let p = parse_plan(doc)?;
+    // a database still at 0.1.0 has no display_name column (until ALTER EXTENSION ... UPDATE);
+    // its statement leaves $8 unused
+    let legacy = crate::state::registry::legacy_schema()?;
     as_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at, display_name) \
-                 VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now(), $8) \
-                 ON CONFLICT (name) DO UPDATE SET price = EXCLUDED.price, currency = EXCLUDED.currency, \
-                   billing_cycle = EXCLUDED.billing_cycle, features = EXCLUDED.features, \
-                   restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now(), \
-                   display_name = EXCLUDED.display_name",
+                if legacy {
+                    "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at) \
+                     VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now()) \
+                     ON CONFLICT (name) DO UPDATE SET price = EXCLUDED.price, currency = EXCLUDED.currency, \
+                       billing_cycle = EXCLUDED.billing_cycle, features = EXCLUDED.features, \
+                       restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now()"
+                } else {
+                    "INSERT INTO tenant.plans (name, price, currency, billing_cycle, features, restrictions, definition, updated_at, display_name) \
+                     VALUES ($1, $2::numeric, $3, $4, $5, $6, $7, now(), $8) \
+                     ON CONFLICT (name) DO UPDATE SET price = EXCLUDED.price, currency = EXCLUDED.currency, \
+                       billing_cycle = EXCLUDED.billing_cycle, features = EXCLUDED.features, \
+                       restrictions = EXCLUDED.restrictions, definition = EXCLUDED.definition, updated_at = now(), \
+                       display_name = EXCLUDED.display_name"
+                },
                 None,
                 &[
                     p.name.as_str().into(),

@@ -252,15 +252,22 @@ pub(crate) fn limit_rows_impl(
     // to be of type uuid, so grouping uses the built-in uuid operators, and the relation and
     // all its partitions are persistent ordinary tables the caller owns.
     let col = quote_ident(column);
+    // a database still at 0.1.0 has no key column (until ALTER EXTENSION ... UPDATE)
+    let legacy = crate::state::registry::legacy_schema()?;
+    let (target, only_own) = if legacy {
+        ("(tenant_id, resource, window_start)", "")
+    } else {
+        ("(tenant_id, resource, key, window_start)", " AND key = ''")
+    };
     let seed = format!(
         "INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used) \
          SELECT {col}, $1, to_timestamp($2), to_timestamp($3), count(*) FROM {name} WHERE {col} IS NOT NULL GROUP BY {col} \
-         ON CONFLICT (tenant_id, resource, key, window_start) DO UPDATE SET used = EXCLUDED.used"
+         ON CONFLICT {target} DO UPDATE SET used = EXCLUDED.used"
     );
     as_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "DELETE FROM tenant.usage_counters WHERE resource = $1 AND key = '' AND window_start = to_timestamp($2)",
+                format!("DELETE FROM tenant.usage_counters WHERE resource = $1{only_own} AND window_start = to_timestamp($2)").as_str(),
                 None,
                 &[resource.into(), (ws as f64).into()],
             )?;

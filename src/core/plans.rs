@@ -291,6 +291,8 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
         ));
     }
     let billing_cycle = match text("billing_cycle")? {
+        // not given: monthly (0.1.0's default); given as null: no billing cycle
+        None if !o.contains_key("billing_cycle") => "month",
         None | Some("none") => "none",
         Some("month" | "monthly") => "month",
         Some("year" | "yearly" | "annual" | "annually") => "year",
@@ -853,7 +855,8 @@ mod tests {
         assert_eq!(crossed(&t, 10, 7, 10), vec![80, 100]);
         assert_eq!(crossed(&t, 10, 10, 12), Vec::<i64>::new());
         assert_eq!(crossed(&t, -1, 0, 5), Vec::<i64>::new());
-        assert_eq!(crossed(&t, 3, 2, 3), vec![100]);
+        assert_eq!(crossed(&t, 3, 2, 3), vec![80, 100]);
+        assert_eq!(crossed(&t, 5, 4, 5), vec![100]);
         assert_eq!(crossed(&t, i64::MAX, 0, i64::MAX), vec![80, 100]);
         // every step of 1 from 0 to the limit crosses each threshold exactly once
         let mut all = vec![];

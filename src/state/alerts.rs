@@ -18,7 +18,7 @@ pub fn crossed(
     old: i64,
     new: i64,
 ) -> MtResult<()> {
-    if limit.unlimited() || new <= old {
+    if limit.unlimited() || new <= old || crate::state::registry::legacy_schema()? {
         return Ok(());
     }
     let hit = crate::core::plans::crossed(&crate::gucs::alert_thresholds(), limit.limit, old, new);

@@ -50,6 +50,25 @@ const UPSERT: &str =
        AND c.used OPERATOR(pg_catalog.<=) (9223372036854775807::pg_catalog.int8 OPERATOR(pg_catalog.-) EXCLUDED.used) \
      RETURNING c.used";
 
+/// The two statements for a database still at 0.1.0 (no `key` column until ALTER EXTENSION
+/// ... UPDATE): the same without the key ($7 unused).
+const UPDATE_LEGACY: &str = "UPDATE tenant.usage_counters \
+     SET used = used OPERATOR(pg_catalog.+) $5 \
+     WHERE tenant_id OPERATOR(pg_catalog.=) $1 AND resource OPERATOR(pg_catalog.=) $2 \
+       AND window_start OPERATOR(pg_catalog.=) pg_catalog.to_timestamp($3) \
+       AND ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
+            OR used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) $5)) \
+       AND used OPERATOR(pg_catalog.<=) (9223372036854775807::pg_catalog.int8 OPERATOR(pg_catalog.-) $5) \
+     RETURNING used";
+const UPSERT_LEGACY: &str = "INSERT INTO tenant.usage_counters AS c (tenant_id, resource, window_start, window_end, used) \
+     VALUES ($1, $2, pg_catalog.to_timestamp($3), pg_catalog.to_timestamp($4), $5) \
+     ON CONFLICT (tenant_id, resource, window_start) DO UPDATE \
+     SET used = c.used OPERATOR(pg_catalog.+) EXCLUDED.used \
+     WHERE ($6 OPERATOR(pg_catalog.<) 0::pg_catalog.int8 \
+            OR c.used OPERATOR(pg_catalog.<=) ($6 OPERATOR(pg_catalog.-) EXCLUDED.used)) \
+       AND c.used OPERATOR(pg_catalog.<=) (9223372036854775807::pg_catalog.int8 OPERATOR(pg_catalog.-) EXCLUDED.used) \
+     RETURNING c.used";
+
 /// Atomically add `amount` to the tenant's counter of the current window unless that would
 /// pass `hard_limit` (-1: no check). The row lock of the counter serializes concurrent
 /// consumers, so the total never passes the limit. Returns the new total, or None when the
@@ -74,7 +93,12 @@ fn add_usage(
         O::TEXTOID,
     ];
     as_owner_fast(|| {
-        for sql in [UPDATE, UPSERT] {
+        let statements = if crate::state::registry::legacy_schema()? {
+            [UPDATE_LEGACY, UPSERT_LEGACY]
+        } else {
+            [UPDATE, UPSERT]
+        };
+        for sql in statements {
             let args = [
                 pg_uuid(tenant).into(),
                 resource.into(),
@@ -109,11 +133,28 @@ pub fn current_used_key(
     use pg_sys::PgBuiltInOids as O;
     let (ws, _) = window(period, now_unix());
     as_owner(|| {
+        let sql = if crate::state::registry::legacy_schema()? {
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3) AND $4 = ''"
+        } else {
+            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND key = $4 AND window_start = to_timestamp($3)"
+        };
         with_prepared_read(
-            "SELECT used FROM tenant.usage_counters WHERE tenant_id = $1 AND resource = $2 AND key = $4 AND window_start = to_timestamp($3)",
+            sql,
             &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID, O::TEXTOID],
-            &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into(), key.into()],
-            |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+            &[
+                pg_uuid(tenant).into(),
+                resource.into(),
+                (ws as f64).into(),
+                key.into(),
+            ],
+            |t| {
+                Ok(t.into_iter()
+                    .next()
+                    .map(|r| r.get::<i64>(1))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or(0))
+            },
         )
     })
 }
@@ -319,9 +360,15 @@ pub fn count_row(tenant: uuid::Uuid, resource: &str, delta: i64) -> MtResult<()>
     }
     let (ws, _) = window(Period::None, 0);
     as_owner(|| {
-        with_prepared(
+        let sql = if crate::state::registry::legacy_schema()? {
             "UPDATE tenant.usage_counters SET used = greatest(used - 1, 0) \
-             WHERE tenant_id = $1 AND resource = $2 AND key = '' AND window_start = to_timestamp($3)",
+             WHERE tenant_id = $1 AND resource = $2 AND window_start = to_timestamp($3)"
+        } else {
+            "UPDATE tenant.usage_counters SET used = greatest(used - 1, 0) \
+             WHERE tenant_id = $1 AND resource = $2 AND key = '' AND window_start = to_timestamp($3)"
+        };
+        with_prepared(
+            sql,
             &[
                 pg_sys::PgBuiltInOids::UUIDOID,
                 pg_sys::PgBuiltInOids::TEXTOID,

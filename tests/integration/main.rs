@@ -20,6 +20,7 @@
 mod common;
 
 mod audit;
+mod billing;
 mod context;
 mod hostile;
 mod isolation;

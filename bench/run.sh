@@ -120,9 +120,9 @@ done
 for f in bare auth_hs auth_es auth_hs_nc auth_es_nc; do TPS[$f]=$(median < "$OUT/$f.tps"); done
 [ "$ANCHORS" = 1 ] && TPS[pgjwt]=$(median < "$OUT/pgjwt.tps")
 
-echo "[bench] consume() vs a bare counter UPDATE (16 clients)"
-measure_pair consume_one update_one 16
-measure_pair consume_spread update_spread 16
+echo "[bench] consume() and consume(..., key) vs a bare counter UPDATE (16 clients)"
+measure_set 16 consume_one update_one consume_key_one
+measure_set 16 consume_spread update_spread consume_key_spread
 
 echo "[bench] audited INSERT/UPDATE ($CLIENTS clients): unaudited, tenant.audit (Rust), PL/pgSQL jsonb trigger, supa_audit"
 AUDIT_SCRIPTS=(ins_plain ins_rust ins_plpgsql upd_plain upd_rust upd_plpgsql)
@@ -208,6 +208,9 @@ goal() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$GOALS"; }
 for q in point range latest filter agg; do goal "$q query vs WHERE tenant_id" "$(ratio "${TPS[${q}_plain]}" "${TPS[${q}_iso]}")" 1.05 le; done
 goal "consume vs UPDATE, hot row" "$(ratio "${TPS[consume_one]}" "${TPS[update_one]}")" 0.8 ge
 goal "consume vs UPDATE, spread" "$(ratio "${TPS[consume_spread]}" "${TPS[update_spread]}")" 0.8 ge
+# a key (one endpoint of a rate limit) costs what consume() costs: the same ratio to UPDATE
+goal "consume(key) speed vs consume(), hot row" "$(ratio "${TPS[consume_key_one]}" "${TPS[consume_one]}")" 0.95 ge
+goal "consume(key) speed vs consume(), spread" "$(ratio "${TPS[consume_key_spread]}" "${TPS[consume_spread]}")" 0.95 ge
 for op in ins upd; do
     u=$([ $op = ins ] && echo INSERT || echo UPDATE)
     goal "audited $u vs unaudited (cost)" "$(ratio "${TPS[${op}_plain]}" "${TPS[${op}_rust]}")" 1.5 le
@@ -265,8 +268,9 @@ echo
 printf '%-40s %12s %12s %10s\n' "consume (16 clients)" "consume tps" "UPDATE tps" "ratio"
 for v in one:"one tenant (one hot row)" spread:"${TENANTS} tenants (spread)"; do
     k=${v%%:*}; label=${v#*:}
-    a=${TPS[consume_$k]}; b=${TPS[update_$k]}
+    a=${TPS[consume_$k]}; b=${TPS[update_$k]}; c=${TPS[consume_key_$k]}
     printf '%-40s %12.0f %12.0f %10s\n' "$label" "$a" "$b" "$(ratio "$a" "$b")"
+    printf '%-40s %12.0f %12.0f %10s\n' "  with a key (8 endpoints)" "$c" "$b" "$(ratio "$c" "$b")"
 done
 echo "(ratio = consume tps / UPDATE tps; goal >= 0.8)"
 echo

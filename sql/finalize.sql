@@ -39,12 +39,12 @@ AS $$
                      WHERE d.tenant_id = t.id AND d.resource = lim.resource
                        AND d.day >= from_ts::date AND d.day <= to_ts::date), 0)::bigint
          + coalesce((SELECT sum(c.used - c.rolled) FROM tenant.usage_counters c, t
-                     WHERE c.tenant_id = t.id AND c.resource = lim.resource
+                     WHERE c.tenant_id = t.id AND c.resource = lim.resource AND c.key = ''
                        AND c.window_end > from_ts AND c.window_start <= to_ts), 0)::bigint
     FROM lim
     LEFT JOIN LATERAL (
         SELECT c.used, c.window_end FROM tenant.usage_counters c, t
-        WHERE c.tenant_id = t.id AND c.resource = lim.resource
+        WHERE c.tenant_id = t.id AND c.resource = lim.resource AND c.key = ''
           AND c.window_start <= now() AND now() < c.window_end
     ) cur ON true
     ORDER BY lim.resource
@@ -56,6 +56,7 @@ CREATE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT date_trunc
 RETURNS TABLE (line text, quantity bigint, unit_price numeric, amount numeric, currency text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     t tenant.tenants;
@@ -82,7 +83,8 @@ BEGIN
         WHERE o.tenant_id = t.id AND o.period = 'month'
     )
     SELECT format('overage %s: %s above %s', lim.resource, c.used - lim.limit_value, lim.limit_value),
-           c.used - lim.limit_value, lim.overage_price, round((c.used - lim.limit_value) * lim.overage_price, 2),
+           c.used - lim.limit_value, lim.overage_price,
+           least(round((c.used - lim.limit_value) * lim.overage_price, 2), 999999999999.99),
            coalesce((SELECT p.currency FROM tenant.plans p WHERE p.name = t.plan), 'USD')
     FROM lim
     JOIN tenant.usage_counters c
@@ -115,6 +117,7 @@ $$;
 CREATE FUNCTION tenant.run_maintenance(retention interval DEFAULT '400 days')
 RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     rolled bigint; dropped bigint; history bigint; moved jsonb;
@@ -122,6 +125,11 @@ DECLARE
 BEGIN
     IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
+    END IF;
+    -- windows are dropped once older than min(retention, 62 days): a shorter retention would
+    -- drop the windows limits are counted in
+    IF retention IS NULL OR retention < interval '62 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'retention must be at least 62 days';
     END IF;
     WITH todo AS (
         SELECT c.tenant_id, c.resource, c.key, c.window_start, c.window_end, c.used, c.rolled
@@ -137,8 +145,10 @@ BEGIN
                   todo.used - todo.rolled AS delta
     ), ins AS (
         INSERT INTO tenant.usage_daily AS d (tenant_id, resource, day, used)
-        SELECT tenant_id, resource, day, sum(delta) FROM moved GROUP BY 1, 2, 3
-        ON CONFLICT (tenant_id, resource, day) DO UPDATE SET used = d.used + EXCLUDED.used
+        SELECT tenant_id, resource, day, least(sum(delta::numeric), 9223372036854775807)::bigint
+        FROM moved GROUP BY 1, 2, 3
+        ON CONFLICT (tenant_id, resource, day)
+        DO UPDATE SET used = least(d.used::numeric + EXCLUDED.used, 9223372036854775807)::bigint
         RETURNING 1
     )
     SELECT count(*) INTO rolled FROM ins;
@@ -148,6 +158,7 @@ BEGIN
     DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
     GET DIAGNOSTICS history = ROW_COUNT;
     DELETE FROM tenant.metric_daily d WHERE d.day < (now() - retention)::date;
+    DELETE FROM tenant.usage_events_default e WHERE e.at < now() - retention;
     -- usage events: a partition for this month and the next (unless the default partition
     -- already holds rows of that month), months past the retention dropped
     FOR m IN 0..1 LOOP
@@ -218,6 +229,10 @@ BEGIN
     IF user_id IS NOT NULL AND (length(user_id) = 0 OR length(user_id) > 256) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'user_id must be 1-256 characters';
     END IF;
+    -- a context that names a user records events for that user only
+    IF user_id IS NOT NULL AND tenant.current_user_id() IS NOT NULL AND user_id <> tenant.current_user_id() THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to record events for another user';
+    END IF;
     INSERT INTO tenant.usage_events (tenant_id, metric, value, user_id, properties)
     VALUES (t, metric, value, coalesce(user_id, tenant.current_user_id()), properties)
     RETURNING usage_events.id INTO id;
@@ -266,9 +281,11 @@ BEGIN
     INSERT INTO tenant.subscriptions AS s (tenant_id, plan, status, current_period_start, current_period_end, external_ref)
     VALUES (t.id, coalesce(plan, t.plan), status, date_trunc('month', now())::date,
             (date_trunc('month', now()) + interval '1 month')::date, external_ref)
-    ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan, status = EXCLUDED.status,
+    ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan,
+        -- a past due subscription stays past due until record_payment says it is paid
+        status = CASE WHEN s.status = 'past_due' THEN 'past_due' ELSE EXCLUDED.status END,
         external_ref = coalesce(EXCLUDED.external_ref, s.external_ref), canceled_at = NULL,
-        past_due_since = NULL, updated_at = now();
+        updated_at = now();
     PERFORM tenant_internal._event(t.id, 'subscription.started',
         jsonb_build_object('plan', coalesce(plan, t.plan), 'status', status));
 END
@@ -321,6 +338,7 @@ $$;
 CREATE FUNCTION tenant.generate_invoices(period_start date DEFAULT (date_trunc('month', now()) - interval '1 month')::date)
 RETURNS integer LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -333,8 +351,10 @@ BEGIN
     IF period_start IS NULL OR period_start <> date_trunc('month', period_start)::date THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
     END IF;
-    IF period_start > now()::date THEN
-        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'the period has not started yet';
+    -- only a finished month: its invoice is stored once, so usage after it would go unbilled
+    IF period_start + interval '1 month' > now() THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'the month is not over yet',
+            HINT = 'Invoice a month once it has ended (the default is last month).';
     END IF;
     FOR s IN SELECT sub.tenant_id, t.plan FROM tenant.subscriptions sub JOIN tenant.tenants t ON t.id = sub.tenant_id
              WHERE sub.status IN ('active', 'past_due') AND t.status <> 'purged'
@@ -572,7 +592,7 @@ AS $$
                      WHERE h.chain LIKE t.id::text || '/%'), 0)::bigint,
            (SELECT max(l.at) FROM tenant.audit_log l WHERE l.tenant_id = t.id),
            coalesce((SELECT jsonb_object_agg(u.resource, u.used) FROM tenant.usage_counters u
-                     WHERE u.tenant_id = t.id AND now() >= u.window_start AND now() < u.window_end), '{}')
+                     WHERE u.tenant_id = t.id AND u.key = '' AND now() >= u.window_start AND now() < u.window_end), '{}')
     FROM tenant.tenants t
     ORDER BY t.slug
 $$;

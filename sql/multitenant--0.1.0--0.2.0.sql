@@ -38,6 +38,7 @@ CREATE OR REPLACE FUNCTION tenant.invoice(tenant text, period_start date DEFAULT
 RETURNS TABLE (line text, quantity bigint, unit_price numeric, amount numeric, currency text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     t tenant.tenants;
@@ -64,7 +65,8 @@ BEGIN
         WHERE o.tenant_id = t.id AND o.period = 'month'
     )
     SELECT format('overage %s: %s above %s', lim.resource, c.used - lim.limit_value, lim.limit_value),
-           c.used - lim.limit_value, lim.overage_price, round((c.used - lim.limit_value) * lim.overage_price, 2),
+           c.used - lim.limit_value, lim.overage_price,
+           least(round((c.used - lim.limit_value) * lim.overage_price, 2), 999999999999.99),
            coalesce((SELECT p.currency FROM tenant.plans p WHERE p.name = t.plan), 'USD')
     FROM lim
     JOIN tenant.usage_counters c
@@ -593,6 +595,7 @@ COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs
 CREATE OR REPLACE FUNCTION tenant.run_maintenance(retention interval DEFAULT '400 days')
 RETURNS jsonb LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     rolled bigint; dropped bigint; history bigint; moved jsonb;
@@ -600,6 +603,11 @@ DECLARE
 BEGIN
     IF NOT (pg_has_role('tenant_admin', 'USAGE') OR pg_has_role('tenant_service', 'USAGE')) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to run maintenance';
+    END IF;
+    -- windows are dropped once older than min(retention, 62 days): a shorter retention would
+    -- drop the windows limits are counted in
+    IF retention IS NULL OR retention < interval '62 days' THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'retention must be at least 62 days';
     END IF;
     WITH todo AS (
         SELECT c.tenant_id, c.resource, c.key, c.window_start, c.window_end, c.used, c.rolled
@@ -615,8 +623,10 @@ BEGIN
                   todo.used - todo.rolled AS delta
     ), ins AS (
         INSERT INTO tenant.usage_daily AS d (tenant_id, resource, day, used)
-        SELECT tenant_id, resource, day, sum(delta) FROM moved GROUP BY 1, 2, 3
-        ON CONFLICT (tenant_id, resource, day) DO UPDATE SET used = d.used + EXCLUDED.used
+        SELECT tenant_id, resource, day, least(sum(delta::numeric), 9223372036854775807)::bigint
+        FROM moved GROUP BY 1, 2, 3
+        ON CONFLICT (tenant_id, resource, day)
+        DO UPDATE SET used = least(d.used::numeric + EXCLUDED.used, 9223372036854775807)::bigint
         RETURNING 1
     )
     SELECT count(*) INTO rolled FROM ins;
@@ -626,6 +636,7 @@ BEGIN
     DELETE FROM tenant.usage_daily d WHERE d.day < (now() - retention)::date;
     GET DIAGNOSTICS history = ROW_COUNT;
     DELETE FROM tenant.metric_daily d WHERE d.day < (now() - retention)::date;
+    DELETE FROM tenant.usage_events_default e WHERE e.at < now() - retention;
     -- usage events: a partition for this month and the next (unless the default partition
     -- already holds rows of that month), months past the retention dropped
     FOR m IN 0..1 LOOP
@@ -806,7 +817,7 @@ AS $$
                      WHERE h.chain LIKE t.id::text || '/%'), 0)::bigint,
            (SELECT max(l.at) FROM tenant.audit_log l WHERE l.tenant_id = t.id),
            coalesce((SELECT jsonb_object_agg(u.resource, u.used) FROM tenant.usage_counters u
-                     WHERE u.tenant_id = t.id AND now() >= u.window_start AND now() < u.window_end), '{}')
+                     WHERE u.tenant_id = t.id AND u.key = '' AND now() >= u.window_start AND now() < u.window_end), '{}')
     FROM tenant.tenants t
     ORDER BY t.slug
 $$;
@@ -1190,6 +1201,10 @@ BEGIN
     IF user_id IS NOT NULL AND (length(user_id) = 0 OR length(user_id) > 256) THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'user_id must be 1-256 characters';
     END IF;
+    -- a context that names a user records events for that user only
+    IF user_id IS NOT NULL AND tenant.current_user_id() IS NOT NULL AND user_id <> tenant.current_user_id() THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT020', MESSAGE = 'permission denied to record events for another user';
+    END IF;
     INSERT INTO tenant.usage_events (tenant_id, metric, value, user_id, properties)
     VALUES (t, metric, value, coalesce(user_id, tenant.current_user_id()), properties)
     RETURNING usage_events.id INTO id;
@@ -1238,9 +1253,11 @@ BEGIN
     INSERT INTO tenant.subscriptions AS s (tenant_id, plan, status, current_period_start, current_period_end, external_ref)
     VALUES (t.id, coalesce(plan, t.plan), status, date_trunc('month', now())::date,
             (date_trunc('month', now()) + interval '1 month')::date, external_ref)
-    ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan, status = EXCLUDED.status,
+    ON CONFLICT (tenant_id) DO UPDATE SET plan = EXCLUDED.plan,
+        -- a past due subscription stays past due until record_payment says it is paid
+        status = CASE WHEN s.status = 'past_due' THEN 'past_due' ELSE EXCLUDED.status END,
         external_ref = coalesce(EXCLUDED.external_ref, s.external_ref), canceled_at = NULL,
-        past_due_since = NULL, updated_at = now();
+        updated_at = now();
     PERFORM tenant_internal._event(t.id, 'subscription.started',
         jsonb_build_object('plan', coalesce(plan, t.plan), 'status', status));
 END
@@ -1293,6 +1310,7 @@ $$;
 CREATE FUNCTION tenant.generate_invoices(period_start date DEFAULT (date_trunc('month', now()) - interval '1 month')::date)
 RETURNS integer LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -1305,8 +1323,10 @@ BEGIN
     IF period_start IS NULL OR period_start <> date_trunc('month', period_start)::date THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'period_start must be the first day of a month';
     END IF;
-    IF period_start > now()::date THEN
-        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'the period has not started yet';
+    -- only a finished month: its invoice is stored once, so usage after it would go unbilled
+    IF period_start + interval '1 month' > now() THEN
+        RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'the month is not over yet',
+            HINT = 'Invoice a month once it has ended (the default is last month).';
     END IF;
     FOR s IN SELECT sub.tenant_id, t.plan FROM tenant.subscriptions sub JOIN tenant.tenants t ON t.id = sub.tenant_id
              WHERE sub.status IN ('active', 'past_due') AND t.status <> 'purged'
@@ -1405,6 +1425,67 @@ BEGIN
     RETURN st;
 END
 $$;
+
+CREATE OR REPLACE FUNCTION tenant.usage_report(from_ts timestamptz DEFAULT date_trunc('month', now()),
+                                    to_ts timestamptz DEFAULT now())
+RETURNS TABLE (resource text, period text, limit_value bigint, window_used bigint,
+               percent_used numeric, window_resets timestamptz, used_in_range bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH t AS (SELECT tenant.require_tenant() AS id),
+    lim AS (
+        SELECT l.resource, l.period, l.limit_value FROM tenant.plan_limits l, t, tenant.tenants tt
+        WHERE tt.id = t.id AND l.plan = tt.plan
+          AND NOT EXISTS (SELECT 1 FROM tenant.tenant_limits o WHERE o.tenant_id = t.id AND o.resource = l.resource)
+        UNION ALL
+        SELECT o.resource, o.period, o.limit_value FROM tenant.tenant_limits o, t WHERE o.tenant_id = t.id
+    )
+    SELECT lim.resource, lim.period, lim.limit_value,
+           coalesce(cur.used, 0),
+           CASE WHEN lim.limit_value < 0 THEN NULL
+                WHEN lim.limit_value = 0 THEN CASE WHEN coalesce(cur.used, 0) > 0 THEN 100 ELSE 0 END
+                ELSE round(100.0 * coalesce(cur.used, 0) / lim.limit_value, 2) END,
+           CASE WHEN lim.period = 'none' THEN NULL ELSE cur.window_end END,
+           coalesce((SELECT sum(d.used) FROM tenant.usage_daily d, t
+                     WHERE d.tenant_id = t.id AND d.resource = lim.resource
+                       AND d.day >= from_ts::date AND d.day <= to_ts::date), 0)::bigint
+         + coalesce((SELECT sum(c.used - c.rolled) FROM tenant.usage_counters c, t
+                     WHERE c.tenant_id = t.id AND c.resource = lim.resource AND c.key = ''
+                       AND c.window_end > from_ts AND c.window_start <= to_ts), 0)::bigint
+    FROM lim
+    LEFT JOIN LATERAL (
+        SELECT c.used, c.window_end FROM tenant.usage_counters c, t
+        WHERE c.tenant_id = t.id AND c.resource = lim.resource AND c.key = ''
+          AND c.window_start <= now() AND now() < c.window_end
+    ) cur ON true
+    ORDER BY lim.resource
+$$;
+
+-- sizes are one resource counted in bytes: storage_mb, storage_gb ... become storage_bytes
+DO $units$
+DECLARE u record;
+BEGIN
+    FOR u IN SELECT * FROM (VALUES ('_kb', 1024::bigint), ('_mb', 1048576::bigint), ('_gb', 1073741824::bigint),
+                                   ('_tb', 1099511627776::bigint)) AS x(suffix, factor) LOOP
+        UPDATE tenant.plan_limits SET resource = left(resource, -3) || '_bytes',
+               limit_value = CASE WHEN limit_value < 0 THEN limit_value ELSE limit_value * u.factor END,
+               overage_price = overage_price / u.factor
+        WHERE resource LIKE '%' || u.suffix AND length(resource) > 3;
+        UPDATE tenant.tenant_limits SET resource = left(resource, -3) || '_bytes',
+               limit_value = CASE WHEN limit_value < 0 THEN limit_value ELSE limit_value * u.factor END,
+               overage_price = overage_price / u.factor
+        WHERE resource LIKE '%' || u.suffix AND length(resource) > 3;
+        UPDATE tenant.usage_counters SET resource = left(resource, -3) || '_bytes',
+               used = used * u.factor, rolled = rolled * u.factor
+        WHERE resource LIKE '%' || u.suffix AND length(resource) > 3;
+        UPDATE tenant.usage_daily SET resource = left(resource, -3) || '_bytes', used = used * u.factor
+        WHERE resource LIKE '%' || u.suffix AND length(resource) > 3;
+        UPDATE tenant.row_limits SET resource = left(resource, -3) || '_bytes'
+        WHERE resource LIKE '%' || u.suffix AND length(resource) > 3;
+    END LOOP;
+END
+$units$;
 
 -- Privileges, as a fresh 0.2.0 install has them.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA tenant FROM PUBLIC;

@@ -64,8 +64,9 @@ fn _protect(relid: pg_sys::Oid, resource: &str, owner_column: Option<&str>) {
 #[pg_extern(sql = false)]
 fn consume(resource: &str, amount: i64) -> Option<i64> {
     boundary(|| {
+        let (resource, amount) = crate::core::plans::in_base_unit(resource, amount)?;
         crate::state::context::writable_tenant()
-            .and_then(|t| crate::state::quota::consume_for(t, resource, amount, None))
+            .and_then(|t| crate::state::quota::consume_for(t, &resource, amount, None))
     })
 }
 

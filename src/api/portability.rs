@@ -348,6 +348,27 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
                 "DELETE FROM tenant.storage_objects WHERE tenant_id = $1",
             ),
             ("outbox", "DELETE FROM tenant.outbox WHERE tenant_id = $1"),
+            (
+                "usage_events",
+                "DELETE FROM tenant.usage_events WHERE tenant_id = $1",
+            ),
+            (
+                "metric_daily",
+                "DELETE FROM tenant.metric_daily WHERE tenant_id = $1",
+            ),
+            (
+                "usage_alerts",
+                "DELETE FROM tenant.usage_alerts WHERE tenant_id = $1",
+            ),
+            ("credits", "DELETE FROM tenant.credits WHERE tenant_id = $1"),
+            (
+                "invoices",
+                "DELETE FROM tenant.invoices WHERE tenant_id = $1",
+            ),
+            (
+                "subscriptions",
+                "DELETE FROM tenant.subscriptions WHERE tenant_id = $1",
+            ),
         ] {
             let sql = format!("WITH d AS ({sql} RETURNING 1) SELECT pg_catalog.count(*) FROM d");
             let n = crate::pg::spi::write_count(&sql, &[pg_uuid(row.id).into()])?;
@@ -512,10 +533,12 @@ fn forget_user_impl(user_id: &str) -> MtResult<Value> {
                           SELECT pg_catalog.count(*) FROM d")?;
         let invited = n("WITH u AS (UPDATE tenant.invitations SET invited_by = NULL \
                            WHERE tenant_id = $1 AND invited_by = $2 RETURNING 1) SELECT pg_catalog.count(*) FROM u")?;
+        let events = n("WITH d AS (DELETE FROM tenant.usage_events WHERE tenant_id = $1 AND user_id = $2 RETURNING 1) \
+                        SELECT pg_catalog.count(*) FROM d")?;
         // the event names the user by a hash only: the trail keeps that it happened
         let digest = crate::core::audit::sha256_hex(user_id.as_bytes());
         let counts = json!({"membership": membership, "invitations_accepted": accepted,
-                            "invitations_sent": invited});
+                            "invitations_sent": invited, "usage_events": events});
         event(
             Some(c.tenant),
             "member.forgotten",

@@ -399,6 +399,12 @@ fn one_limit(key: &str, v: &Value, overage: &serde_json::Map<String, Value>) -> 
             "overage price of \"{resource}\" must be >= 0"
         )));
     }
+    if price.is_some() && period != Period::Month {
+        return Err(MtError::invalid(format!(
+            "overage of \"{resource}\": invoices bill overage per month; only a monthly limit can have an overage price"
+        ))
+        .hint("Use a _per_month limit, or a hard limit (no overage) for shorter windows."));
+    }
     if factor != 1 && price.is_some() {
         return Err(MtError::invalid(format!(
             "overage of \"{resource}\": sizes are counted in bytes; price {base} per byte instead"
@@ -630,13 +636,14 @@ mod tests {
 
     #[test]
     fn explicit_limit_objects() {
-        let p = parse_plan(&json!({"name": "pro", "limits": {"calls": {"limit": 10, "period": "minute", "overage_price": 0.01}}})).unwrap();
+        let p = parse_plan(&json!({"name": "pro", "limits": {"calls": {"limit": 10, "period": "month", "overage_price": 0.01}}})).unwrap();
+        assert!(parse_plan(&json!({"name": "pro", "limits": {"calls": {"limit": 10, "period": "minute", "overage_price": 0.01}}})).is_err());
         assert_eq!(
             p.limits[0],
             Limit {
                 resource: "calls".into(),
                 limit: 10,
-                period: Period::Minute,
+                period: Period::Month,
                 overage_price: Some(0.01)
             }
         );
@@ -722,7 +729,7 @@ mod tests {
             assert!(parse_plan(&doc).is_err(), "{doc}");
         }
         assert!(parse_plan(
-            &json!({"name": "p", "limits": {"calls": 10}, "overage": {"calls": 0.5}})
+            &json!({"name": "p", "limits": {"calls_per_month": 10}, "overage": {"calls": 0.5}})
         )
         .is_ok());
     }

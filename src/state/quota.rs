@@ -115,6 +115,21 @@ fn add_usage(
             if used.is_some() {
                 return Ok(used);
             }
+            // a key without a counter yet: a tenant's keys are bounded (each is a row)
+            if sql == UPDATE && !key.is_empty() {
+                let keys = with_prepared_read(
+                    "SELECT pg_catalog.count(*) FROM tenant.usage_counters WHERE tenant_id OPERATOR(pg_catalog.=) $1 \
+                     AND resource OPERATOR(pg_catalog.=) $2 AND window_start OPERATOR(pg_catalog.=) pg_catalog.to_timestamp($3)",
+                    &[O::UUIDOID, O::TEXTOID, O::FLOAT8OID],
+                    &[pg_uuid(tenant).into(), resource.into(), (ws as f64).into()],
+                    |t| Ok(t.into_iter().next().map(|r| r.get::<i64>(1)).transpose()?.flatten().unwrap_or(0)),
+                )?;
+                if keys > MAX_KEYS {
+                    return Err(MtError::invalid(format!(
+                        "too many keys for \"{resource}\" in this window (at most {MAX_KEYS})"
+                    )));
+                }
+            }
         }
         Ok(None)
     })
@@ -205,6 +220,20 @@ fn check_key(limit: &Limit, key: &str) -> MtResult<()> {
     Ok(())
 }
 
+/// The most one call may consume, release or set (a quadrillion units: bytes of a petabyte).
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// Distinct keys a tenant may use per resource and window (each is a counter row).
+pub const MAX_KEYS: i64 = 1000;
+
+fn check_amount(amount: i64, what: &str) -> MtResult<()> {
+    if amount <= 0 || amount > MAX_AMOUNT {
+        return Err(MtError::invalid(format!(
+            "{what} must be positive and at most {MAX_AMOUNT}"
+        )));
+    }
+    Ok(())
+}
+
 pub fn consume_key(
     tenant: uuid::Uuid,
     resource: &str,
@@ -212,9 +241,7 @@ pub fn consume_key(
     amount: i64,
     period_override: Option<Period>,
 ) -> MtResult<Option<i64>> {
-    if amount <= 0 {
-        return Err(MtError::invalid("amount must be positive"));
-    }
+    check_amount(amount, "amount")?;
     let limit = limit_for(tenant, resource)?;
     check_key(&limit, key)?;
     let period = period_override.unwrap_or(limit.period);
@@ -244,9 +271,7 @@ pub fn release_key(
     key: &str,
     amount: i64,
 ) -> MtResult<Option<i64>> {
-    if amount <= 0 {
-        return Err(MtError::invalid("amount must be positive"));
-    }
+    check_amount(amount, "amount")?;
     let limit = limit_for(tenant, resource)?;
     check_key(&limit, key)?;
     let (ws, _) = window(limit.period, now_unix());
@@ -276,8 +301,8 @@ pub fn set_usage_key(
     key: &str,
     value: i64,
 ) -> MtResult<Option<i64>> {
-    if value < 0 {
-        return Err(MtError::invalid("value must not be negative"));
+    if !(0..=MAX_AMOUNT).contains(&value) {
+        return Err(MtError::invalid(format!("value must be 0 to {MAX_AMOUNT}")));
     }
     let limit = limit_for(tenant, resource)?;
     check_key(&limit, key)?;

@@ -456,8 +456,19 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
          SELECT tenant.add_credit('acme', 10, 'goodwill'); SELECT tenant.add_credit('acme', 100, 'too big for one invoice');",
     )
     .unwrap();
-    exec_in(&mut be, "acme", "SELECT tenant.consume('missions', 14)");
-    let month = "date_trunc('month', now())::date";
+    // last month: both subscribed since, acme used 14 missions (10 included, 0.5 each above)
+    let acme_id = db.tenant_id("acme");
+    su_exec(
+        &db,
+        &format!(
+            "UPDATE tenant.subscriptions SET current_period_start = (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month')::date;
+             INSERT INTO tenant.usage_counters (tenant_id, resource, window_start, window_end, used)
+             VALUES ('{acme_id}', 'missions', (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month') AT TIME ZONE 'UTC',
+                     date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', 14)"
+        ),
+    );
+    exec_in(&mut be, "acme", "SELECT tenant.consume('missions', 3)");
+    let month = "(date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month')::date";
     // concurrently and twice: each tenant's invoice once
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -484,7 +495,10 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
     assert_eq!(
         su_text(&db, &format!("SELECT string_agg(line_no || ':' || description || ':' || amount, '|' ORDER BY line_no) \
                                 FROM tenant.invoice_lines l JOIN tenant.invoices i ON i.id = l.invoice_id WHERE i.tenant_id = '{acme}'")),
-        format!("1:plan pro ({}):49.00|2:overage missions: 4 above 10:2.00", su_text(&db, "SELECT to_char(now(), 'YYYY-MM')"))
+        format!(
+            "1:plan pro ({}):49.00|2:overage missions: 4 above 10:2.00",
+            su_text(&db, "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 month', 'YYYY-MM')")
+        )
     );
     assert_eq!(
         su_i64(
@@ -592,6 +606,11 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
     for (sql, code) in [
         ("SELECT tenant.generate_invoices('2026-01-15')", "MT030"),
         ("SELECT tenant.generate_invoices('2999-01-01')", "MT030"),
+        (
+            "SELECT tenant.generate_invoices(date_trunc('month', now())::date)",
+            "MT030",
+        ),
+        ("SELECT tenant.run_maintenance('1 day')", "MT030"),
         ("SELECT tenant.add_credit('acme', -5)", "MT030"),
         ("SELECT tenant.add_credit('acme', 0.001)", "MT030"),
         ("SELECT tenant.add_credit('nope', 5)", "MT002"),
@@ -602,6 +621,15 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
     ] {
         expect_code(&mut be, sql, code, sql);
     }
+    assert_eq!(
+        err_in(
+            &mut be,
+            "acme",
+            "SELECT tenant.consume('missions', 1, 'key-on-a-soft-limit')"
+        ),
+        "MT030",
+        "keys apply to hard limits"
+    );
     let mut app = db.as_role("mt_it_app");
     for sql in [
         "SELECT tenant.generate_invoices()",
@@ -624,6 +652,6 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
     assert_eq!(
         one_i64(&mut be, "SELECT tenant.generate_invoices((date_trunc('month', now()) - interval '1 month')::date)::bigint"),
         0,
-        "no subscription started before this month"
+        "canceled, and last month's invoices exist already"
     );
 }

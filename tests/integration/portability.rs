@@ -438,7 +438,7 @@ fn export_rows_streams_one_table_and_forget_user_erases_one_member() {
     let counts: String = one_in(&mut be, "acme", "SELECT tenant.forget_user('neil')::text");
     assert_eq!(
         counts,
-        r#"{"membership": 1, "invitations_sent": 0, "invitations_accepted": 0}"#
+        r#"{"membership": 1, "usage_events": 0, "invitations_sent": 0, "invitations_accepted": 0}"#
     );
     let acme = db.tenant_id("acme");
     assert_eq!(su_i64(&db, &format!("SELECT count(*) FROM tenant.members WHERE tenant_id = '{acme}' AND user_id = 'neil'")), 0);

@@ -18,16 +18,27 @@ fn quota_arithmetic_cannot_overflow_or_go_negative() {
         .unwrap()
         .get(0);
     assert!(!fits, "V58: check('seats', i64::MAX)");
-    // V59: i64::MAX twice on an unlimited resource: the second is refused as a limit
-    // (MT010), never a numeric overflow (22003)
-    match consume(&mut c, "calls", i64::MAX) {
-        Ok(_) => {}
-        Err(code) => assert_eq!(code, "MT010", "V59: first consume"),
-    }
+    // V59: i64::MAX on an unlimited resource is refused as out of range (MT030: at most
+    // 10^15 a call), never a numeric overflow (22003); the largest allowed amount taken until
+    // the counter is full is refused as a limit (MT010), never an overflow either
     assert_eq!(
         consume(&mut c, "calls", i64::MAX),
+        Err("MT030".to_string()),
+        "V59: i64::MAX"
+    );
+    let max = 1_000_000_000_000_000i64;
+    assert_eq!(consume(&mut c, "calls", 1), Ok(None), "V59: unlimited");
+    su_exec(
+        &db,
+        &format!(
+            "UPDATE tenant.usage_counters SET used = {} WHERE resource = 'calls'",
+            i64::MAX - max / 2
+        ),
+    );
+    assert_eq!(
+        consume(&mut c, "calls", max),
         Err("MT010".to_string()),
-        "V59: second consume"
+        "V59: past i64::MAX"
     );
     // V60: zero and negative amounts are invalid
     for n in [0, -1, i64::MIN] {
@@ -37,11 +48,17 @@ fn quota_arithmetic_cannot_overflow_or_go_negative() {
             "V60: consume('seats', {n})"
         );
     }
-    // V61: i64::MAX on a limited resource, then exact filling
+    // V61: i64::MAX on a limited resource (out of range: MT030), more than the limit (MT010),
+    // then exact filling
     assert_eq!(
         consume(&mut c, "seats", i64::MAX),
-        Err("MT010".to_string()),
+        Err("MT030".to_string()),
         "V61"
+    );
+    assert_eq!(
+        consume(&mut c, "seats", 6),
+        Err("MT010".to_string()),
+        "V61: 6 of 5"
     );
     assert_eq!(consume(&mut c, "seats", 5), Ok(Some(0)), "V61: fill");
     assert_eq!(

@@ -270,7 +270,17 @@ pub fn parse_plan(doc: &Value) -> MtResult<PlanDoc> {
     let name = match text("key")? {
         Some(k) => k.to_string(),
         None if names::plain("plan", shown).is_ok() => shown.to_string(),
-        None => plan_key(shown),
+        None => {
+            let k = plan_key(shown);
+            names::plain("plan", &k).map_err(|_| {
+                MtError::invalid(format!(
+                    "plan name \"{}\" gives no key",
+                    shown.escape_default()
+                ))
+                .hint("Give the key (a-z, 0-9, '_', '-') with \"key\".")
+            })?;
+            k
+        }
     };
     names::plain("plan", &name)?;
     let display_name = match text("display_name")? {

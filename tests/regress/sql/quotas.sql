@@ -23,7 +23,7 @@ SELECT resource, period, limit_value FROM tenant.plan_limits WHERE plan = 'scrat
 -- refused definitions (MT030)
 SELECT tenant.load_plan('[]');
 SELECT tenant.load_plan('{"price": 1}');
-SELECT tenant.load_plan('{"name": "Bad Name"}');
+SELECT tenant.load_plan('{"name": "!!!"}');
 SELECT tenant.load_plan('{"name": "p", "price": -1}');
 SELECT tenant.load_plan('{"name": "p", "limits": []}');
 SELECT tenant.load_plan('{"name": "p", "limits": {"users": -2}}');

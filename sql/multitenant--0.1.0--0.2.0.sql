@@ -609,6 +609,12 @@ BEGIN
     IF retention IS NULL OR retention < interval '62 days' THEN
         RAISE EXCEPTION USING ERRCODE = 'MT030', MESSAGE = 'retention must be at least 62 days';
     END IF;
+    -- one maintenance run at a time (pg_cron may start two at once): two creating the same
+    -- event partition, each holding a lock the other's DDL needs, would deadlock
+    PERFORM pg_advisory_xact_lock(7596552542186169411);
+    -- the extension's library defines its settings when it is loaded: load it before
+    -- current_setting('multitenant.payment_grace') below
+    PERFORM tenant.current_tenant();
     WITH todo AS (
         SELECT c.tenant_id, c.resource, c.key, c.window_start, c.window_end, c.used, c.rolled
         FROM tenant.usage_counters c WHERE c.used <> c.rolled

@@ -655,3 +655,34 @@ fn billing_invoices_once_payments_and_suspension_after_grace() {
         "canceled, and last month's invoices exist already"
     );
 }
+
+#[test]
+fn billing_concurrent_maintenance_runs_all_succeed() {
+    // pg_cron may start two maintenance jobs at the same minute: creating the same event
+    // partitions from both must not deadlock
+    let db = Db::new("billing_maint");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let name = db.name.clone();
+            std::thread::spawn(move || {
+                connect(&name, "mt_it_admin")
+                    .query_one("SELECT tenant.run_maintenance()::text", &[])
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:?}"))
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join()
+            .unwrap()
+            .expect("a concurrent run_maintenance failed");
+    }
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenant.usage_events'::regclass"
+        ),
+        3,
+        "default, this month, next month"
+    );
+}

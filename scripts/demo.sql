@@ -88,7 +88,9 @@ SELECT tenant.set_branding('{"primary_color": "#0a84ff", "logo_url": "https://cd
 COMMIT;
 \echo '== the custom domain resolves only once the DNS worker has seen its TXT record'
 SELECT tenant.resolve('portal.globex.example') AS before_verification;
-SELECT tenant.mark_domain_verified('portal.globex.example');
+-- the worker found the TXT record holding globex's token
+SELECT tenant.mark_domain_verified(hostname, txt_value) FROM tenant.pending_domains()
+WHERE hostname = 'portal.globex.example';
 SELECT h.host, t.slug AS resolves_to, tenant.get_branding(h.host) -> 'branding' ->> 'primary_color' AS login_page_color
 FROM (VALUES ('acme.myapp.test'), ('Portal.Globex.example:443'), ('globex.myapp.test'), ('unknown.example')) AS h(host)
 LEFT JOIN tenant.tenants t ON t.id = tenant.resolve(h.host);

@@ -725,7 +725,7 @@ GRANT EXECUTE ON FUNCTION tenant.resolve(text, text) TO tenant_service, tenant_a
 GRANT EXECUTE ON FUNCTION tenant.get_branding(text) TO tenant_user, tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION
-    tenant.mark_domain_verified(text), tenant.set_tls_status(text, text, timestamptz),
+    tenant.mark_domain_verified(text, text), tenant.set_tls_status(text, text, timestamptz),
     tenant.pending_domains(interval), tenant.take_events(integer)
 TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
@@ -769,7 +769,7 @@ COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an act
 COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS 'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in tenant.audit_log (hash-chained per tenant). For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.add_domain(text) IS 'Register a custom domain for the current tenant (plan feature custom_domains); returns the DNS records (TXT token, CNAME) to create. Resolves once verified.';
 COMMENT ON FUNCTION tenant.remove_domain(text) IS 'Remove a custom domain of the current tenant.';
-COMMENT ON FUNCTION tenant.mark_domain_verified(text) IS 'For the DNS worker: the verification TXT record was found; the domain now resolves. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.mark_domain_verified(text, text) IS 'For the DNS worker: the TXT record of hostname holds token; that claim owns the hostname and resolves, other claims are dropped. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.set_tls_status(text, text, timestamptz) IS 'For the certificate worker: TLS status (pending, active, failed, expired) and expiry of a domain. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.pending_domains(interval) IS 'What the DNS/TLS worker has to do: unverified domains, no active certificate, or one expiring within renew_within. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.resolve(text, text) IS 'The tenant a request is for: verified custom domain, else <slug>.<multitenant.base_domain>, else the header (uuid or slug); NULL when none; MT006 when host and header disagree.';

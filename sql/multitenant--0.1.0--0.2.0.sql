@@ -905,19 +905,22 @@ ALTER TABLE tenant.tenants
 -- Where a request lands (issue 14): custom domains, branding, custom fields, onboarding, the
 -- outbox of events for workers outside the database, storage objects, schema placement.
 
--- Custom domains: one tenant per hostname. Verification (DNS) and certificates (TLS) are done
--- by a worker outside the database, which reports back with mark_domain_verified and
--- set_tls_status; only verified domains resolve.
+-- Custom domains: claims by tenants, one verified owner per hostname. Verification (DNS) and
+-- certificates (TLS) are done by a worker outside the database, which reports back with
+-- mark_domain_verified (the claim whose token it found in DNS wins) and set_tls_status; only
+-- verified domains resolve.
 CREATE TABLE tenant.domains (
-    hostname           text PRIMARY KEY CHECK (hostname = lower(hostname) AND length(hostname) BETWEEN 3 AND 253),
+    hostname           text NOT NULL CHECK (hostname = lower(hostname) AND length(hostname) BETWEEN 3 AND 253),
     tenant_id          uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
     verification_token text NOT NULL,
     verified_at        timestamptz,
     tls_status         text NOT NULL DEFAULT 'pending' CHECK (tls_status IN ('pending', 'active', 'failed', 'expired')),
     tls_expires_at     timestamptz,
-    created_at         timestamptz NOT NULL DEFAULT now()
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (hostname, tenant_id)
 );
 CREATE INDEX domains_tenant_idx ON tenant.domains (tenant_id);
+CREATE UNIQUE INDEX domains_verified_idx ON tenant.domains (hostname) WHERE verified_at IS NOT NULL;
 
 -- A tenant's branding (keys checked by tenant.set_branding).
 CREATE TABLE tenant.branding (
@@ -1026,7 +1029,7 @@ CREATE FUNCTION tenant.define_onboarding_step("step" TEXT, "title" TEXT, "descri
 CREATE FUNCTION tenant.drop_custom_field("entity" TEXT, "name" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_custom_field_wrapper';
 CREATE FUNCTION tenant.drop_onboarding_step("step" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'drop_onboarding_step_wrapper';
 CREATE FUNCTION tenant.get_branding("host" TEXT) RETURNS jsonb STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'get_branding_wrapper';
-CREATE FUNCTION tenant.mark_domain_verified("hostname" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'mark_domain_verified_wrapper';
+CREATE FUNCTION tenant.mark_domain_verified("hostname" TEXT, "token" TEXT) RETURNS bool STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'mark_domain_verified_wrapper';
 CREATE FUNCTION tenant.migrate_schemas("version" TEXT, "sql" TEXT) RETURNS bigint STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'migrate_schemas_wrapper';
 CREATE FUNCTION tenant.onboarding() RETURNS TABLE ("step" TEXT, "title" TEXT, "description" TEXT, "required" bool, "completed" bool, "completed_at" timestamp with time zone, "completed_by" TEXT) STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'onboarding_wrapper';
 CREATE FUNCTION tenant.pending_domains("renew_within" interval DEFAULT '30 days') RETURNS TABLE ("hostname" TEXT, "tenant_id" uuid, "txt_name" TEXT, "txt_value" TEXT, "cname_target" TEXT, "verified_at" timestamp with time zone, "tls_status" TEXT, "tls_expires_at" timestamp with time zone) STRICT STABLE PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'pending_domains_wrapper';
@@ -1579,7 +1582,7 @@ GRANT EXECUTE ON FUNCTION tenant.resolve(text, text) TO tenant_service, tenant_a
 GRANT EXECUTE ON FUNCTION tenant.get_branding(text) TO tenant_user, tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION tenant.set_context_for_host(text, text, text, boolean, text) TO tenant_service;
 GRANT EXECUTE ON FUNCTION
-    tenant.mark_domain_verified(text), tenant.set_tls_status(text, text, timestamptz),
+    tenant.mark_domain_verified(text, text), tenant.set_tls_status(text, text, timestamptz),
     tenant.pending_domains(interval), tenant.take_events(integer)
 TO tenant_service, tenant_admin;
 GRANT EXECUTE ON FUNCTION
@@ -1623,7 +1626,7 @@ COMMENT ON FUNCTION tenant.add_member(text, text, text[]) IS 'Make a user an act
 COMMENT ON FUNCTION tenant.audit(regclass, text[], boolean) IS 'Log every INSERT, UPDATE, DELETE and TRUNCATE of a table in tenant.audit_log (hash-chained per tenant). For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.add_domain(text) IS 'Register a custom domain for the current tenant (plan feature custom_domains); returns the DNS records (TXT token, CNAME) to create. Resolves once verified.';
 COMMENT ON FUNCTION tenant.remove_domain(text) IS 'Remove a custom domain of the current tenant.';
-COMMENT ON FUNCTION tenant.mark_domain_verified(text) IS 'For the DNS worker: the verification TXT record was found; the domain now resolves. For tenant_service and tenant_admin.';
+COMMENT ON FUNCTION tenant.mark_domain_verified(text, text) IS 'For the DNS worker: the TXT record of hostname holds token; that claim owns the hostname and resolves, other claims are dropped. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.set_tls_status(text, text, timestamptz) IS 'For the certificate worker: TLS status (pending, active, failed, expired) and expiry of a domain. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.pending_domains(interval) IS 'What the DNS/TLS worker has to do: unverified domains, no active certificate, or one expiring within renew_within. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.resolve(text, text) IS 'The tenant a request is for: verified custom domain, else <slug>.<multitenant.base_domain>, else the header (uuid or slug); NULL when none; MT006 when host and header disagree.';

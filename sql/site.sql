@@ -1,19 +1,22 @@
 -- Where a request lands (issue 14): custom domains, branding, custom fields, onboarding, the
 -- outbox of events for workers outside the database, storage objects, schema placement.
 
--- Custom domains: one tenant per hostname. Verification (DNS) and certificates (TLS) are done
--- by a worker outside the database, which reports back with mark_domain_verified and
--- set_tls_status; only verified domains resolve.
+-- Custom domains: claims by tenants, one verified owner per hostname. Verification (DNS) and
+-- certificates (TLS) are done by a worker outside the database, which reports back with
+-- mark_domain_verified (the claim whose token it found in DNS wins) and set_tls_status; only
+-- verified domains resolve.
 CREATE TABLE tenant.domains (
-    hostname           text PRIMARY KEY CHECK (hostname = lower(hostname) AND length(hostname) BETWEEN 3 AND 253),
+    hostname           text NOT NULL CHECK (hostname = lower(hostname) AND length(hostname) BETWEEN 3 AND 253),
     tenant_id          uuid NOT NULL REFERENCES tenant.tenants (id) ON DELETE CASCADE,
     verification_token text NOT NULL,
     verified_at        timestamptz,
     tls_status         text NOT NULL DEFAULT 'pending' CHECK (tls_status IN ('pending', 'active', 'failed', 'expired')),
     tls_expires_at     timestamptz,
-    created_at         timestamptz NOT NULL DEFAULT now()
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (hostname, tenant_id)
 );
 CREATE INDEX domains_tenant_idx ON tenant.domains (tenant_id);
+CREATE UNIQUE INDEX domains_verified_idx ON tenant.domains (hostname) WHERE verified_at IS NOT NULL;
 
 -- A tenant's branding (keys checked by tenant.set_branding).
 CREATE TABLE tenant.branding (

@@ -71,42 +71,43 @@ fn add_domain_impl(hostname: &str) -> MtResult<Value> {
     require_gate(c.tenant, &["custom_domains", "custom_domain"], None)?;
     let slug = slug_of(c.tenant)?;
     as_owner(|| {
-        let token = format!("mt-verify-{}", uuid::Uuid::new_v4().simple());
-        // the same tenant asking again gets its record back; another tenant's hostname is
-        // refused without saying whose it is
-        let row = write_first(
-            "WITH ins AS (INSERT INTO tenant.domains (hostname, tenant_id, verification_token) \
-                          VALUES ($1, $2, $3) ON CONFLICT (hostname) DO NOTHING \
-                          RETURNING tenant_id, verification_token, true AS new) \
-             SELECT tenant_id, verification_token, new FROM ins \
-             UNION ALL SELECT tenant_id, verification_token, false FROM tenant.domains \
-               WHERE hostname = $1 AND NOT EXISTS (SELECT 1 FROM ins)",
-            &[
-                host.as_str().into(),
-                pg_uuid(c.tenant).into(),
-                token.as_str().into(),
-            ],
-            |r| match r {
-                Some(r) => Ok(Some((
-                    r.get::<pgrx::Uuid>(1)?.map(from_pg_uuid),
-                    r.get::<String>(2)?,
-                    r.get::<bool>(3)?.unwrap_or(false),
-                ))),
-                None => Ok(None),
-            },
+        // a hostname another tenant verified is taken (without saying whose); unverified
+        // claims of several tenants may wait side by side: the one whose token the DNS
+        // worker finds wins (mark_domain_verified), so a claim cannot squat a hostname
+        let taken = read_one::<bool>(
+            "SELECT true FROM tenant.domains WHERE hostname = $1 AND verified_at IS NOT NULL AND tenant_id <> $2",
+            &[host.as_str().into(), pg_uuid(c.tenant).into()],
         )?;
-        let Some((Some(owner), Some(token), new)) = row else {
-            // another transaction registered it meanwhile
-            return Err(MtError::invalid(format!(
-                "hostname \"{host}\" is already registered"
-            )));
-        };
-        if owner != c.tenant {
+        if taken == Some(true) {
             return Err(
                 MtError::invalid(format!("hostname \"{host}\" is already registered"))
                     .hint("A hostname belongs to one tenant; remove it there first."),
             );
         }
+        let fresh = format!("mt-verify-{}", uuid::Uuid::new_v4().simple());
+        let (token, new) = write_first(
+            "WITH ins AS (INSERT INTO tenant.domains (hostname, tenant_id, verification_token) \
+                          VALUES ($1, $2, $3) ON CONFLICT (hostname, tenant_id) DO NOTHING \
+                          RETURNING verification_token, true AS new) \
+             SELECT verification_token, new FROM ins \
+             UNION ALL SELECT verification_token, false FROM tenant.domains \
+               WHERE hostname = $1 AND tenant_id = $2 AND NOT EXISTS (SELECT 1 FROM ins)",
+            &[
+                host.as_str().into(),
+                pg_uuid(c.tenant).into(),
+                fresh.as_str().into(),
+            ],
+            |r| match r {
+                Some(r) => Ok((r.get::<String>(1)?, r.get::<bool>(2)?.unwrap_or(false))),
+                None => Ok((None, false)),
+            },
+        )?;
+        // (no row: the same tenant's concurrent call made it meanwhile)
+        let token = token.ok_or_else(|| {
+            MtError::invalid(format!(
+                "hostname \"{host}\" is being registered, try again"
+            ))
+        })?;
         if new {
             event(Some(c.tenant), "domain.added", json!({"hostname": host}))?;
             emit(
@@ -178,18 +179,53 @@ fn domain_update(
         .ok_or_else(|| MtError::invalid(format!("domain \"{host}\" is not registered")))
 }
 
-/// For the worker that checks DNS: the TXT record was found; the domain now resolves.
+/// For the worker that checks DNS: the TXT record of `hostname` holds `token`. The claim
+/// with that token now owns the hostname and resolves; other tenants' claims of it are
+/// dropped. MT030 when no claim of the hostname has that token (or another tenant owns it).
 /// For tenant_service and tenant_admin.
 #[pg_extern(volatile, parallel_unsafe)]
-fn mark_domain_verified(hostname: &str) -> bool {
+fn mark_domain_verified(hostname: &str, token: &str) -> bool {
     boundary(|| {
         worker()?;
         let host = site::custom_hostname(hostname)?;
-        let t = domain_update(
-            "UPDATE tenant.domains SET verified_at = coalesce(verified_at, now()) WHERE hostname = $1 RETURNING tenant_id",
-            &host,
-            vec![],
-        )?;
+        // a hostname another claim owns already stays with it
+        let owned_elsewhere = as_owner(|| {
+            read_one::<bool>(
+                "SELECT true FROM tenant.domains WHERE hostname = $1 AND verified_at IS NOT NULL \
+                 AND verification_token <> $2",
+                &[host.as_str().into(), token.into()],
+            )
+        })?;
+        if owned_elsewhere == Some(true) {
+            return Err(MtError::invalid(format!(
+                "\"{host}\" is verified for another claim already"
+            ))
+            .hint("The tenant that owns it removes it first (tenant.remove_domain)."));
+        }
+        let t = as_owner(|| {
+            write_first(
+                "UPDATE tenant.domains SET verified_at = coalesce(verified_at, now()) \
+                 WHERE hostname = $1 AND verification_token = $2 RETURNING tenant_id",
+                &[host.as_str().into(), token.into()],
+                |r| Ok(r.map(|r| r.get::<pgrx::Uuid>(1)).transpose()?.flatten()),
+            )
+        });
+        let t = match t {
+            Ok(Some(t)) => from_pg_uuid(t),
+            Ok(None) => {
+                return Err(MtError::invalid(format!(
+                    "no claim of \"{host}\" has that verification token"
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        as_owner(|| {
+            Spi::run_with_args(
+                "DELETE FROM tenant.domains WHERE hostname = $1 AND tenant_id <> $2 AND verified_at IS NULL",
+                &[host.as_str().into(), pg_uuid(t).into()],
+            )?;
+            Ok(())
+        })?;
         event(Some(t), "domain.verified", json!({"hostname": host}))?;
         emit("domain.verified", Some(t), json!({"hostname": host}))?;
         Ok(true)
@@ -216,7 +252,8 @@ fn set_tls_status(
             .hint("One of pending, active, failed, expired."));
         }
         domain_update(
-            "UPDATE tenant.domains SET tls_status = $2, tls_expires_at = $3 WHERE hostname = $1 RETURNING tenant_id",
+            "UPDATE tenant.domains SET tls_status = $2, tls_expires_at = $3 \
+             WHERE hostname = $1 AND verified_at IS NOT NULL RETURNING tenant_id",
             &host,
             vec![status.into(), expires_at.into()],
         )?;

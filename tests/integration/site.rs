@@ -106,8 +106,8 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
     let again = json_in(&mut be, "acme", "SELECT tenant.add_domain('shop.acme.com')");
     assert_eq!(again["records"][0]["value"], token.as_str());
 
-    // globex has no custom_domains feature: MT011; with it, acme's hostname is taken, and the
-    // error does not say by whom
+    // globex has no custom_domains feature: MT011; with it, it may claim acme's hostname
+    // too while nobody verified it (its own token): the DNS record decides
     assert_eq!(
         err_in(
             &mut be,
@@ -120,13 +120,13 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
         &db,
         "SELECT tenant.set_feature_override('globex', 'custom_domains', true)",
     );
-    begin_in(&mut be, "globex");
-    let (code, msg) = error_of(&mut be, "SELECT tenant.add_domain('SHOP.acme.com')");
-    assert_eq!(code, "MT030");
-    assert!(
-        !msg.contains(&acme) && !msg.contains("Acme"),
-        "names the owner: {msg}"
+    let squat = json_in(
+        &mut be,
+        "globex",
+        "SELECT tenant.add_domain('SHOP.acme.com')",
     );
+    let squat_token = squat["records"][0]["value"].as_str().unwrap().to_string();
+    assert_ne!(squat_token, token);
     for bad in [
         "localhost",
         "a..b.com",
@@ -199,20 +199,54 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
 
     // the worker: what to do, then verified and certified
     let pending = texts(&mut be, "SELECT hostname || ' ' || txt_value || ' ' || coalesce(cname_target, '') FROM tenant.pending_domains() ORDER BY 1");
+    let mut want = vec![
+        format!("shop.acme.com {token} acme.app.test"),
+        format!("shop.acme.com {squat_token} globex.app.test"),
+    ];
+    want.sort();
+    assert_eq!(pending[..2], want[..]);
     assert_eq!(
-        pending,
-        vec![
-            format!("shop.acme.com {token} acme.app.test"),
-            format!(
-                "www.globex.com {} globex.app.test",
-                su_text(&db, "SELECT verification_token FROM tenant.domains WHERE hostname = 'www.globex.com'")
+        pending[2..],
+        vec![format!(
+            "www.globex.com {} globex.app.test",
+            su_text(
+                &db,
+                "SELECT verification_token FROM tenant.domains WHERE hostname = 'www.globex.com'"
             )
-        ]
+        )][..]
+    );
+    // the DNS record holds acme's token: acme owns it, globex's claim is gone; globex can
+    // neither verify its token nor claim it again, and is not told whose it is
+    expect_code(
+        &mut be,
+        "SELECT tenant.mark_domain_verified('shop.acme.com', 'mt-verify-guess')",
+        "MT030",
+        "a wrong token",
     );
     expect_ok(
         &mut be,
-        "SELECT tenant.mark_domain_verified('shop.acme.com')",
+        &format!("SELECT tenant.mark_domain_verified('shop.acme.com', '{token}')"),
         "verify",
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            "SELECT count(*) FROM tenant.domains WHERE hostname = 'shop.acme.com'"
+        ),
+        1
+    );
+    expect_code(
+        &mut be,
+        &format!("SELECT tenant.mark_domain_verified('shop.acme.com', '{squat_token}')"),
+        "MT030",
+        "the other claim",
+    );
+    begin_in(&mut be, "globex");
+    let (code, msg) = error_of(&mut be, "SELECT tenant.add_domain('SHOP.acme.com')");
+    assert_eq!(code, "MT030");
+    assert!(
+        !msg.contains(&acme) && !msg.contains("Acme"),
+        "names the owner: {msg}"
     );
     assert_eq!(
         resolve(&mut api, Some("Shop.Acme.com:443"), None).unwrap(),
@@ -230,7 +264,7 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
     );
     expect_code(
         &mut be,
-        "SELECT tenant.mark_domain_verified('nope.example.com')",
+        "SELECT tenant.mark_domain_verified('nope.example.com', 'x')",
         "MT030",
         "unknown domain",
     );
@@ -257,7 +291,7 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
     let mut app = db.as_role("mt_it_app");
     for sql in [
         "SELECT * FROM tenant.pending_domains()",
-        "SELECT tenant.mark_domain_verified('www.globex.com')",
+        "SELECT tenant.mark_domain_verified('www.globex.com', 'x')",
         "SELECT tenant.set_tls_status('www.globex.com', 'active')",
         "SELECT * FROM tenant.take_events()",
         "SELECT tenant.set_context_for_host('acme.app.test')",
@@ -1368,7 +1402,7 @@ fn site_functions_give_an_attacker_nothing_even_with_a_carried_token() {
         "SELECT tenant.set_context_for_host('acme.app.test')",
         "SELECT * FROM tenant.take_events()",
         "SELECT * FROM tenant.pending_domains()",
-        "SELECT tenant.mark_domain_verified('shop.acme.com')",
+        "SELECT tenant.mark_domain_verified('shop.acme.com', 'x')",
         "SELECT tenant.provision_schema('acme', 'x')",
         "SELECT tenant.migrate_schemas('1', 'SELECT 1')",
         "SELECT tenant.define_onboarding_step('x', 'X')",

@@ -199,7 +199,7 @@ fn site_custom_domains_resolve_only_when_verified_and_stay_with_their_tenant() {
 
     // the worker: what to do, then verified and certified
     let pending = texts(&mut be, "SELECT hostname || ' ' || txt_value || ' ' || coalesce(cname_target, '') FROM tenant.pending_domains() ORDER BY 1");
-    let mut want = vec![
+    let mut want = [
         format!("shop.acme.com {token} acme.app.test"),
         format!("shop.acme.com {squat_token} globex.app.test"),
     ];

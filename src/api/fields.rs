@@ -1,7 +1,7 @@
 //! Custom fields (SQL): definitions per tenant and entity, validation of a jsonb document,
 //! and a trigger that enforces them on a jsonb column of a table. Rules in core::site.
 
-use crate::api::site::manager;
+use crate::api::rbac::permitted;
 use crate::core::ddl::{qualified, quote_ident};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::site::{check_fields, field_definition, field_name, FieldDef, FieldType};
@@ -52,7 +52,7 @@ fn define_impl(
     options: Option<Vec<String>>,
     label: Option<&str>,
 ) -> MtResult<()> {
-    let c = manager("custom_fields", "manage")?;
+    let c = permitted("custom_fields", "manage", "manage custom fields")?;
     field_name("entity", entity)?;
     let def = field_definition(name, kind, required, options)?;
     if label.is_some_and(|l| l.chars().count() > 200) {
@@ -139,7 +139,7 @@ fn define_custom_field(
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_custom_field(entity: &str, name: &str) -> bool {
     boundary(|| {
-        let c = manager("custom_fields", "manage")?;
+        let c = permitted("custom_fields", "manage", "manage custom fields")?;
         as_owner(|| {
             let n = write_count(
                 "WITH d AS (DELETE FROM tenant.custom_fields WHERE tenant_id = $1 AND entity = $2 AND name = $3 RETURNING 1) \

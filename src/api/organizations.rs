@@ -1,7 +1,7 @@
 //! Organizations inside a tenant (B2B: a user belongs to one organization of the tenant),
 //! for conditions (`{"org_id": "self_org"}`) and for applications that group members.
 
-use crate::api::rbac::{caller, is_backend, Caller};
+use crate::api::rbac::{caller, is_backend, permitted, Caller};
 use crate::core::error::{MtError, MtResult};
 use crate::core::names;
 use crate::pg::convert::{from_pg_uuid, pg_uuid};
@@ -12,14 +12,8 @@ use crate::state::audit::event;
 use pgrx::pg_sys::PgBuiltInOids as O;
 use pgrx::prelude::*;
 
-/// The backend without a user in the context, or a member allowed `manage` on `organizations`.
 fn manager() -> MtResult<Caller> {
-    let c = caller()?.writable()?;
-    if is_backend(&c) || c.may("organizations", "manage")? {
-        return Ok(c);
-    }
-    Err(MtError::denied("permission denied to manage organizations")
-        .hint("Needs tenant_service or tenant_admin without a user in the context, or permission organizations/manage."))
+    permitted("organizations", "manage", "manage organizations")
 }
 
 /// An organization of `tenant` by slug or id.

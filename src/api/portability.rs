@@ -501,11 +501,7 @@ fn my_tenants(
 
 fn forget_user_impl(user_id: &str) -> MtResult<Value> {
     names::user_id(user_id)?;
-    let c = crate::api::rbac::caller()?.writable()?;
-    if !(crate::api::rbac::is_backend(&c) || c.may("members", "manage")?) {
-        return Err(MtError::denied("permission denied to erase a user")
-            .hint("Needs tenant_service or tenant_admin without a user in the context, or permission members/manage."));
-    }
+    let c = crate::api::rbac::permitted("members", "manage", "erase a user")?;
     if !crate::api::rbac::is_backend(&c) {
         // a member manager erases only members whose every role it could hand out, never
         // an owner

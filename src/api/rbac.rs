@@ -112,6 +112,18 @@ pub(crate) fn is_backend(c: &Caller) -> bool {
     c.user.is_none() && (has_role(c"tenant_service") || has_role(c"tenant_admin"))
 }
 
+/// The caller in a writable context, when it is the backend (`is_backend`) or a member
+/// allowed `action` on `resource`; else MT020 "permission denied to {what}".
+pub(crate) fn permitted(resource: &str, action: &str, what: &str) -> MtResult<Caller> {
+    let c = caller()?.writable()?;
+    if is_backend(&c) || c.may(resource, action)? {
+        return Ok(c);
+    }
+    Err(MtError::denied(format!("permission denied to {what}")).hint(format!(
+        "Needs tenant_service or tenant_admin without a user in the context, or permission {resource}/{action}."
+    )))
+}
+
 /// Management of roles needs the backend (`is_backend`), or a user allowed `manage` on
 /// `roles` in the current tenant. Returns the tenant and, for such a user, the caller: a
 /// member manager can only hand out what it holds and cannot touch `owner`.

@@ -289,12 +289,8 @@ mod tests {
 
 /// The backend without a user in the context, or a member allowed `update` on `settings`.
 fn settings_writer() -> MtResult<uuid::Uuid> {
-    let c = crate::api::rbac::caller()?.writable()?;
-    if crate::api::rbac::is_backend(&c) || c.may("settings", "update")? {
-        return Ok(c.tenant);
-    }
-    Err(MtError::denied("permission denied to change the tenant's settings")
-        .hint("Needs tenant_service or tenant_admin without a user in the context, or permission settings/update."))
+    crate::api::rbac::permitted("settings", "update", "change the tenant's settings")
+        .map(|c| c.tenant)
 }
 
 fn set_setting_impl(key: &str, value: Option<serde_json::Value>) -> MtResult<()> {

@@ -2,7 +2,7 @@
 //! branding, onboarding and the outbox of events for workers outside the database.
 //! The rules are in core::site (pure).
 
-use crate::api::rbac::{caller, is_backend, Caller};
+use crate::api::rbac::{caller, permitted, Caller};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::site;
 use crate::gucs::base_domain;
@@ -16,20 +16,6 @@ use crate::state::site::{alive, emit, require_gate, tenant_by_host};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
-
-/// The backend without a user in the context, or a member allowed `action` on `resource`,
-/// in a writable context.
-pub(crate) fn manager(resource: &str, action: &str) -> MtResult<Caller> {
-    let c = caller()?.writable()?;
-    if is_backend(&c) || c.may(resource, action)? {
-        return Ok(c);
-    }
-    Err(
-        MtError::denied(format!("permission denied: {action} on {resource}")).hint(format!(
-            "Needs tenant_service or tenant_admin without a user in the context, or permission {resource}/{action}."
-        )),
-    )
-}
 
 fn worker() -> MtResult<()> {
     require_any_role(&[c"tenant_service", c"tenant_admin"], "manage domains")
@@ -59,7 +45,7 @@ fn records(host: &str, token: &str, slug: &str) -> Value {
 }
 
 fn add_domain_impl(hostname: &str) -> MtResult<Value> {
-    let c = manager("domains", "manage")?;
+    let c = permitted("domains", "manage", "manage domains")?;
     let host = site::custom_hostname(hostname)?;
     let base = base_domain();
     if site::under_base(&host, &base) {
@@ -149,7 +135,7 @@ fn own_domain(c: &Caller, hostname: &str) -> MtResult<String> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn remove_domain(hostname: &str) -> bool {
     boundary(|| {
-        let c = manager("domains", "manage")?;
+        let c = permitted("domains", "manage", "manage domains")?;
         let host = own_domain(&c, hostname)?;
         as_owner(|| {
             Spi::run_with_args(
@@ -161,22 +147,6 @@ fn remove_domain(hostname: &str) -> bool {
             Ok(true)
         })
     })
-}
-
-fn domain_update(
-    sql: &str,
-    host: &str,
-    extra: Vec<pgrx::datum::DatumWithOid<'_>>,
-) -> MtResult<uuid::Uuid> {
-    let mut args = vec![host.into()];
-    args.extend(extra);
-    let t = as_owner(|| {
-        write_first(sql, &args, |r| {
-            Ok(r.map(|r| r.get::<pgrx::Uuid>(1)).transpose()?.flatten())
-        })
-    })?;
-    t.map(from_pg_uuid)
-        .ok_or_else(|| MtError::invalid(format!("domain \"{host}\" is not registered")))
 }
 
 /// For the worker that checks DNS: the TXT record of `hostname` holds `token`. The claim
@@ -251,12 +221,19 @@ fn set_tls_status(
             ))
             .hint("One of pending, active, failed, expired."));
         }
-        domain_update(
-            "UPDATE tenant.domains SET tls_status = $2, tls_expires_at = $3 \
-             WHERE hostname = $1 AND verified_at IS NOT NULL RETURNING tenant_id",
-            &host,
-            vec![status.into(), expires_at.into()],
-        )?;
+        let found = as_owner(|| {
+            write_first(
+                "UPDATE tenant.domains SET tls_status = $2, tls_expires_at = $3 \
+                 WHERE hostname = $1 AND verified_at IS NOT NULL RETURNING 1",
+                &[host.as_str().into(), status.into(), expires_at.into()],
+                |r| Ok(r.is_some()),
+            )
+        })?;
+        if !found {
+            return Err(MtError::invalid(format!(
+                "domain \"{host}\" is not registered"
+            )));
+        }
         Ok(())
     })
 }
@@ -308,9 +285,9 @@ fn pending_domains(
                     let host = r.get::<String>(1)?.unwrap_or_default();
                     let slug = r.get::<String>(4)?.unwrap_or_default();
                     out.push((
-                        site::txt_record_name(&host),
-                        host,
+                        host.clone(),
                         r.get::<pgrx::Uuid>(2)?.ok_or_else(|| MtError::invalid("no tenant"))?,
+                        site::txt_record_name(&host),
                         r.get::<String>(3)?.unwrap_or_default(),
                         (!base.is_empty()).then(|| format!("{slug}.{base}")),
                         r.get::<TimestampWithTimeZone>(5)?,
@@ -318,12 +295,7 @@ fn pending_domains(
                         r.get::<TimestampWithTimeZone>(7)?,
                     ));
                 }
-                Ok(out
-                    .into_iter()
-                    .map(|(txt, host, t, token, cname, v, s, e)| {
-                        (host, t, txt, token, cname, v, s, e)
-                    })
-                    .collect())
+                Ok(out)
             })
         })
     });
@@ -433,7 +405,7 @@ fn branding_of(tenant: uuid::Uuid) -> MtResult<Map<String, Value>> {
 }
 
 fn set_branding_impl(patch: &Value) -> MtResult<Value> {
-    let c = manager("branding", "manage")?;
+    let c = permitted("branding", "manage", "change the branding")?;
     // concurrent changes of one tenant's branding take turns (none is lost)
     as_owner(|| {
         Spi::run_with_args(
@@ -561,7 +533,7 @@ fn drop_onboarding_step(step: &str) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn complete_step(step: &str, data: default!(Option<pgrx::JsonB>, "NULL")) -> bool {
     boundary(|| {
-        let c = manager("onboarding", "update")?;
+        let c = permitted("onboarding", "update", "complete onboarding steps")?;
         if data
             .as_ref()
             .is_some_and(|d| d.0.to_string().len() > 64 * 1024)

@@ -1,7 +1,7 @@
 //! Storage paths (SQL): a tenant's prefix for objects kept outside the database, and a
 //! registry of those objects whose bytes count against the plan's storage limit.
 
-use crate::api::site::manager;
+use crate::api::rbac::permitted;
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::plans::{window, Period};
 use crate::core::site;
@@ -125,7 +125,7 @@ fn storage_path(filename: &str) -> String {
 #[pg_extern(volatile, parallel_unsafe)]
 fn register_object(path: &str, bytes: i64) -> i64 {
     boundary(|| {
-        let c = manager("storage", "create")?;
+        let c = permitted("storage", "create", "register storage objects")?;
         own_path(c.tenant, path)?;
         if bytes < 0 {
             return Err(MtError::invalid("bytes must not be negative"));
@@ -145,7 +145,7 @@ fn register_object(path: &str, bytes: i64) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn unregister_object(path: &str) -> i64 {
     boundary(|| {
-        let c = manager("storage", "delete")?;
+        let c = permitted("storage", "delete", "unregister storage objects")?;
         own_path(c.tenant, path)?;
         let total = put(c.tenant, path, None)?;
         event(

@@ -508,7 +508,11 @@ CREATE POLICY tenants_service ON tenant.tenants FOR SELECT TO tenant_service, te
 DO $rls$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions', 'organizations'] LOOP
+    FOREACH t IN ARRAY ARRAY['members', 'usage_counters', 'usage_daily', 'tenant_limits', 'tenant_features', 'roles', 'permissions', 'organizations',
+                             -- where a request lands (issue 14)
+                             'domains', 'branding', 'custom_fields', 'onboarding_progress', 'storage_objects',
+                             -- alerts, events, rollups and billing records (issue 15)
+                             'usage_alerts', 'usage_events', 'metric_daily', 'subscriptions', 'invoices', 'credits'] LOOP
         EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
                        'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
@@ -518,35 +522,7 @@ BEGIN
 END
 $rls$;
 
--- Issue 14's tables: application roles read their own tenant's rows; the backend and admins read all; writes go
--- through the extension's functions. Onboarding steps are the same for everyone.
-DO $site_rls$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['domains', 'branding', 'custom_fields', 'onboarding_progress', 'storage_objects'] LOOP
-        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
-                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
-        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
-                       'USING (true)', t || '_service', t);
-    END LOOP;
-END
-$site_rls$;
-
--- Issue 15's tables: each tenant reads its own alerts, events, rollups and billing records;
--- the backend and admins read all.
-DO $billing_rls$
-DECLARE t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['usage_alerts', 'usage_events', 'metric_daily', 'subscriptions', 'invoices', 'credits'] LOOP
-        EXECUTE format('ALTER TABLE tenant.%I ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO PUBLIC '
-                       'USING (tenant_id = (SELECT tenant.current_tenant()))', t || '_own', t);
-        EXECUTE format('CREATE POLICY %I ON tenant.%I FOR SELECT TO tenant_service, tenant_admin '
-                       'USING (true)', t || '_service', t);
-    END LOOP;
-END
-$billing_rls$;
+-- invoice lines follow their invoice's visibility
 ALTER TABLE tenant.invoice_lines ENABLE ROW LEVEL SECURITY;
 CREATE POLICY invoice_lines_own ON tenant.invoice_lines FOR SELECT TO PUBLIC
     USING (EXISTS (SELECT 1 FROM tenant.invoices i WHERE i.id = invoice_id));

@@ -6,22 +6,6 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::Client;
 use serde_json::Value;
 
-/// The error of a statement: (SQLSTATE, message), rolled back.
-fn error_of(c: &mut Client, sql: &str) -> (String, String) {
-    match c.batch_execute(sql) {
-        Ok(()) => panic!("expected an error from {}", short(sql)),
-        Err(e) => {
-            let _ = c.batch_execute("ROLLBACK");
-            let db = e.as_db_error().expect("a server error");
-            (db.code().code().to_string(), db.message().to_string())
-        }
-    }
-}
-
-fn app_texts(db: &Db, tenant: &str, sql: &str) -> Vec<String> {
-    texts(&mut as_tenant(db, "mt_it_app", tenant), sql)
-}
-
 #[test]
 fn billing_the_design_documents_plans_load_as_written() {
     let db = Db::new("billing_plans");

@@ -34,26 +34,9 @@ fn site_db(tag: &str) -> Db {
     db
 }
 
-/// The error of a statement: (SQLSTATE, message), rolled back.
-fn error_of(c: &mut Client, sql: &str) -> (String, String) {
-    match c.batch_execute(sql) {
-        Ok(()) => panic!("expected an error from {}", short(sql)),
-        Err(e) => {
-            let _ = c.batch_execute("ROLLBACK");
-            let db = e.as_db_error().expect("a server error");
-            (db.code().code().to_string(), db.message().to_string())
-        }
-    }
-}
-
 fn json_in(c: &mut Client, tenant: &str, sql: &str) -> Value {
     let t: String = one_in(c, tenant, &format!("SELECT x::text FROM ({sql}) s(x)"));
     serde_json::from_str(&t).unwrap()
-}
-
-/// What the application role sees with a tenant's token carried in its session.
-fn app_texts(db: &Db, tenant: &str, sql: &str) -> Vec<String> {
-    texts(&mut as_tenant(db, "mt_it_app", tenant), sql)
 }
 
 fn json_of(c: &mut Client, sql: &str) -> Value {

@@ -33,6 +33,19 @@ pub fn run(c: &mut Client, sql: &str) -> Result<(), String> {
     }
 }
 
+/// Run `sql` (rolled back on error), expecting an error: its SQLSTATE and message.
+#[track_caller]
+pub fn error_of(c: &mut Client, sql: &str) -> (String, String) {
+    match c.batch_execute(sql) {
+        Ok(()) => panic!("expected an error from {}", short(sql)),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            let db = e.as_db_error().expect("a server error");
+            (db.code().code().to_string(), db.message().to_string())
+        }
+    }
+}
+
 /// Run `sql` (rolled back on error), expecting an error; returns its SQLSTATE.
 #[track_caller]
 pub fn err_of(c: &mut Client, sql: &str) -> String {

@@ -8,7 +8,7 @@
 //! - `batch_in` and what is built on it (`exec_in`, `err_in`): one simple-protocol batch, in
 //!   which set_context is one of the statements whose SQLSTATE is returned.
 
-use super::{count, expect_code, q1, run, short, sq, sqlstate, Db};
+use super::{count, expect_code, q1, run, short, sq, sqlstate, texts, Db};
 use postgres::{Client, Row, Transaction};
 use std::fmt;
 
@@ -184,6 +184,12 @@ pub fn with_token(db: &Db, role: &str, token: &str) -> Client {
 pub fn as_tenant(db: &Db, role: &str, slug: &str) -> Client {
     let tok = token_for(db, slug);
     with_token(db, role, &tok)
+}
+
+/// The first column, as text, of what the application role sees with `slug`'s token carried
+/// in its session.
+pub fn app_texts(db: &Db, slug: &str, sql: &str) -> Vec<String> {
+    texts(&mut as_tenant(db, "mt_it_app", slug), sql)
 }
 
 #[track_caller]

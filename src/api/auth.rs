@@ -85,7 +85,7 @@ pub(crate) fn authenticate_impl(
     };
     claims.r = ident.roles;
     claims.c = Some(ident.claims);
-    context::enter(claims, true)
+    context::enter(&row, claims, true)
 }
 
 /// Enter the tenant named by a JWT that the database verifies itself (keys in

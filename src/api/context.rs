@@ -37,7 +37,7 @@ pub(crate) fn set_context_impl(
     }
     let mut claims = mint_claims(&row, user, None)?;
     claims.ip = ip;
-    enter(claims, local)
+    enter(&row, claims, local)
 }
 
 /// Enter `tenant` (uuid or slug) for the rest of the transaction (or the session when

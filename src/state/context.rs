@@ -303,14 +303,14 @@ pub fn mint_claims(
     })
 }
 
-/// Sign `claims`, store them in the GUC and prime this backend's verification cache.
-pub fn enter(claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
+/// Sign `claims` (minted for `tenant` by `mint_claims`), store them in the GUC, put the
+/// tenant's own schema (placement 'schema') first on the search_path, and prime this
+/// backend's verification cache.
+pub fn enter(tenant: &TenantRow, claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
     let token = with_secret(|secret| token::encode(secret, &claims))?;
     store_token(&token, local)?;
     let id = claims.t;
-    // a tenant placed in its own schema: that schema first on the search_path
-    let schema = tenants::lookup(&id.to_string())?.schema;
-    place_schema(schema.as_deref(), local)?;
+    place_schema(tenant.schema.as_deref(), local)?;
     if crate::gucs::TRACK_ACTIVITY.get() {
         track(id, claims.u.as_deref())?;
     }

@@ -449,19 +449,33 @@ pub fn parse_thresholds(s: &str) -> MtResult<Vec<i64>> {
     Ok(v)
 }
 
-/// The thresholds (percent of `limit`) that usage going from `old` to `new` crosses upwards.
-pub fn crossed(thresholds: &[i64], limit: i64, old: i64, new: i64) -> Vec<i64> {
-    if limit <= 0 || new <= old {
-        return vec![];
+/// The whole percentages of `limit` that usage going from `old` to `new` reaches for the
+/// first time (`t` with `old * 100 < t * limit <= new * 100`), as a range; None when there is
+/// none (most calls: no threshold can be crossed, nothing else needs to be looked at).
+pub fn percents_reached(limit: i64, old: i64, new: i64) -> Option<(i64, i64)> {
+    if limit <= 0 || new <= old || old < 0 {
+        return None;
     }
     let (limit, old, new) = (limit as i128, old as i128, new as i128);
+    let lo = old * 100 / limit + 1;
+    let hi = new * 100 / limit;
+    (lo <= hi).then(|| {
+        (
+            lo.min(i64::MAX as i128) as i64,
+            hi.min(i64::MAX as i128) as i64,
+        )
+    })
+}
+
+/// The thresholds (percent of `limit`) that usage going from `old` to `new` crosses upwards.
+pub fn crossed(thresholds: &[i64], limit: i64, old: i64, new: i64) -> Vec<i64> {
+    let Some((lo, hi)) = percents_reached(limit, old, new) else {
+        return vec![];
+    };
     thresholds
         .iter()
         .copied()
-        .filter(|t| {
-            let at = *t as i128 * limit; // reached when used * 100 >= t * limit
-            old * 100 < at && new * 100 >= at
-        })
+        .filter(|t| (lo..=hi).contains(t))
         .collect()
 }
 
@@ -881,5 +895,13 @@ mod tests {
             all.extend(crossed(&t, 10, u, u + 1));
         }
         assert_eq!(all, vec![80, 100]);
+        assert_eq!(percents_reached(10, 7, 8), Some((71, 80)));
+        assert_eq!(
+            percents_reached(1000, 100, 101),
+            None,
+            "10.0% to 10.1%: no whole percent"
+        );
+        assert_eq!(percents_reached(10, 8, 8), None);
+        assert_eq!(percents_reached(0, 0, 8), None);
     }
 }

@@ -18,11 +18,13 @@ pub fn crossed(
     old: i64,
     new: i64,
 ) -> MtResult<()> {
-    if limit.unlimited() || new <= old || crate::state::registry::legacy_schema()? {
+    // arithmetic first: most calls reach no new whole percentage of the limit, and then no
+    // setting is read and nothing is written
+    if limit.unlimited() || crate::core::plans::percents_reached(limit.limit, old, new).is_none() {
         return Ok(());
     }
     let hit = crate::core::plans::crossed(&crate::gucs::alert_thresholds(), limit.limit, old, new);
-    if hit.is_empty() {
+    if hit.is_empty() || crate::state::registry::legacy_schema()? {
         return Ok(());
     }
     let (ws, _) = window(period, now_unix());

@@ -670,3 +670,74 @@ fn billing_concurrent_maintenance_runs_all_succeed() {
         "default, this month, next month"
     );
 }
+
+#[test]
+fn billing_functions_give_an_attacker_nothing() {
+    let db = Db::new("billing_hostile");
+    plan(
+        &db,
+        r#"{"name": "p", "limits": {"calls_per_hour": 5}}"#,
+        &["acme", "globex"],
+    );
+    // CONNECT and TEMP only: its own temp tables shadowing the extension's, an operator of
+    // its own, parsing settings changed
+    let mut evil = db.as_role("mt_it_evil");
+    evil.batch_execute(
+        "CREATE TEMP TABLE usage_events (id int); CREATE TEMP TABLE metric_daily (id int);
+         CREATE TEMP TABLE usage_counters (id int);
+         SET search_path = pg_temp, public; SET standard_conforming_strings = off;",
+    )
+    .unwrap();
+    for sql in [
+        "SELECT tenant.track('x')",
+        "SELECT tenant.consume('calls', 1, '/k')",
+    ] {
+        assert_eq!(err_of(&mut evil, sql), "MT001", "{sql} without a context");
+    }
+    for sql in [
+        "SELECT tenant.release('calls', 1)",
+        "SELECT tenant.set_usage('calls', 0)",
+        "SELECT tenant.generate_invoices()",
+        "SELECT tenant.record_payment(gen_random_uuid(), true)",
+        "SELECT tenant.add_credit('acme', 5)",
+        "SELECT tenant.subscribe('acme')",
+        "SELECT tenant.install_default_plans()",
+        "SELECT tenant.load_plan('name: x')",
+        "SELECT count(*) FROM tenant.usage_events_default",
+    ] {
+        expect_code(&mut evil, sql, "42501", sql);
+    }
+    assert!(!one_bool(
+        &mut evil,
+        "SELECT tenant.has_restriction('no_x')"
+    ));
+    // with acme's token carried: its writes land in acme's real tables, never in its temp
+    // ones nor in globex's
+    let tok = token_for(&db, "acme");
+    set_token(&mut evil, &tok);
+    evil.batch_execute("SELECT tenant.track('x', 2); SELECT tenant.consume('calls', 5, '/k')")
+        .unwrap();
+    assert_eq!(
+        err_of(&mut evil, "SELECT tenant.consume('calls', 1, '/k')"),
+        "MT010"
+    );
+    assert_eq!(
+        one_i64(&mut evil, "SELECT count(*) FROM pg_temp.usage_events"),
+        0
+    );
+    let acme = db.tenant_id("acme");
+    assert_eq!(
+        su_text(
+            &db,
+            "SELECT string_agg(tenant_id::text || ':' || metric, ',') FROM tenant.usage_events"
+        ),
+        format!("{acme}:x")
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!("SELECT count(*) FROM tenant.usage_counters WHERE tenant_id <> '{acme}'")
+        ),
+        0
+    );
+}

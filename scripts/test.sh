@@ -5,6 +5,8 @@
 #   3. the client suite tests/integration/ against a throwaway cluster with the extension
 #   4. the demo, the README quick start, the Python and Node examples, the golden SQL tests,
 #      PgBouncer, every doc example in order, pg_cron
+#   5. the Citus suite tests/citus/ on a 3-node Citus cluster (scripts/citus.sh; skipped with
+#      a message when ../shared/citus is not there)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$HERE"
@@ -19,7 +21,7 @@ echo "[test] layers: the import rule and no module cycles"
 "$HERE/scripts/check-layers.sh"
 
 echo "[test] cargo clippy"
-cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test integration" --no-default-features -- -D warnings
+cargo clippy --all-targets --features "pg${PG_MAJOR} pg_test integration citus" --no-default-features -- -D warnings
 
 echo "[test] unit tests and #[pg_test]s"
 PGRX_DATA=/tmp/pgrx-test-data
@@ -65,3 +67,6 @@ echo "[test] every SQL example of docs/reference.md and docs/operations.md, in o
 
 echo "[test] pg_cron runs tenant.run_maintenance()"
 "$HERE/scripts/cron.sh"
+
+echo "[test] Citus: isolation on the shards, tokens, propagation, quotas, tenant moves"
+"$HERE/scripts/citus.sh"

@@ -55,7 +55,9 @@ COMMENT ON TABLE tenant.tenants IS 'One row per tenant; created with tenant.crea
 CREATE TABLE tenant.secret (
     id         int PRIMARY KEY DEFAULT 1 CHECK (id = 1),
     key        bytea NOT NULL CHECK (length(key) >= 32),
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    -- carried by every token: one per database, the same on all nodes of a Citus cluster
+    key_id     uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid()
 );
 -- 2 x 122 random bits from pg_strong_random (gen_random_uuid)
 INSERT INTO tenant.secret (key)

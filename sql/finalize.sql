@@ -601,6 +601,154 @@ AS $$
     ORDER BY a.pid
 $$;
 
+-- Citus (docs/citus.md). The isolation policies of a distributed table run on the workers'
+-- shards, where they verify the context: the coordinator gives each worker its context secret
+-- (and the secret's id, which every token carries) and its tenant registry (the status decides
+-- whether a verified context may read or write). Row triggers keep the workers' registry up
+-- to date; tenant.citus_sync() pushes everything (after CREATE EXTENSION, after adding a worker).
+CREATE FUNCTION tenant_internal._citus_role() RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        RETURN 'none';
+    END IF;
+    IF pg_catalog.citus_is_coordinator() THEN
+        RETURN 'coordinator';
+    END IF;
+    RETURN 'worker';
+END $$;
+COMMENT ON FUNCTION tenant_internal._citus_role() IS
+    'Internal: none (no Citus), coordinator or worker.';
+
+-- What a worker needs, as JSON: the secret (when with_secret) and the tenants (all, or one).
+CREATE FUNCTION tenant_internal._citus_payload(only_tenant uuid, with_secret boolean, deleted boolean)
+RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'secret', CASE WHEN with_secret THEN
+            (SELECT pg_catalog.jsonb_build_object('key', pg_catalog.encode(s.key, 'hex'),
+                                                   'key_id', s.key_id, 'created_at', s.created_at)
+             FROM tenant.secret s) END,
+        'full', only_tenant IS NULL,
+        'deleted', CASE WHEN deleted THEN pg_catalog.jsonb_build_array(only_tenant) ELSE '[]'::jsonb END,
+        'tenants', CASE WHEN deleted THEN '[]'::jsonb ELSE
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]'::jsonb)
+             FROM tenant.tenants t WHERE only_tenant IS NULL OR t.id = only_tenant) END
+    )::text
+$$;
+
+-- Send a payload to every worker: each applies it in a transaction of its own (Citus'
+-- run_command_on_workers), so a worker that cannot be reached fails the caller's statement.
+CREATE FUNCTION tenant_internal._citus_push(payload text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_workers(
+                 pg_catalog.format('SELECT tenant_internal._citus_receive(%L)', payload)) LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'multitenant: the Citus worker %:% was not updated: %', r.nodename, r.nodeport, r.result
+                USING ERRCODE = '08006',
+                      HINT = 'Bring the worker back, then run SELECT tenant.citus_sync(); as a superuser on the coordinator.';
+        END IF;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$;
+
+-- On a worker: take the coordinator's secret and tenants. Run by the superuser that
+-- run_command_on_workers connects as; revoked from PUBLIC like every internal function.
+CREATE FUNCTION tenant_internal._citus_receive(payload text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p jsonb := payload::jsonb;
+BEGIN
+    IF tenant_internal._citus_role() <> 'worker' THEN
+        RAISE EXCEPTION 'multitenant: only a Citus worker takes the coordinator''s registry'
+            USING ERRCODE = '0A000';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p->'secret') = 'object' THEN
+        UPDATE tenant.secret
+        SET key = pg_catalog.decode(p->'secret'->>'key', 'hex'),
+            key_id = (p->'secret'->>'key_id')::uuid,
+            created_at = (p->'secret'->>'created_at')::timestamptz;
+    END IF;
+    DELETE FROM tenant.tenants t
+    WHERE t.id IN (SELECT e::uuid FROM pg_catalog.jsonb_array_elements_text(p->'deleted') e)
+       OR ((p->>'full')::boolean
+           AND t.id NOT IN (SELECT (e->>'id')::uuid FROM pg_catalog.jsonb_array_elements(p->'tenants') e))
+       -- a slug (or schema) now held by another tenant: the old holder's row goes first
+       OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(p->'tenants') e
+                  WHERE (e->>'id')::uuid <> t.id
+                    AND (e->>'slug' = t.slug OR e->>'schema_name' = t.schema_name::text));
+    INSERT INTO tenant.tenants
+    SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::tenant.tenants, p->'tenants')
+    ON CONFLICT (id) DO UPDATE SET
+        slug = EXCLUDED.slug, name = EXCLUDED.name, plan = EXCLUDED.plan, status = EXCLUDED.status,
+        region = EXCLUDED.region, settings = EXCLUDED.settings, trial_ends_at = EXCLUDED.trial_ends_at,
+        created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at,
+        suspended_at = EXCLUDED.suspended_at, deleted_at = EXCLUDED.deleted_at,
+        purge_after = EXCLUDED.purge_after, period_end = EXCLUDED.period_end,
+        placement = EXCLUDED.placement, schema_name = EXCLUDED.schema_name;
+END $$;
+
+-- A tenant created, changed or removed on the coordinator: the same on every worker.
+CREATE FUNCTION tenant_internal._citus_tenant_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- nested: pg_dist_node exists only with Citus
+    IF tenant_internal._citus_role() = 'coordinator' THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0) THEN
+            IF TG_OP = 'DELETE' THEN
+                PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(OLD.id, false, true));
+            ELSE
+                PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(NEW.id, false, false));
+            END IF;
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tenants_to_citus_workers AFTER INSERT OR UPDATE OR DELETE ON tenant.tenants
+    FOR EACH ROW EXECUTE FUNCTION tenant_internal._citus_tenant_changed();
+
+-- The whole registry and the secret to every worker. For the superuser, on the coordinator.
+CREATE FUNCTION tenant.citus_sync() RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant_internal._citus_role() <> 'coordinator' THEN
+        RAISE EXCEPTION 'multitenant: tenant.citus_sync() runs on the coordinator of a Citus cluster'
+            USING ERRCODE = '0A000';
+    END IF;
+    RETURN tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
+END $$;
+COMMENT ON FUNCTION tenant.citus_sync() IS
+    'Citus: give every worker the coordinator''s context secret and tenant registry; returns the number of workers. Superuser only.';
+
+-- A new context secret (and id): every context minted before stops verifying, on every node.
+CREATE FUNCTION tenant.rotate_context_secret() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE tenant.secret
+    SET key = pg_catalog.decode(replace(pg_catalog.gen_random_uuid()::text, '-', '')
+                                || replace(pg_catalog.gen_random_uuid()::text, '-', ''), 'hex'),
+        key_id = pg_catalog.gen_random_uuid(),
+        created_at = pg_catalog.now();
+    IF tenant_internal._citus_role() = 'coordinator' THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0) THEN
+            PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
+        END IF;
+    END IF;
+END $$;
+COMMENT ON FUNCTION tenant.rotate_context_secret() IS
+    'Replace the key that signs context tokens (on every Citus node): every context minted before stops verifying. Superuser only.';
+
 -- Privileges: least by default.
 REVOKE ALL ON SCHEMA tenant FROM PUBLIC;
 GRANT USAGE ON SCHEMA tenant TO PUBLIC;

@@ -238,6 +238,11 @@ pub(crate) fn audit_impl(
 ) -> MtResult<()> {
     require_any_role(&[c"tenant_admin"], "audit tables")?;
     let info = check_table(relid, "audit")?;
+    crate::pg::citus::refuse_distributed(
+        relid,
+        "tenant.audit",
+        "Audit triggers would run on the workers' shards, away from the coordinator's audit chains; record changes with tenant.log_event() (docs/citus.md).",
+    )?;
     for member in descendants(relid)? {
         check_table(member, "audit")?;
     }

@@ -57,6 +57,8 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         table: &info.table,
         column,
         legacy_schema: legacy_schema_now()?,
+        citus: crate::pg::citus::installed()?,
+        distributed: crate::pg::citus::distributed(relid)?,
     };
     if let Some(reg) = record(relid)? {
         if reg.column != column {
@@ -169,6 +171,8 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
         table: &info.table,
         column: &rec.column,
         legacy_schema: false,
+        citus: crate::pg::citus::installed()?,
+        distributed: crate::pg::citus::distributed(relid)?,
     };
     let prev = Previous {
         rls_enabled: rec.rls_enabled,

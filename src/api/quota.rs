@@ -212,6 +212,11 @@ pub(crate) fn limit_rows_impl(
     require_any_role(&[c"tenant_admin"], "limit rows")?;
     names::resource(resource)?;
     let info = check_table(relid, "limit rows of")?;
+    crate::pg::citus::refuse_distributed(
+        relid,
+        "tenant.limit_rows",
+        "Row triggers would run on the workers' shards, away from the coordinator's counters; meter creations with tenant.consume() on the coordinator (docs/citus.md).",
+    )?;
     let name = qualified(&info.schema, &info.table);
     tenant_column(relid, &name, column)?;
     // every partition is counted by the seed below and fires the (cloned) trigger

@@ -354,6 +354,15 @@ pub(crate) fn protect_impl(
 ) -> MtResult<()> {
     names::permission_part("resource", resource)?;
     let info = check_table(relid, "protect")?;
+    // protect's policies are RESTRICTIVE, which Citus turns into PERMISSIVE on the shards:
+    // ORed with the isolation policies they would widen access, never narrow it
+    if crate::pg::citus::installed()? {
+        return Err(MtError::new(
+            Code::NotSupported,
+            "tenant.protect is not supported in a database with Citus",
+        )
+        .hint("Check permissions with tenant.authorize() in the statements or functions that write (docs/citus.md)."));
+    }
     let name = qualified(&info.schema, &info.table);
     let mut fields: Vec<(String, String)> = Vec::new();
     if let Some(col) = owner_column {

@@ -34,11 +34,16 @@ pub const POLICY_ISOLATION: &str = "tenant_isolation";
 pub const POLICY_UPDATE: &str = "tenant_isolation_update";
 pub const POLICY_DELETE: &str = "tenant_isolation_delete";
 pub const POLICY_ACCESS: &str = "tenant_isolation_access";
-pub const ALL_POLICIES: [&str; 4] = [
+/// The Citus shape's INSERT policy (see [`Target::citus`]).
+pub const POLICY_INSERT: &str = "tenant_isolation_insert";
+/// Every policy name either shape uses: a re-run drops them all before creating its own, so
+/// re-isolating switches a table from one shape to the other.
+pub const ALL_POLICIES: [&str; 5] = [
     POLICY_ISOLATION,
     POLICY_UPDATE,
     POLICY_DELETE,
     POLICY_ACCESS,
+    POLICY_INSERT,
 ];
 
 /// The table to isolate and its tenant column (unquoted names as in the catalog).
@@ -49,6 +54,13 @@ pub struct Target<'a> {
     /// the schema is still 0.1.0's (no `tenant_internal._allow()`, see compat.rs): the permissive
     /// policy is `true`, as 0.1.0 wrote it, until `ALTER EXTENSION ... UPDATE` redoes it
     pub legacy_schema: bool,
+    /// Citus is installed in the database: the policies take the one shape Citus carries to
+    /// the shards unchanged (see [`isolate_statements`]).
+    pub citus: bool,
+    /// the table is already a distributed table of Citus: Citus refuses DDL on the
+    /// distribution column's default, so it is set on the coordinator's table only (where
+    /// Citus evaluates the defaults of an INSERT)
+    pub distributed: bool,
 }
 
 impl Target<'_> {
@@ -67,48 +79,109 @@ impl Target<'_> {
 pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     let tbl = t.table();
     let col = t.column();
+    let mut v = Vec::with_capacity(12);
+    v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
+    v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
+    for p in ALL_POLICIES {
+        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+    }
+    if t.citus {
+        v.extend(citus_policies(&tbl, &col));
+    } else {
+        v.extend(single_node_policies(t, &tbl, &col));
+    }
+    v.extend(column_default(
+        t,
+        &format!(
+            "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT \"tenant\".\"require_tenant\"()"
+        ),
+    ));
+    if create_index {
+        v.push(format!("CREATE INDEX ON {tbl} ({col})"));
+    }
+    v
+}
+
+/// One node: a restrictive policy per command narrows every other policy to the tenant, and
+/// one permissive policy lets rows through.
+fn single_node_policies(t: &Target, tbl: &str, col: &str) -> Vec<String> {
     // `(SELECT f())` makes the context an InitPlan: evaluated once per query, and the
     // comparison stays an index condition on the tenant column.
     // `OPERATOR(pg_catalog.=)`: the comparison is resolved when the policy is created, in the
     // caller's session; an `=` of the caller's own in an earlier schema must not be picked
     let read = format!("{col} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"())");
     let write = format!("{col} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"())");
-    let mut v = Vec::with_capacity(10);
-    v.push(format!("ALTER TABLE {tbl} ENABLE ROW LEVEL SECURITY"));
-    v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
-    for p in ALL_POLICIES {
-        v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
-    }
-    v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
-        quote_ident(POLICY_ISOLATION)
-    ));
-    // UPDATE and DELETE read rows through USING: with `require_tenant()` there, a write
-    // without a (writable) context raises MT001/MT003 instead of quietly matching nothing.
-    v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR UPDATE TO PUBLIC USING ({write})",
-        quote_ident(POLICY_UPDATE)
-    ));
-    v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
-        quote_ident(POLICY_DELETE)
-    ));
     let allow = if t.legacy_schema {
         "true"
     } else {
         "\"tenant_internal\".\"_allow\"()"
     };
-    v.push(format!(
-        "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING ({allow}) WITH CHECK ({allow})",
-        quote_ident(POLICY_ACCESS)
-    ));
-    v.push(format!(
-        "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT \"tenant\".\"require_tenant\"()"
-    ));
-    if create_index {
-        v.push(format!("CREATE INDEX ON {tbl} ({col})"));
+    vec![
+        format!(
+            "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
+            quote_ident(POLICY_ISOLATION)
+        ),
+        // UPDATE and DELETE read rows through USING: with `require_tenant()` there, a write
+        // without a (writable) context raises MT001/MT003 instead of quietly matching nothing.
+        format!(
+            "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR UPDATE TO PUBLIC USING ({write})",
+            quote_ident(POLICY_UPDATE)
+        ),
+        format!(
+            "CREATE POLICY {} ON {tbl} AS RESTRICTIVE FOR DELETE TO PUBLIC USING ({write})",
+            quote_ident(POLICY_DELETE)
+        ),
+        format!(
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR ALL TO PUBLIC USING ({allow}) WITH CHECK ({allow})",
+            quote_ident(POLICY_ACCESS)
+        ),
+    ]
+}
+
+/// Citus: one PERMISSIVE policy per command and no catch-all, with no subquery. Citus
+/// refuses subqueries in the policies of distributed tables, and it recreates every policy
+/// on the shards as PERMISSIVE (its deparser never writes `AS RESTRICTIVE`): a restrictive
+/// tenant policy beside a permissive `true` would open every shard to every session. These
+/// four mean the same on the coordinator, on each shard and on one node. The price: a
+/// permissive policy a DBA adds to the table widens access (it is ORed with these), so on
+/// Citus extra policies must repeat the tenant condition (docs/citus.md).
+fn citus_policies(tbl: &str, col: &str) -> Vec<String> {
+    let read = format!("{col} OPERATOR(pg_catalog.=) \"tenant\".\"current_tenant\"()");
+    let write = format!("{col} OPERATOR(pg_catalog.=) \"tenant\".\"require_tenant\"()");
+    vec![
+        format!(
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({read})",
+            quote_ident(POLICY_ISOLATION)
+        ),
+        format!(
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK ({write})",
+            quote_ident(POLICY_INSERT)
+        ),
+        format!(
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR UPDATE TO PUBLIC USING ({write}) WITH CHECK ({write})",
+            quote_ident(POLICY_UPDATE)
+        ),
+        format!(
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR DELETE TO PUBLIC USING ({write})",
+            quote_ident(POLICY_DELETE)
+        ),
+    ]
+}
+
+/// `stmt` changes the tenant column's default. On a distributed table Citus refuses that
+/// ("cannot execute ALTER TABLE command involving partition column"), so it runs with DDL
+/// propagation off: the coordinator's table holds the default, which is where Citus fills
+/// in the defaults of an INSERT before it routes the row. The setting is put back after.
+fn column_default(t: &Target, stmt: &str) -> Vec<String> {
+    if !t.distributed {
+        return vec![stmt.to_string()];
     }
-    v
+    vec![
+        "SELECT pg_catalog.set_config('mt_citus.ddl_propagation_was', pg_catalog.current_setting('citus.enable_ddl_propagation'), true)".into(),
+        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)".into(),
+        stmt.to_string(),
+        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', pg_catalog.current_setting('mt_citus.ddl_propagation_was'), true)".into(),
+    ]
 }
 
 /// What the table looked like before `isolate`, so `unisolate` can put it back.
@@ -134,12 +207,11 @@ pub fn unisolate_statements(t: &Target, prev: &Previous) -> Vec<String> {
     if !prev.rls_enabled {
         v.push(format!("ALTER TABLE {tbl} DISABLE ROW LEVEL SECURITY"));
     }
-    match prev.column_default {
-        Some(expr) => v.push(format!(
-            "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT {expr}"
-        )),
-        None => v.push(format!("ALTER TABLE {tbl} ALTER COLUMN {col} DROP DEFAULT")),
-    }
+    let stmt = match prev.column_default {
+        Some(expr) => format!("ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT {expr}"),
+        None => format!("ALTER TABLE {tbl} ALTER COLUMN {col} DROP DEFAULT"),
+    };
+    v.extend(column_default(t, &stmt));
     if let Some(idx) = prev.created_index {
         v.push(format!("DROP INDEX IF EXISTS {idx}"));
     }
@@ -377,6 +449,8 @@ mod tests {
             table: "ev\"il",
             column: "tenant id",
             legacy_schema: false,
+            citus: false,
+            distributed: false,
         };
         let v = isolate_statements(&t, true);
         assert!(v
@@ -408,18 +482,78 @@ mod tests {
         assert!(!isolate_statements(&t, false)
             .iter()
             .any(|s| s.starts_with("CREATE INDEX")));
-        // re-running replaces: every CREATE POLICY is preceded by its DROP POLICY IF EXISTS
+        assert_drops_before_creates(&v);
+    }
+
+    /// re-running replaces: every policy name of either shape is dropped before any is created
+    fn assert_drops_before_creates(v: &[String]) {
+        let first_create = v
+            .iter()
+            .position(|s| s.starts_with("CREATE POLICY"))
+            .unwrap();
         for p in ALL_POLICIES {
             let drop = v
                 .iter()
                 .position(|s| s.starts_with(&format!("DROP POLICY IF EXISTS \"{p}\"")))
                 .unwrap();
-            let create = v
-                .iter()
-                .position(|s| s.starts_with(&format!("CREATE POLICY \"{p}\"")))
-                .unwrap();
-            assert!(drop < create);
+            assert!(drop < first_create, "{p}");
         }
+    }
+
+    #[test]
+    fn citus_shape_is_permissive_per_command_without_subqueries() {
+        let t = Target {
+            schema: "app",
+            table: "events",
+            column: "tenant_id",
+            legacy_schema: false,
+            citus: true,
+            distributed: true,
+        };
+        let v = isolate_statements(&t, false);
+        assert_drops_before_creates(&v);
+        let creates: Vec<&String> = v
+            .iter()
+            .filter(|s| s.starts_with("CREATE POLICY"))
+            .collect();
+        assert_eq!(creates.len(), 4);
+        for c in &creates {
+            // Citus refuses subqueries and turns RESTRICTIVE into PERMISSIVE on the shards
+            assert!(!c.contains("SELECT") || c.contains("FOR SELECT"), "{c}");
+            assert!(!c.contains("(SELECT"), "{c}");
+            assert!(!c.contains("RESTRICTIVE"), "{c}");
+            assert!(!c.contains("FOR ALL"), "no catch-all: {c}");
+            assert!(!c.contains("_allow"), "no catch-all: {c}");
+        }
+        for cmd in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
+            assert_eq!(
+                creates
+                    .iter()
+                    .filter(|c| c.contains(&format!("FOR {cmd} ")))
+                    .count(),
+                1,
+                "{cmd}"
+            );
+        }
+        // reads see no rows without a context, writes raise MT001
+        assert!(creates[0].contains(
+            "USING (\"tenant_id\" OPERATOR(pg_catalog.=) \"tenant\".\"current_tenant\"())"
+        ));
+        assert!(creates[1..].iter().all(
+            |c| c.contains("\"tenant\".\"require_tenant\"()") && !c.contains("current_tenant")
+        ));
+        // the distribution column's default: on the coordinator only, the setting put back
+        let d = v.iter().position(|s| s.contains("SET DEFAULT")).unwrap();
+        assert!(v[d - 1].contains("'citus.enable_ddl_propagation', 'off', true"));
+        assert!(v[d + 1].contains("'citus.enable_ddl_propagation', pg_catalog.current_setting("));
+        let local = isolate_statements(
+            &Target {
+                distributed: false,
+                ..t
+            },
+            false,
+        );
+        assert!(!local.iter().any(|s| s.contains("enable_ddl_propagation")));
     }
 
     #[test]
@@ -429,6 +563,8 @@ mod tests {
             table: "events",
             column: "tenant_id",
             legacy_schema: false,
+            citus: false,
+            distributed: false,
         };
         let prev = Previous {
             rls_enabled: true,

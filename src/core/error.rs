@@ -32,6 +32,8 @@ pub enum Code {
     InvalidTransition,
     /// MT050 audit chain broken
     AuditChainBroken,
+    /// 0A000 feature_not_supported: what Citus cannot carry (docs/citus.md)
+    NotSupported,
 }
 
 impl Code {
@@ -49,6 +51,7 @@ impl Code {
             Code::InvalidArgument => "MT030",
             Code::InvalidTransition => "MT040",
             Code::AuditChainBroken => "MT050",
+            Code::NotSupported => "0A000",
         }
     }
 

@@ -3,7 +3,10 @@
 //! Format: `mt1.<payload>.<mac>` where `payload` is base64url(JSON of [`Claims`]) and
 //! `mac` is base64url(HMAC-SHA256(secret, "mt1." + payload)). The secret is per database
 //! (generated at `CREATE EXTENSION`), so a token minted in another database fails the MAC;
-//! the database oid is inside the payload as well, so it also fails the claim check.
+//! the secret's id (random, generated with it) is inside the payload as well, so it also
+//! fails the claim check. On Citus the coordinator gives its secret and id to every worker
+//! (`tenant.citus_sync()`), so a token minted on the coordinator verifies on every node of
+//! that cluster and on no other database.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -28,8 +31,9 @@ pub struct Claims {
     pub iat: i64,
     /// expires at, unix seconds
     pub exp: i64,
-    /// database oid the token was minted in
-    pub db: u32,
+    /// id of the secret that signed the token (`tenant.secret.key_id`): one per database,
+    /// shared by the nodes of a Citus cluster
+    pub k: Uuid,
     /// read-only context (a suspended tenant with `multitenant.suspended_access = read`)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ro: bool,
@@ -97,7 +101,7 @@ pub fn encode(secret: &[u8], claims: &Claims) -> String {
 
 /// Verify a token: MAC (constant time), then expiry and database.
 /// `now` is unix seconds; `leeway` seconds are allowed on `iat` for clock steps.
-pub fn verify(secret: &[u8], token: &str, now: i64, db: u32) -> Result<Claims, TokenError> {
+pub fn verify(secret: &[u8], token: &str, now: i64, key_id: Uuid) -> Result<Claims, TokenError> {
     if token.is_empty() {
         return Err(TokenError::Empty);
     }
@@ -114,7 +118,7 @@ pub fn verify(secret: &[u8], token: &str, now: i64, db: u32) -> Result<Claims, T
         .map_err(|_| TokenError::BadSignature)?;
     let json = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    if claims.db != db {
+    if claims.k != key_id {
         return Err(TokenError::WrongDatabase);
     }
     if now >= claims.exp {
@@ -137,26 +141,27 @@ mod tests {
             u: Some("alice".into()),
             iat: 1_000,
             exp: 2_000,
-            db: 5,
+            k: ID5,
             ro: false,
             r: vec![],
             c: None,
         }
     }
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const ID5: Uuid = Uuid::from_u128(5);
 
     #[test]
     fn round_trip() {
         let tok = encode(KEY, &claims());
         assert!(tok.starts_with("mt1."));
-        assert_eq!(verify(KEY, &tok, 1_500, 5), Ok(claims()));
+        assert_eq!(verify(KEY, &tok, 1_500, ID5), Ok(claims()));
     }
 
     #[test]
     fn other_key_fails() {
         let tok = encode(KEY, &claims());
         assert_eq!(
-            verify(b"another key", &tok, 1_500, 5),
+            verify(b"another key", &tok, 1_500, ID5),
             Err(TokenError::BadSignature)
         );
     }
@@ -172,24 +177,27 @@ mod tests {
         let forged_body = forged_payload.rsplit_once('.').unwrap().0;
         let forged = format!("{forged_body}.{genuine_sig}");
         assert_eq!(
-            verify(KEY, &forged, 1_500, 5),
+            verify(KEY, &forged, 1_500, ID5),
             Err(TokenError::BadSignature)
         );
         // flip one character in the payload
         let mut bytes = tok.clone().into_bytes();
         bytes[6] = if bytes[6] == b'A' { b'B' } else { b'A' };
         let flipped = String::from_utf8(bytes).unwrap();
-        assert!(verify(KEY, &flipped, 1_500, 5).is_err());
+        assert!(verify(KEY, &flipped, 1_500, ID5).is_err());
     }
 
     #[test]
     fn expiry_and_database_are_checked() {
         let tok = encode(KEY, &claims());
-        assert_eq!(verify(KEY, &tok, 2_000, 5), Err(TokenError::Expired));
-        assert_eq!(verify(KEY, &tok, 1_500, 6), Err(TokenError::WrongDatabase));
+        assert_eq!(verify(KEY, &tok, 2_000, ID5), Err(TokenError::Expired));
+        assert_eq!(
+            verify(KEY, &tok, 1_500, Uuid::from_u128(6)),
+            Err(TokenError::WrongDatabase)
+        );
         // up to 60 s of clock skew on iat is tolerated
-        assert_eq!(verify(KEY, &tok, 940, 5), Ok(claims()));
-        assert_eq!(verify(KEY, &tok, 939, 5), Err(TokenError::NotYetValid));
+        assert_eq!(verify(KEY, &tok, 940, ID5), Ok(claims()));
+        assert_eq!(verify(KEY, &tok, 939, ID5), Err(TokenError::NotYetValid));
     }
 
     #[test]
@@ -203,16 +211,16 @@ mod tests {
             "mt1.e30.AAAA",
             "mt1.e30",
         ] {
-            assert!(verify(KEY, s, 1_500, 5).is_err(), "{s}");
+            assert!(verify(KEY, s, 1_500, ID5).is_err(), "{s}");
         }
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert_eq!(verify(KEY, &long, 1_500, 5), Err(TokenError::TooLong));
+        assert_eq!(verify(KEY, &long, 1_500, ID5), Err(TokenError::TooLong));
         // a validly signed payload that is not our JSON
         let mut body = String::from(PREFIX);
         B64.encode_string(b"[1,2,3]", &mut body);
         let tag = mac(KEY, body.as_bytes()).finalize().into_bytes();
         let tok = format!("{body}.{}", B64.encode(tag));
-        assert_eq!(verify(KEY, &tok, 1_500, 5), Err(TokenError::Malformed));
+        assert_eq!(verify(KEY, &tok, 1_500, ID5), Err(TokenError::Malformed));
     }
 
     #[test]
@@ -232,7 +240,7 @@ mod tests {
                 let alphabet = b"ABCxyz019-_.=+/ {}\"";
                 s.push(alphabet[(x % alphabet.len() as u64) as usize] as char);
             }
-            assert!(verify(KEY, &s, 1_500, 5).is_err());
+            assert!(verify(KEY, &s, 1_500, ID5).is_err());
         }
     }
 }

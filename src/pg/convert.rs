@@ -23,11 +23,6 @@ pub fn now_unix() -> i64 {
     ts.div_euclid(1_000_000) + PG_EPOCH_OFFSET_SECS
 }
 
-pub fn database_oid() -> u32 {
-    // SAFETY: MyDatabaseId is set at connection start and never changes afterwards
-    unsafe { pg_sys::MyDatabaseId.to_u32() }
-}
-
 /// A row of a trigger as JSON (Postgres' own `row_to_json`, run as the current user).
 pub fn row_json(tuple: Option<PgHeapTuple<'_, AllocatedByPostgres>>) -> MtResult<Option<Value>> {
     let Some(t) = tuple else { return Ok(None) };

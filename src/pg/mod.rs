@@ -3,6 +3,7 @@
 //! one place that raises errors. Imports only `core` (tests/layers.sh checks it).
 
 pub mod catalog;
+pub mod citus;
 pub mod convert;
 pub mod invalidation;
 pub mod owner;

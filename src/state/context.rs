@@ -8,7 +8,7 @@ use crate::core::token::{self, Claims, TokenError};
 use crate::gucs::{
     SuspendedAccess, CONTEXT, CONTEXT_TTL, GUC_NAME, POSTGREST_CLAIMS, SUSPENDED_ACCESS,
 };
-use crate::pg::convert::{database_oid, now_unix};
+use crate::pg::convert::now_unix;
 use crate::pg::invalidation::{generation, Kind};
 use crate::state::secret::with_secret;
 use crate::state::tenants::{self, TenantRow};
@@ -130,7 +130,8 @@ pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtRe
         u: None,
         iat: 0,
         exp: i64::MAX,
-        db: database_oid(),
+        // never signed nor verified: the system context of as_tenant lives in this backend only
+        k: uuid::Uuid::nil(),
         ro: false,
         r: vec![],
         c: None,
@@ -172,7 +173,7 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
         Some(Err(e)) => return Err(e),
         None => {
             let text = std::str::from_utf8(raw).map_err(|_| TokenError::Malformed)?;
-            let mut claims = with_secret(|secret| token::verify(secret, text, now, database_oid()))
+            let mut claims = with_secret(|secret| token::verify(&secret.key, text, now, secret.id))
                 .map_err(|_| TokenError::BadSignature)??;
             // the signature proves who minted it; the tenant's status now decides what it may do
             let row = tenants::lookup(&claims.t.to_string()).map_err(|_| TokenError::Inactive)?;
@@ -203,9 +204,20 @@ pub fn store_token(token: &str, local: bool) -> MtResult<()> {
         !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
     };
     if citus {
+        // the token is base64url and dots (minted here), so it needs no quoting
         let lit = token.replace('\'', "''");
-        let scope = if local { "LOCAL " } else { "" };
-        Spi::run(&format!("SET {scope}multitenant.context = '{lit}'"))?;
+        if local {
+            // Citus sends SET LOCAL to the workers of this transaction only when told to
+            Spi::run("SET LOCAL citus.propagate_set_commands = 'local'")?;
+            Spi::run(&format!("SET LOCAL multitenant.context = '{lit}'"))?;
+        } else {
+            Spi::run(&format!("SET multitenant.context = '{lit}'"))?;
+            pgrx::warning!(
+                "a session-wide context is not sent to Citus workers: distributed tables show \
+                 no rows and refuse writes under it; call tenant.set_context with is_local => true \
+                 inside the transaction"
+            );
+        }
         return Ok(());
     }
     let value = CString::new(token).map_err(|_| MtError::invalid("token contains NUL"))?;
@@ -295,7 +307,7 @@ pub fn mint_claims(
         u: user,
         iat: now,
         exp,
-        db: database_oid(),
+        k: with_secret(|secret| secret.id)?,
         ro,
         r: vec![],
         c: None,
@@ -307,7 +319,7 @@ pub fn mint_claims(
 /// tenant's own schema (placement 'schema') first on the search_path, and prime this
 /// backend's verification cache.
 pub fn enter(tenant: &TenantRow, claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
-    let token = with_secret(|secret| token::encode(secret, &claims))?;
+    let token = with_secret(|secret| token::encode(&secret.key, &claims))?;
     store_token(&token, local)?;
     let id = claims.t;
     place_schema(tenant.schema.as_deref(), local)?;

@@ -1,25 +1,45 @@
-//! The per-database context secret, loaded once per backend as the extension owner.
+//! The per-database context secret and its id, loaded once per backend as the extension owner.
 
 use crate::core::error::{MtError, MtResult};
 use crate::pg::invalidation::{GenMap, Kind};
 use crate::pg::owner::as_owner;
-use crate::pg::spi::read_one;
+use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::rc::Rc;
+
+/// The key that signs context tokens and the id the tokens carry (`tenant.secret.key_id`).
+pub struct Secret {
+    pub key: Vec<u8>,
+    pub id: uuid::Uuid,
+}
 
 thread_local! {
-    static SECRET: RefCell<GenMap<(), std::rc::Rc<Vec<u8>>>> = RefCell::new(GenMap::new(&[Kind::Secret]));
+    static SECRET: RefCell<GenMap<(), Rc<Secret>>> = RefCell::new(GenMap::new(&[Kind::Secret]));
 }
 
 /// Run `f` over the secret.
-pub fn with_secret<R>(f: impl FnOnce(&[u8]) -> R) -> MtResult<R> {
+pub fn with_secret<R>(f: impl FnOnce(&Secret) -> R) -> MtResult<R> {
     if let Some(k) = SECRET.with(|c| c.borrow_mut().fresh().get(&()).cloned()) {
         return Ok(f(&k));
     }
     let loaded_at = SECRET.with(|c| c.borrow().now());
-    let key = as_owner(|| read_one::<Vec<u8>>("SELECT key FROM tenant.secret", &[]))?.ok_or_else(
-        || MtError::invalid("the context secret is missing").hint("Reinstall the extension."),
-    )?;
-    let key = std::rc::Rc::new(key);
-    SECRET.with(|c| c.borrow_mut().insert(loaded_at, (), key.clone()));
-    Ok(f(&key))
+    let secret = as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select("SELECT key, key_id FROM tenant.secret", None, &[])?;
+            let Some(row) = t.into_iter().next() else {
+                return Ok(None);
+            };
+            let key = row.get::<Vec<u8>>(1)?.unwrap_or_default();
+            let id = row
+                .get::<pgrx::Uuid>(2)?
+                .map(|u| uuid::Uuid::from_bytes(*u.as_bytes()));
+            Ok(id.map(|id| Secret { key, id }))
+        })
+    })?
+    .ok_or_else(|| {
+        MtError::invalid("the context secret is missing").hint("Reinstall the extension.")
+    })?;
+    let secret = Rc::new(secret);
+    SECRET.with(|c| c.borrow_mut().insert(loaded_at, (), secret.clone()));
+    Ok(f(&secret))
 }

@@ -1,0 +1,706 @@
+//! The Citus suite: multitenant on a real 3-node Citus cluster (a coordinator and two
+//! workers, `scripts/citus.sh` builds Citus from ../shared/citus and starts them), reached
+//! through the `postgres` client crate as real roles:
+//!   postgres      superuser (set-up, and the rows of two tenants, written past RLS)
+//!   mt_c_owner    owns the application tables
+//!   mt_c_backend  trusted backend, member of tenant_service
+//! Every test gets fresh databases on the three nodes (with different database oids on the
+//! workers than on the coordinator most of the time: nothing may depend on them).
+//!
+//! Built only with `--features citus`; needs MT_CITUS_PORTS="coordinator worker worker".
+
+use postgres::{Client, NoTls};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn ports() -> Vec<u16> {
+    let p =
+        std::env::var("MT_CITUS_PORTS").expect("MT_CITUS_PORTS is not set: run scripts/citus.sh");
+    let v: Vec<u16> = p
+        .split_whitespace()
+        .map(|s| s.parse().expect("a port"))
+        .collect();
+    assert_eq!(v.len(), 3, "MT_CITUS_PORTS: a coordinator and two workers");
+    v
+}
+
+fn connect(port: u16, db: &str, user: &str) -> Client {
+    Client::connect(
+        &format!("host=127.0.0.1 port={port} user={user} dbname={db}"),
+        NoTls,
+    )
+    .unwrap_or_else(|e| panic!("connect {user}@{db}:{port}: {e}"))
+}
+
+fn code(e: &postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no sqlstate: {e}"))
+}
+
+#[track_caller]
+fn ok(c: &mut Client, sql: &str) {
+    if let Err(e) = c.batch_execute(sql) {
+        panic!("{sql}: {e:?}");
+    }
+}
+
+#[track_caller]
+fn err(c: &mut Client, sql: &str) -> String {
+    match c.batch_execute(sql) {
+        Ok(()) => panic!("expected an error from {sql}"),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            code(&e)
+        }
+    }
+}
+
+#[track_caller]
+fn one_i64(c: &mut Client, sql: &str) -> i64 {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
+}
+
+#[track_caller]
+fn one_text(c: &mut Client, sql: &str) -> String {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get(0)
+}
+
+/// A database on every node with citus and multitenant, the workers registered, the
+/// coordinator's secret and registry given to them; tenants acme and globex with one row
+/// each in `public.events`, distributed by tenant_id and isolated (`order`: which first).
+struct Cluster {
+    db: String,
+    coord: u16,
+    workers: [u16; 2],
+    acme: String,
+    globex: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    DistributeThenIsolate,
+    IsolateThenDistribute,
+}
+
+impl Cluster {
+    fn new(tag: &str, order: Order) -> Cluster {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let db = format!(
+            "mt_citus_{tag}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let p = ports();
+        let (coord, workers) = (p[0], [p[1], p[2]]);
+        for (i, port) in p.iter().enumerate() {
+            let mut su = connect(*port, "postgres", "postgres");
+            ok(
+                &mut su,
+                &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            );
+            // another oid on the workers than on the coordinator: tokens must not care
+            if i > 0 {
+                ok(&mut su, &format!("CREATE DATABASE {db}_pad{i}"));
+            }
+            ok(&mut su, &format!("CREATE DATABASE {db}"));
+            if i > 0 {
+                ok(&mut su, &format!("DROP DATABASE {db}_pad{i}"));
+            }
+            ok(
+                &mut connect(*port, &db, "postgres"),
+                "CREATE EXTENSION citus",
+            );
+        }
+        let mut su = connect(coord, &db, "postgres");
+        ok(
+            &mut su,
+            &format!("SELECT citus_set_coordinator_host('127.0.0.1', {coord})"),
+        );
+        for w in workers {
+            ok(&mut su, &format!("SELECT citus_add_node('127.0.0.1', {w})"));
+        }
+        ok(
+            &mut su,
+            "CREATE EXTENSION multitenant;
+             DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mt_c_owner') THEN CREATE ROLE mt_c_owner LOGIN; END IF;
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mt_c_backend') THEN CREATE ROLE mt_c_backend LOGIN; END IF;
+             END $$;
+             GRANT tenant_service TO mt_c_backend;
+             GRANT CREATE ON SCHEMA public TO mt_c_owner;",
+        );
+        assert_eq!(
+            one_i64(&mut su, "SELECT tenant.citus_sync()::bigint"),
+            2,
+            "both workers synced"
+        );
+        let acme = one_text(&mut su, "SELECT tenant.create('acme', 'Acme')::text");
+        let globex = one_text(&mut su, "SELECT tenant.create('globex', 'Globex')::text");
+        let mut owner = connect(coord, &db, "mt_c_owner");
+        let table = "CREATE TABLE public.events (id bigserial, tenant_id uuid NOT NULL, kind text, PRIMARY KEY (tenant_id, id))";
+        let distribute = "SELECT create_distributed_table('public.events', 'tenant_id')";
+        let isolate = "SELECT tenant.isolate('public.events')";
+        ok(&mut owner, table);
+        if order == Order::DistributeThenIsolate {
+            ok(&mut owner, &format!("{distribute}; {isolate}"));
+        } else {
+            ok(&mut owner, &format!("{isolate}; {distribute}"));
+        }
+        ok(
+            &mut owner,
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.events TO mt_c_backend;
+             GRANT USAGE ON SEQUENCE public.events_id_seq TO mt_c_backend;",
+        );
+        ok(
+            &mut su,
+            &format!("INSERT INTO public.events (tenant_id, kind) VALUES ('{acme}', 'acme'), ('{globex}', 'globex')"),
+        );
+        Cluster {
+            db,
+            coord,
+            workers,
+            acme,
+            globex,
+        }
+    }
+
+    fn coordinator(&self, user: &str) -> Client {
+        connect(self.coord, &self.db, user)
+    }
+
+    /// The shards of `table` that live on `worker`, as names to query there directly.
+    fn shards_on(&self, worker: u16, table: &str) -> Vec<String> {
+        let mut su = connect(worker, &self.db, "postgres");
+        ok(&mut su, "SET citus.override_table_visibility = off");
+        su.query(
+            &format!(
+                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(shard_name('{table}'::regclass, s.shardid)) \
+                 FROM pg_dist_shard s JOIN pg_class c ON c.oid = s.logicalrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE s.logicalrelid = '{table}'::regclass \
+                   AND to_regclass(pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(shard_name('{table}'::regclass, s.shardid))) IS NOT NULL"
+            ),
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    }
+
+    /// Every shard of `table` on every worker, read directly on the worker as the backend
+    /// role with `setup` run first: the total number of rows seen.
+    fn rows_on_shards(&self, table: &str, setup: &str) -> i64 {
+        let mut total = 0;
+        for w in self.workers {
+            let shards = self.shards_on(w, table);
+            assert!(!shards.is_empty(), "worker {w} holds shards of {table}");
+            let mut c = connect(w, &self.db, "mt_c_backend");
+            ok(&mut c, "SET citus.override_table_visibility = off");
+            ok(&mut c, &format!("BEGIN; {setup}"));
+            for s in shards {
+                total += one_i64(&mut c, &format!("SELECT count(*) FROM {s}"));
+            }
+            ok(&mut c, "COMMIT");
+        }
+        total
+    }
+
+    /// A context token minted on the coordinator for `slug`.
+    fn token(&self, slug: &str) -> String {
+        let mut c = self.coordinator("mt_c_backend");
+        ok(
+            &mut c,
+            &format!("BEGIN; SELECT tenant.set_context('{slug}')"),
+        );
+        let t = one_text(&mut c, "SELECT current_setting('multitenant.context')");
+        ok(&mut c, "ROLLBACK");
+        t
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for port in std::iter::once(self.coord).chain(self.workers) {
+            if let Ok(mut su) = Client::connect(
+                &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres"),
+                NoTls,
+            ) {
+                let _ =
+                    su.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db));
+            }
+        }
+    }
+}
+
+/// The policies on the shards: no RESTRICTIVE one turned PERMISSIVE, no catch-all.
+fn assert_shard_policies(cl: &Cluster, table: &str) {
+    for w in cl.workers {
+        let mut su = connect(w, &cl.db, "postgres");
+        ok(&mut su, "SET citus.override_table_visibility = off");
+        let open = one_i64(
+            &mut su,
+            &format!(
+                "SELECT count(*) FROM pg_policies WHERE tablename LIKE '{table}\\_%' \
+                 AND (coalesce(qual, '') NOT LIKE '%tenant_id = tenant.%' AND cmd <> 'INSERT' \
+                      OR cmd = 'ALL' OR coalesce(with_check, 'tenant_id = tenant.') NOT LIKE '%tenant_id = tenant.%')"
+            ),
+        );
+        assert_eq!(
+            open, 0,
+            "worker {w}: a shard policy that does not test the tenant"
+        );
+        let policies = one_i64(
+            &mut su,
+            &format!("SELECT count(*) FROM pg_policies WHERE tablename LIKE '{table}\\_%'"),
+        );
+        assert!(
+            policies >= 4,
+            "worker {w}: shards carry the four policies ({policies})"
+        );
+    }
+}
+
+fn isolation_holds(order: Order) {
+    let cl = Cluster::new(
+        if order == Order::DistributeThenIsolate {
+            "dti"
+        } else {
+            "itd"
+        },
+        order,
+    );
+    assert_shard_policies(&cl, "events");
+    // no context: no rows through the coordinator, none on any shard read directly
+    let mut b = cl.coordinator("mt_c_backend");
+    assert_eq!(one_i64(&mut b, "SELECT count(*) FROM public.events"), 0);
+    assert_eq!(
+        cl.rows_on_shards("public.events", "SELECT 1"),
+        0,
+        "shards closed without a context"
+    );
+    assert_eq!(
+        err(&mut b, "INSERT INTO public.events (kind) VALUES ('x')"),
+        "MT001"
+    );
+    assert_eq!(
+        err(
+            &mut b,
+            &format!(
+                "INSERT INTO public.events (tenant_id, kind) VALUES ('{}', 'x')",
+                cl.acme
+            )
+        ),
+        "MT001"
+    );
+    assert_eq!(err(&mut b, "UPDATE public.events SET kind = 'x'"), "MT001");
+    assert_eq!(err(&mut b, "DELETE FROM public.events"), "MT001");
+    // acme's context: acme's row only, through the coordinator and on the shards
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(
+        one_text(&mut b, "SELECT string_agg(kind, ',') FROM public.events"),
+        "acme"
+    );
+    ok(&mut b, "INSERT INTO public.events (kind) VALUES ('acme2')");
+    assert_eq!(
+        one_i64(
+            &mut b,
+            &format!(
+                "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+                cl.acme
+            )
+        ),
+        2,
+        "the default fills in the context's tenant"
+    );
+    assert_eq!(
+        one_i64(
+            &mut b,
+            &format!(
+                "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+                cl.globex
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        one_i64(&mut b, "WITH u AS (UPDATE public.events SET kind = 'hit' WHERE kind = 'globex' RETURNING 1) SELECT count(*) FROM u"),
+        0,
+        "globex's row cannot be updated"
+    );
+    assert_eq!(
+        one_i64(&mut b, "WITH d AS (DELETE FROM public.events WHERE kind = 'globex' RETURNING 1) SELECT count(*) FROM d"),
+        0
+    );
+    ok(&mut b, "COMMIT");
+    assert_eq!(
+        err(&mut b, &format!("BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (tenant_id, kind) VALUES ('{}', 'evil')", cl.globex)),
+        "42501",
+        "a row for another tenant is refused"
+    );
+    let token = cl.token("acme");
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.events",
+            &format!("SET LOCAL multitenant.context = '{token}'")
+        ),
+        2,
+        "the coordinator's token opens acme's rows on the workers, and only those"
+    );
+    // the superuser sees that globex's row is untouched
+    let mut su = cl.coordinator("postgres");
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM public.events WHERE kind = 'globex'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn distribute_then_isolate_closes_every_shard() {
+    isolation_holds(Order::DistributeThenIsolate);
+}
+
+#[test]
+fn isolate_then_distribute_closes_every_shard() {
+    isolation_holds(Order::IsolateThenDistribute);
+}
+
+#[test]
+fn partitions_of_a_distributed_table_are_closed() {
+    let cl = Cluster::new("part", Order::DistributeThenIsolate);
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "CREATE TABLE public.metrics (tenant_id uuid NOT NULL, at date NOT NULL, v int, PRIMARY KEY (tenant_id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE public.metrics_2026 PARTITION OF public.metrics FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         SELECT create_distributed_table('public.metrics', 'tenant_id');
+         SELECT tenant.isolate('public.metrics');
+         CREATE TABLE public.metrics_2027 PARTITION OF public.metrics FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+         GRANT SELECT, INSERT ON public.metrics, public.metrics_2026, public.metrics_2027 TO mt_c_backend;",
+    );
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        &format!(
+            "INSERT INTO public.metrics VALUES ('{a}', '2026-05-01', 1), ('{g}', '2026-05-01', 2), ('{a}', '2027-05-01', 3), ('{g}', '2027-05-01', 4)",
+            a = cl.acme,
+            g = cl.globex
+        ),
+    );
+    let mut b = cl.coordinator("mt_c_backend");
+    for t in [
+        "public.metrics",
+        "public.metrics_2026",
+        "public.metrics_2027",
+    ] {
+        assert_eq!(
+            one_i64(&mut b, &format!("SELECT count(*) FROM {t}")),
+            0,
+            "{t} without a context"
+        );
+        assert_eq!(
+            cl.rows_on_shards(t, "SELECT 1"),
+            0,
+            "{t}'s shards without a context"
+        );
+    }
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('globex')");
+    assert_eq!(one_i64(&mut b, "SELECT sum(v) FROM public.metrics"), 6);
+    assert_eq!(one_i64(&mut b, "SELECT sum(v) FROM public.metrics_2027"), 4);
+    ok(&mut b, "COMMIT");
+}
+
+#[test]
+fn contexts_verify_on_workers_and_forgeries_do_not() {
+    let cl = Cluster::new("tok", Order::DistributeThenIsolate);
+    let token = cl.token("acme");
+    let w = cl.workers[0];
+    let mut on_worker = connect(w, &cl.db, "mt_c_backend");
+    ok(
+        &mut on_worker,
+        &format!("SET multitenant.context = '{token}'"),
+    );
+    assert_eq!(
+        one_text(&mut on_worker, "SELECT tenant.current_tenant()::text"),
+        cl.acme,
+        "one secret and one key id on every node"
+    );
+    // a forged signature, and a token of another database (its own secret), fail everywhere
+    let (head, sig) = token.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{head}.{flipped}{}", &sig[1..]);
+    let other = Cluster::new("tok2", Order::DistributeThenIsolate);
+    let foreign = other.token("acme");
+    for bad in [&forged, &foreign] {
+        ok(
+            &mut on_worker,
+            &format!("SET multitenant.context = '{bad}'"),
+        );
+        assert_eq!(
+            one_text(
+                &mut on_worker,
+                "SELECT coalesce(tenant.current_tenant()::text, 'none')"
+            ),
+            "none"
+        );
+        assert_eq!(
+            cl.rows_on_shards(
+                "public.events",
+                &format!("SET LOCAL multitenant.context = '{bad}'")
+            ),
+            0
+        );
+        let mut b = cl.coordinator("mt_c_backend");
+        ok(&mut b, &format!("SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL multitenant.context = '{bad}'"));
+        assert_eq!(
+            one_i64(&mut b, "SELECT count(*) FROM public.events"),
+            0,
+            "through the coordinator"
+        );
+        ok(&mut b, "ROLLBACK");
+    }
+    // a session-wide context is not propagated: a warning, and nothing on the shards
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(&mut b, "SELECT tenant.set_context('acme', NULL, false)");
+    assert_eq!(one_i64(&mut b, "SELECT count(*) FROM public.events"), 0);
+    assert_eq!(
+        err(&mut b, "INSERT INTO public.events (kind) VALUES ('x')"),
+        "MT001"
+    );
+}
+
+#[test]
+fn rotation_and_registry_changes_reach_every_worker() {
+    let cl = Cluster::new("rot", Order::DistributeThenIsolate);
+    let old = cl.token("acme");
+    let mut su = cl.coordinator("postgres");
+    ok(&mut su, "SELECT tenant.rotate_context_secret()");
+    let ids: Vec<String> = std::iter::once(cl.coord)
+        .chain(cl.workers)
+        .map(|p| {
+            one_text(
+                &mut connect(p, &cl.db, "postgres"),
+                "SELECT key_id::text || md5(key) FROM tenant.secret",
+            )
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|i| *i == ids[0]),
+        "one secret on every node after rotation: {ids:?}"
+    );
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.events",
+            &format!("SET LOCAL multitenant.context = '{old}'")
+        ),
+        0,
+        "old tokens die"
+    );
+    let new = cl.token("acme");
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.events",
+            &format!("SET LOCAL multitenant.context = '{new}'")
+        ),
+        1
+    );
+    // suspending acme on the coordinator closes its rows on the workers at once, even for
+    // a context minted before
+    ok(&mut su, "SELECT tenant.set_status('acme', 'suspended')");
+    for w in cl.workers {
+        assert_eq!(
+            one_text(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT status FROM tenant.tenants WHERE slug = 'acme'"
+            ),
+            "suspended"
+        );
+    }
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.events",
+            &format!("SET LOCAL multitenant.context = '{new}'")
+        ),
+        0
+    );
+    // a new tenant, a deleted one: the same on the workers
+    ok(&mut su, "SELECT tenant.create('initech', 'Initech')");
+    for w in cl.workers {
+        assert_eq!(
+            one_i64(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT count(*) FROM tenant.tenants WHERE slug = 'initech'"
+            ),
+            1
+        );
+    }
+    // run on a worker, the sync is refused
+    assert_eq!(
+        err(
+            &mut connect(cl.workers[0], &cl.db, "postgres"),
+            "SELECT tenant.citus_sync()"
+        ),
+        "0A000"
+    );
+    assert_eq!(
+        err(
+            &mut connect(cl.workers[0], &cl.db, "mt_c_backend"),
+            "SELECT tenant.rotate_context_secret()"
+        ),
+        "42501",
+        "only the superuser rotates"
+    );
+}
+
+#[test]
+fn quotas_roles_and_refusals_on_citus() {
+    let cl = Cluster::new("quota", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        "SELECT tenant.load_plan('{\"name\": \"small\", \"price\": 1, \"limits\": {\"api_requests_per_hour\": 100}, \"features\": [\"exports\"]}');
+         SELECT tenant.set_plan('acme', 'small');
+         SELECT tenant.add_member('acme', 'a-viewer', ARRAY['viewer']);",
+    );
+    // 32 clients racing at the limit through the coordinator: exactly the limit passes
+    let (coord, db) = (cl.coord, cl.db.clone());
+    let handles: Vec<_> = (0..32)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(coord, &db, "mt_c_backend");
+                let mut granted = 0;
+                for _ in 0..5 {
+                    match c.batch_execute("BEGIN; SELECT tenant.set_context('acme'); SELECT tenant.consume('api_requests'); COMMIT") {
+                        Ok(()) => granted += 1,
+                        Err(e) => {
+                            assert_eq!(code(&e), "MT010");
+                            let _ = c.batch_execute("ROLLBACK");
+                        }
+                    }
+                }
+                granted
+            })
+        })
+        .collect();
+    let granted: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(granted, 100, "32 clients x 5 consumes at a limit of 100");
+    // features and permissions are checked on the coordinator
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme', 'a-viewer')",
+    );
+    assert_eq!(
+        one_text(&mut b, "SELECT tenant.has_feature('exports')::text"),
+        "true"
+    );
+    assert_eq!(
+        one_text(&mut b, "SELECT tenant.can('events', 'read')::text"),
+        "true"
+    );
+    assert_eq!(
+        one_text(&mut b, "SELECT tenant.can('events', 'create')::text"),
+        "false"
+    );
+    assert_eq!(
+        err(&mut b, "SELECT tenant.authorize('events', 'create')"),
+        "MT020"
+    );
+    // what Citus cannot carry is refused with 0A000, not half done
+    let mut owner = cl.coordinator("mt_c_owner");
+    assert_eq!(
+        err(
+            &mut owner,
+            "SELECT tenant.protect('public.events', 'events')"
+        ),
+        "0A000"
+    );
+    ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
+    let mut owner = cl.coordinator("mt_c_owner");
+    assert_eq!(
+        err(
+            &mut owner,
+            "SELECT tenant.limit_rows('public.events', 'events')"
+        ),
+        "0A000"
+    );
+    assert_eq!(
+        err(&mut owner, "SELECT tenant.audit('public.events')"),
+        "0A000"
+    );
+    let policies = one_i64(&mut su, "SELECT count(*) FROM pg_policies WHERE tablename = 'events' AND policyname LIKE 'tenant_protect%'");
+    assert_eq!(policies, 0);
+}
+
+#[test]
+fn a_tenant_moves_to_its_own_shard_and_stays_isolated() {
+    let cl = Cluster::new("move", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        &format!(
+            "SELECT isolate_tenant_to_new_shard('public.events', '{}'::uuid, 'CASCADE')",
+            cl.acme
+        ),
+    );
+    assert_shard_policies(&cl, "events");
+    let mut b = cl.coordinator("mt_c_backend");
+    assert_eq!(one_i64(&mut b, "SELECT count(*) FROM public.events"), 0);
+    assert_eq!(cl.rows_on_shards("public.events", "SELECT 1"), 0);
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(
+        one_text(&mut b, "SELECT string_agg(kind, ',') FROM public.events"),
+        "acme"
+    );
+    ok(&mut b, "COMMIT");
+}
+
+#[test]
+fn the_tenant_id_set_context_returns_makes_a_router_query() {
+    let cl = Cluster::new("router", Order::DistributeThenIsolate);
+    let mut b = cl.coordinator("mt_c_backend");
+    let mut tx = b.transaction().unwrap();
+    let tid: uuid::Uuid = tx
+        .query_one("SELECT tenant.set_context('acme')", &[])
+        .unwrap()
+        .get(0);
+    let plan: Vec<String> = tx
+        .query(
+            "EXPLAIN (COSTS OFF) SELECT kind FROM public.events WHERE tenant_id = $1",
+            &[&tid],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(plan.iter().any(|l| l.contains("Task Count: 1")), "{plan:?}");
+    let kinds: Vec<String> = tx
+        .query(
+            "SELECT kind FROM public.events WHERE tenant_id = $1",
+            &[&tid],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kinds, vec!["acme".to_string()]);
+    // another tenant's id in the WHERE: routed to its shard, and the policy there says no
+    let other: uuid::Uuid = cl.globex.parse().unwrap();
+    assert_eq!(
+        tx.query(
+            "SELECT kind FROM public.events WHERE tenant_id = $1",
+            &[&other]
+        )
+        .unwrap()
+        .len(),
+        0
+    );
+    tx.rollback().unwrap();
+}

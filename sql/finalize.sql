@@ -637,6 +637,8 @@ AS $$
              FROM tenant.tenants t WHERE only_tenant IS NULL OR t.id = only_tenant) END
     )::text
 $$;
+COMMENT ON FUNCTION tenant_internal._citus_payload(uuid, boolean, boolean) IS
+    'Internal (Citus): the secret and tenants a worker needs, as JSON text.';
 
 -- Send a payload to every worker: each applies it in a transaction of its own (Citus'
 -- run_command_on_workers), so a worker that cannot be reached fails the caller's statement.
@@ -658,6 +660,8 @@ BEGIN
     END LOOP;
     RETURN n;
 END $$;
+COMMENT ON FUNCTION tenant_internal._citus_push(text) IS
+    'Internal (Citus): apply a payload on every worker; fails when a worker is not updated.';
 
 -- On a worker: take the coordinator's secret and tenants. Run by the superuser that
 -- run_command_on_workers connects as; revoked from PUBLIC like every internal function.
@@ -695,6 +699,8 @@ BEGIN
         purge_after = EXCLUDED.purge_after, period_end = EXCLUDED.period_end,
         placement = EXCLUDED.placement, schema_name = EXCLUDED.schema_name;
 END $$;
+COMMENT ON FUNCTION tenant_internal._citus_receive(text) IS
+    'Internal (Citus, on a worker): take the coordinator''s secret and tenants.';
 
 -- A tenant created, changed or removed on the coordinator: the same on every worker.
 CREATE FUNCTION tenant_internal._citus_tenant_changed() RETURNS trigger
@@ -715,6 +721,8 @@ BEGIN
 END $$;
 CREATE TRIGGER tenants_to_citus_workers AFTER INSERT OR UPDATE OR DELETE ON tenant.tenants
     FOR EACH ROW EXECUTE FUNCTION tenant_internal._citus_tenant_changed();
+COMMENT ON FUNCTION tenant_internal._citus_tenant_changed() IS
+    'Internal (Citus): a tenant changed on the coordinator is changed on every worker.';
 
 -- The whole registry and the secret to every worker. For the superuser, on the coordinator.
 CREATE FUNCTION tenant.citus_sync() RETURNS integer

@@ -25,15 +25,21 @@ pub fn with_secret<R>(f: impl FnOnce(&Secret) -> R) -> MtResult<R> {
     let loaded_at = SECRET.with(|c| c.borrow().now());
     let secret = as_owner(|| {
         Spi::connect(|c| {
-            let t = c.select("SELECT key, key_id FROM tenant.secret", None, &[])?;
+            // to_jsonb: a 0.1.0 schema (before ALTER EXTENSION UPDATE) has no key_id yet
+            let t = c.select(
+                "SELECT key, (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.->>) 'key_id')::uuid \
+                 FROM tenant.secret s",
+                None,
+                &[],
+            )?;
             let Some(row) = t.into_iter().next() else {
                 return Ok(None);
             };
             let key = row.get::<Vec<u8>>(1)?.unwrap_or_default();
             let id = row
                 .get::<pgrx::Uuid>(2)?
-                .map(|u| uuid::Uuid::from_bytes(*u.as_bytes()));
-            Ok(id.map(|id| Secret { key, id }))
+                .map_or(uuid::Uuid::nil(), |u| uuid::Uuid::from_bytes(*u.as_bytes()));
+            Ok(Some(Secret { key, id }))
         })
     })?
     .ok_or_else(|| {

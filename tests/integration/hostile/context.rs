@@ -1,7 +1,7 @@
 //! Stale tokens and read-only contexts (V48-V54), context forgery (V62-V72), session tricks
 //! (V73-V82).
 
-use super::{db_oid, mint_claims, mint_with};
+use super::{key_id, mint_claims, mint_with};
 use crate::common::*;
 
 /// Replace the character at `idx` by another base64url character.
@@ -177,7 +177,7 @@ fn forged_context_tokens_are_no_context() {
     let parts: Vec<&str> = tok.split('.').collect();
     assert_eq!(parts.len(), 3, "token format mt1.<payload>.<mac>: {tok}");
     let gparts: Vec<&str> = gtok.split('.').collect();
-    let oid = db_oid(&mut db.as_role("postgres"));
+    let oid = key_id(&mut db.as_role("postgres"));
     let mut app = db.as_role("mt_it_app");
     let mut check = |value: &str, what: &str| {
         set_ctx(&mut app, value);
@@ -237,7 +237,7 @@ fn forged_context_tokens_are_no_context() {
         ("V69: empty key", Vec::new()),
         ("V69: key 'secret'", b"secret".to_vec()),
     ] {
-        check(&mint_claims(&key, &globex, oid), what);
+        check(&mint_claims(&key, &globex, &oid), what);
     }
     // control for V62-V69: the same minting with the real secret is accepted, so the
     // refusals above are due to the key, not to the harness
@@ -247,7 +247,7 @@ fn forged_context_tokens_are_no_context() {
             .unwrap()
             .get(0)
     };
-    set_token(&mut app, &mint_claims(&secret, &globex, oid));
+    set_token(&mut app, &mint_claims(&secret, &globex, &oid));
     assert_eq!(bodies(&mut app), vec!["g1"], "control: the real secret");
     // V70: set_config(..., is_local => true) with a forged value inside a transaction
     app.batch_execute("RESET multitenant.context").unwrap();

@@ -1,7 +1,7 @@
 //! Privilege escalation: hostile column and resource names, casts reached from the row
 //! triggers, shadowing functions, operators and tables (V24-V35).
 
-use super::{db_oid, mint_claims};
+use super::{key_id, mint_claims};
 use crate::common::*;
 use postgres::Client;
 
@@ -446,8 +446,8 @@ fn shadowing_functions_operators_and_tables_are_ignored() {
         "V33: limit"
     );
     // V34: a token signed with the key of the shadow pg_temp.secret (32 zero bytes)
-    let oid = db_oid(&mut db.as_role("postgres"));
-    set_token(&mut tmp, &mint_claims(&[0u8; 32], &globex, oid));
+    let oid = key_id(&mut db.as_role("postgres"));
+    set_token(&mut tmp, &mint_claims(&[0u8; 32], &globex, &oid));
     assert_no_context(&mut tmp, "V34: token signed with the shadow secret");
     // V35: none of the attacker's functions or operators ever ran
     let calls = su_text(

@@ -60,11 +60,13 @@ fn rls_flags(db: &Db, rel: &str) -> (bool, bool) {
     (row.get(0), row.get(1))
 }
 
-fn db_oid(c: &mut Client) -> u32 {
-    one_i64(
-        c,
-        "SELECT oid::int8 FROM pg_database WHERE datname = current_database()",
-    ) as u32
+/// The id of the database's context secret, which every token carries (`k`).
+fn key_id(c: &mut Client) -> String {
+    let v: String = c
+        .query_one("SELECT key_id::text FROM tenant.secret", &[])
+        .unwrap()
+        .get(0);
+    v
 }
 
 /// A context token minted by the test itself (same format as src/token.rs) with any key.
@@ -80,8 +82,8 @@ fn mint_with(secret: &[u8], payload: &[u8]) -> String {
     out
 }
 
-fn mint_claims(secret: &[u8], tenant: &str, db: u32) -> String {
+fn mint_claims(secret: &[u8], tenant: &str, key_id: &str) -> String {
     let now = unix_now();
-    let claims = json!({"t": tenant, "iat": now, "exp": now + 600, "db": db});
+    let claims = json!({"t": tenant, "iat": now, "exp": now + 600, "k": key_id});
     mint_with(secret, &serde_json::to_vec(&claims).unwrap())
 }

@@ -10,11 +10,17 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$HERE"
 export PATH="$HOME/.cargo/bin:$PATH"
-CITUS_DIR="${MT_CITUS_DIR:-$HERE/../shared/citus}"
-if [[ ! -f $CITUS_DIR/build.sh || ! -f $CITUS_DIR/cluster.sh ]]; then
-    echo "[citus] $CITUS_DIR (Citus source and scripts) is not here: the Citus suite is SKIPPED"
+# MT_CITUS_DIR, else ../shared/citus beside the checkout, else the project machine's
+# /work/shared/citus (a clone elsewhere, e.g. CI's, still finds it)
+CITUS_DIR=""
+for d in ${MT_CITUS_DIR:-} "$HERE/../shared/citus" /work/shared/citus; do
+    if [[ -f $d/build.sh && -f $d/cluster.sh ]]; then CITUS_DIR=$d; break; fi
+done
+if [[ -z $CITUS_DIR ]]; then
+    echo "[citus] no Citus source and scripts (MT_CITUS_DIR, $HERE/../shared/citus, /work/shared/citus): the Citus suite is SKIPPED"
     exit 0
 fi
+echo "[citus] Citus from $CITUS_DIR"
 export CITUS_DATA_ROOT="${CITUS_DATA_ROOT:-/tmp/mt-citus}"
 export CITUS_COORD_PORT="${CITUS_COORD_PORT:-56432}" CITUS_WORKER_PORTS="${CITUS_WORKER_PORTS:-56433 56434}"
 export CITUS_EXTRA_CONF="${CITUS_EXTRA_CONF:-fsync = off}"

@@ -37,4 +37,4 @@ bash "$CITUS_DIR/cluster.sh" start
 
 echo "[citus] the Citus suite (tests/citus)"
 MT_CITUS_PORTS="$CITUS_COORD_PORT $CITUS_WORKER_PORTS" \
-    cargo test --features citus --test citus -- --test-threads 2
+    cargo test --features citus --test citus -- --test-threads 1

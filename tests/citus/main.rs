@@ -121,7 +121,15 @@ impl Cluster {
             &format!("SELECT citus_set_coordinator_host('127.0.0.1', {coord})"),
         );
         for w in workers {
-            ok(&mut su, &format!("SELECT citus_add_node('127.0.0.1', {w})"));
+            // a worker busy with another test's metadata sync can drop the connection
+            // ("failure on connection marked as essential"): try again, a few times
+            let add = format!("SELECT citus_add_node('127.0.0.1', {w})");
+            let mut tries = 0;
+            while let Err(e) = su.batch_execute(&add) {
+                tries += 1;
+                assert!(tries < 5, "{add}: {e:?}");
+                std::thread::sleep(std::time::Duration::from_millis(500 * tries));
+            }
         }
         ok(
             &mut su,

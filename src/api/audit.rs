@@ -238,15 +238,16 @@ pub(crate) fn audit_impl(
 ) -> MtResult<()> {
     require_any_role(&[c"tenant_admin"], "audit tables")?;
     let info = check_table(relid, "audit")?;
+    let name = qualified(&info.schema, &info.table);
     crate::pg::citus::refuse_distributed(
         relid,
+        &name,
         "tenant.audit",
         "Audit triggers would run on the workers' shards, away from the coordinator's audit chains; record changes with tenant.log_event() (docs/citus.md).",
     )?;
     for member in descendants(relid)? {
         check_table(member, "audit")?;
     }
-    let name = qualified(&info.schema, &info.table);
     // DDL on the table runs as its owner (the caller); the trigger takes no arguments
     let schema = quote_ident(trigger_schema()?);
     run_all(&[

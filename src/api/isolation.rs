@@ -1,9 +1,10 @@
 //! Isolation (SQL): `tenant.isolate` / `tenant.unisolate` run the DDL that `core::ddl` builds, as the caller
 //! (who must own the table), and keep `tenant.isolated_tables` up to date.
 
-use crate::core::ddl::{self, Previous, Target};
+use crate::core::ddl::{self, IsolationDdl, Previous, Target};
 use crate::core::error::{MtError, MtResult};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
+use crate::pg::citus;
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::spi::{read_oids, read_one};
@@ -42,13 +43,26 @@ pub(crate) fn isolate_tree(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         let info = check_table(member, "isolate")?;
         tenant_column(member, &ddl::qualified(&info.schema, &info.table), column)?;
     }
+    let citus = citus::installed()?;
     for member in tree {
-        isolate_one(member, column)?;
+        isolate_one(member, column, citus)?;
     }
     Ok(())
 }
 
-fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+/// Run `ddl`. On a table Citus distributes, the tenant column's default is set on the
+/// coordinator's table only (see [`IsolationDdl`]).
+fn run_ddl(ddl: &IsolationDdl, distributed: bool) -> MtResult<()> {
+    run_all(&ddl.statements)?;
+    let default = std::slice::from_ref(&ddl.column_default);
+    if distributed {
+        citus::coordinator_only(|| run_all(default))
+    } else {
+        run_all(default)
+    }
+}
+
+fn isolate_one(relid: pg_sys::Oid, column: &str, citus: bool) -> MtResult<()> {
     let info = check_table(relid, "isolate")?;
     let name = ddl::qualified(&info.schema, &info.table);
     let col = tenant_column(relid, &name, column)?;
@@ -57,9 +71,9 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
         table: &info.table,
         column,
         legacy_schema: legacy_schema_now()?,
-        citus: crate::pg::citus::installed()?,
-        distributed: crate::pg::citus::distributed(relid)?,
+        citus,
     };
+    let distributed = citus && citus::is_distributed_table(relid)?;
     if let Some(reg) = record(relid)? {
         if reg.column != column {
             return Err(MtError::invalid(format!(
@@ -69,7 +83,7 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
             .hint("Run tenant.unisolate(...) first to change the tenant column."));
         }
         // idempotent: re-create the policies and default, keep what was recorded
-        return run_all(&ddl::isolate_statements(&target, false));
+        return run_ddl(&ddl::isolate_statements(&target, false), distributed);
     }
     let has_index = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index WHERE indrelid = $1 AND indkey[0] = $2)",
@@ -91,7 +105,7 @@ fn isolate_one(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
             ddl::quote_ident(column)
         );
     }
-    run_all(&ddl::isolate_statements(&target, !has_index))?;
+    run_ddl(&ddl::isolate_statements(&target, !has_index), distributed)?;
     if announce {
         pgrx::notice!(
             "tenant.isolate: {name}: done in {:.1} s",
@@ -154,14 +168,15 @@ pub(crate) fn unisolate_tree(relid: pg_sys::Oid) -> MtResult<bool> {
     for &member in &tree {
         check_table(member, "unisolate")?;
     }
+    let citus = citus::installed()?;
     let mut any = false;
     for member in tree {
-        any |= unisolate_one(member)?;
+        any |= unisolate_one(member, citus)?;
     }
     Ok(any)
 }
 
-fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
+fn unisolate_one(relid: pg_sys::Oid, citus: bool) -> MtResult<bool> {
     let info = check_table(relid, "unisolate")?;
     let Some(rec) = record(relid)? else {
         return Ok(false);
@@ -171,8 +186,7 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
         table: &info.table,
         column: &rec.column,
         legacy_schema: false,
-        citus: crate::pg::citus::installed()?,
-        distributed: crate::pg::citus::distributed(relid)?,
+        citus,
     };
     let prev = Previous {
         rls_enabled: rec.rls_enabled,
@@ -180,7 +194,10 @@ fn unisolate_one(relid: pg_sys::Oid) -> MtResult<bool> {
         column_default: rec.previous_default.as_deref(),
         created_index: rec.created_index.as_deref(),
     };
-    run_all(&ddl::unisolate_statements(&target, &prev))?;
+    run_ddl(
+        &ddl::unisolate_statements(&target, &prev),
+        citus && citus::is_distributed_table(relid)?,
+    )?;
     as_owner(|| {
         Spi::run_with_args(
             "DELETE FROM tenant.isolated_tables WHERE relid = $1::regclass",

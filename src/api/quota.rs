@@ -212,12 +212,13 @@ pub(crate) fn limit_rows_impl(
     require_any_role(&[c"tenant_admin"], "limit rows")?;
     names::resource(resource)?;
     let info = check_table(relid, "limit rows of")?;
+    let name = qualified(&info.schema, &info.table);
     crate::pg::citus::refuse_distributed(
         relid,
+        &name,
         "tenant.limit_rows",
         "Row triggers would run on the workers' shards, away from the coordinator's counters; meter creations with tenant.consume() on the coordinator (docs/citus.md).",
     )?;
-    let name = qualified(&info.schema, &info.table);
     tenant_column(relid, &name, column)?;
     // every partition is counted by the seed below and fires the (cloned) trigger
     for member in descendants(relid)? {

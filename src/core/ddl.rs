@@ -57,10 +57,16 @@ pub struct Target<'a> {
     /// Citus is installed in the database: the policies take the one shape Citus carries to
     /// the shards unchanged (see [`isolate_statements`]).
     pub citus: bool,
-    /// the table is already a distributed table of Citus: Citus refuses DDL on the
-    /// distribution column's default, so it is set on the coordinator's table only (where
-    /// Citus evaluates the defaults of an INSERT)
-    pub distributed: bool,
+}
+
+/// What `isolate`/`unisolate` run: the statements, and apart from them the one that changes
+/// the tenant column's default. On a distributed table Citus refuses DDL on the distribution
+/// column's default ("cannot execute ALTER TABLE command involving partition column"), so the
+/// caller runs that one with DDL propagation off: the coordinator's table holds the default,
+/// which is where Citus fills in an INSERT's defaults before it routes the row.
+pub struct IsolationDdl {
+    pub statements: Vec<String>,
+    pub column_default: String,
 }
 
 impl Target<'_> {
@@ -76,7 +82,7 @@ impl Target<'_> {
 /// `create_index`: no index leads with the tenant column yet.
 /// Our policies are dropped first when present: a re-run is idempotent, and policies left on
 /// the table by an older version do not get in the way.
-pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
+pub fn isolate_statements(t: &Target, create_index: bool) -> IsolationDdl {
     let tbl = t.table();
     let col = t.column();
     let mut v = Vec::with_capacity(12);
@@ -90,16 +96,15 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> Vec<String> {
     } else {
         v.extend(single_node_policies(t, &tbl, &col));
     }
-    v.extend(column_default(
-        t,
-        &format!(
-            "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT \"tenant\".\"require_tenant\"()"
-        ),
-    ));
     if create_index {
         v.push(format!("CREATE INDEX ON {tbl} ({col})"));
     }
-    v
+    IsolationDdl {
+        statements: v,
+        column_default: format!(
+            "ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT \"tenant\".\"require_tenant\"()"
+        ),
+    }
 }
 
 /// One node: a restrictive policy per command narrows every other policy to the tenant, and
@@ -168,22 +173,6 @@ fn citus_policies(tbl: &str, col: &str) -> Vec<String> {
     ]
 }
 
-/// `stmt` changes the tenant column's default. On a distributed table Citus refuses that
-/// ("cannot execute ALTER TABLE command involving partition column"), so it runs with DDL
-/// propagation off: the coordinator's table holds the default, which is where Citus fills
-/// in the defaults of an INSERT before it routes the row. The setting is put back after.
-fn column_default(t: &Target, stmt: &str) -> Vec<String> {
-    if !t.distributed {
-        return vec![stmt.to_string()];
-    }
-    vec![
-        "SELECT pg_catalog.set_config('mt_citus.ddl_propagation_was', pg_catalog.current_setting('citus.enable_ddl_propagation'), true)".into(),
-        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)".into(),
-        stmt.to_string(),
-        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', pg_catalog.current_setting('mt_citus.ddl_propagation_was'), true)".into(),
-    ]
-}
-
 /// What the table looked like before `isolate`, so `unisolate` can put it back.
 pub struct Previous<'a> {
     pub rls_enabled: bool,
@@ -194,7 +183,7 @@ pub struct Previous<'a> {
     pub created_index: Option<&'a str>,
 }
 
-pub fn unisolate_statements(t: &Target, prev: &Previous) -> Vec<String> {
+pub fn unisolate_statements(t: &Target, prev: &Previous) -> IsolationDdl {
     let tbl = t.table();
     let col = t.column();
     let mut v = Vec::with_capacity(8);
@@ -207,15 +196,16 @@ pub fn unisolate_statements(t: &Target, prev: &Previous) -> Vec<String> {
     if !prev.rls_enabled {
         v.push(format!("ALTER TABLE {tbl} DISABLE ROW LEVEL SECURITY"));
     }
-    let stmt = match prev.column_default {
-        Some(expr) => format!("ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT {expr}"),
-        None => format!("ALTER TABLE {tbl} ALTER COLUMN {col} DROP DEFAULT"),
-    };
-    v.extend(column_default(t, &stmt));
     if let Some(idx) = prev.created_index {
         v.push(format!("DROP INDEX IF EXISTS {idx}"));
     }
-    v
+    IsolationDdl {
+        statements: v,
+        column_default: match prev.column_default {
+            Some(expr) => format!("ALTER TABLE {tbl} ALTER COLUMN {col} SET DEFAULT {expr}"),
+            None => format!("ALTER TABLE {tbl} ALTER COLUMN {col} DROP DEFAULT"),
+        },
+    }
 }
 
 /// Names of the policies `protect` creates, one per command.
@@ -450,9 +440,13 @@ mod tests {
             column: "tenant id",
             legacy_schema: false,
             citus: false,
-            distributed: false,
         };
-        let v = isolate_statements(&t, true);
+        let ddl = isolate_statements(&t, true);
+        assert_eq!(
+            ddl.column_default,
+            "ALTER TABLE \"app\".\"ev\"\"il\" ALTER COLUMN \"tenant id\" SET DEFAULT \"tenant\".\"require_tenant\"()"
+        );
+        let v = ddl.statements;
         assert!(v
             .iter()
             .all(|s| !s.contains("app.") && !s.contains(" ev\"il")));
@@ -480,6 +474,7 @@ mod tests {
             "CREATE INDEX ON \"app\".\"ev\"\"il\" (\"tenant id\")"
         );
         assert!(!isolate_statements(&t, false)
+            .statements
             .iter()
             .any(|s| s.starts_with("CREATE INDEX")));
         assert_drops_before_creates(&v);
@@ -508,9 +503,14 @@ mod tests {
             column: "tenant_id",
             legacy_schema: false,
             citus: true,
-            distributed: true,
         };
-        let v = isolate_statements(&t, false);
+        let ddl = isolate_statements(&t, false);
+        // the same default as on one node (the caller decides where it is set)
+        assert_eq!(
+            ddl.column_default,
+            "ALTER TABLE \"app\".\"events\" ALTER COLUMN \"tenant_id\" SET DEFAULT \"tenant\".\"require_tenant\"()"
+        );
+        let v = ddl.statements;
         assert_drops_before_creates(&v);
         let creates: Vec<&String> = v
             .iter()
@@ -542,18 +542,6 @@ mod tests {
         assert!(creates[1..].iter().all(
             |c| c.contains("\"tenant\".\"require_tenant\"()") && !c.contains("current_tenant")
         ));
-        // the distribution column's default: on the coordinator only, the setting put back
-        let d = v.iter().position(|s| s.contains("SET DEFAULT")).unwrap();
-        assert!(v[d - 1].contains("'citus.enable_ddl_propagation', 'off', true"));
-        assert!(v[d + 1].contains("'citus.enable_ddl_propagation', pg_catalog.current_setting("));
-        let local = isolate_statements(
-            &Target {
-                distributed: false,
-                ..t
-            },
-            false,
-        );
-        assert!(!local.iter().any(|s| s.contains("enable_ddl_propagation")));
     }
 
     #[test]
@@ -564,7 +552,6 @@ mod tests {
             column: "tenant_id",
             legacy_schema: false,
             citus: false,
-            distributed: false,
         };
         let prev = Previous {
             rls_enabled: true,
@@ -572,10 +559,14 @@ mod tests {
             column_default: Some("'00000000-0000-0000-0000-000000000000'::uuid"),
             created_index: Some("events_tenant_id_idx"),
         };
-        let v = unisolate_statements(&t, &prev);
+        let ddl = unisolate_statements(&t, &prev);
+        assert_eq!(
+            ddl.column_default,
+            "ALTER TABLE \"public\".\"events\" ALTER COLUMN \"tenant_id\" SET DEFAULT '00000000-0000-0000-0000-000000000000'::uuid"
+        );
+        let v = ddl.statements;
         assert!(v.iter().any(|s| s.ends_with("NO FORCE ROW LEVEL SECURITY")));
         assert!(!v.iter().any(|s| s.contains("DISABLE ROW LEVEL SECURITY")));
-        assert!(v.iter().any(|s| s.contains("SET DEFAULT '00000000")));
         assert!(v
             .iter()
             .any(|s| s == "DROP INDEX IF EXISTS events_tenant_id_idx"));
@@ -585,9 +576,10 @@ mod tests {
             column_default: None,
             created_index: None,
         };
-        let v2 = unisolate_statements(&t, &prev2);
+        let ddl2 = unisolate_statements(&t, &prev2);
+        assert!(ddl2.column_default.ends_with("DROP DEFAULT"));
+        let v2 = ddl2.statements;
         assert!(v2.iter().any(|s| s.ends_with("DISABLE ROW LEVEL SECURITY")));
-        assert!(v2.iter().any(|s| s.ends_with("DROP DEFAULT")));
         assert!(!v2.iter().any(|s| s.starts_with("DROP INDEX")));
     }
 

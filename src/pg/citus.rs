@@ -3,6 +3,7 @@
 //! extension is known to be installed.
 
 use crate::core::error::{Code, MtError, MtResult};
+use crate::pg::owner::with_settings;
 use crate::pg::spi::read_one;
 use pgrx::pg_sys;
 
@@ -17,9 +18,12 @@ pub fn installed() -> MtResult<bool> {
 
 /// `relid` is a Citus table with shards (distributed, reference or Citus-managed local).
 pub fn distributed(relid: pg_sys::Oid) -> MtResult<bool> {
-    if !installed()? {
-        return Ok(false);
-    }
+    Ok(installed()? && is_distributed_table(relid)?)
+}
+
+/// [`distributed`] for a caller that already knows Citus is [`installed`] (its catalog
+/// `pg_dist_partition` exists only then).
+pub fn is_distributed_table(relid: pg_sys::Oid) -> MtResult<bool> {
     Ok(read_one::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)",
         &[relid.into()],
@@ -27,15 +31,10 @@ pub fn distributed(relid: pg_sys::Oid) -> MtResult<bool> {
     .unwrap_or(false))
 }
 
-/// Refuse `what` on a table Citus distributes: row triggers there run on the shards of the
-/// workers, away from the registry, counters and audit chains of the coordinator.
-pub fn refuse_distributed(relid: pg_sys::Oid, what: &str, hint: &str) -> MtResult<()> {
+/// Refuse `what` on `name` (`relid`) when Citus distributes it: row triggers there run on the
+/// shards of the workers, away from the registry, counters and audit chains of the coordinator.
+pub fn refuse_distributed(relid: pg_sys::Oid, name: &str, what: &str, hint: &str) -> MtResult<()> {
     if distributed(relid)? {
-        let name = read_one::<String>(
-            "SELECT $1::pg_catalog.regclass::pg_catalog.text",
-            &[relid.into()],
-        )?
-        .unwrap_or_default();
         return Err(MtError::new(
             Code::NotSupported,
             format!("{what} is not supported on the Citus table {name}"),
@@ -43,4 +42,10 @@ pub fn refuse_distributed(relid: pg_sys::Oid, what: &str, hint: &str) -> MtResul
         .hint(hint.to_string()));
     }
     Ok(())
+}
+
+/// Run `f` (DDL) on the coordinator's table only: `citus.enable_ddl_propagation` off for its
+/// duration, then put back.
+pub fn coordinator_only<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    with_settings(&[(c"citus.enable_ddl_propagation", c"off")], f)
 }

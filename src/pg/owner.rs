@@ -117,27 +117,37 @@ fn push_settings(settings: &[(&CStr, &CStr)]) -> i32 {
 /// the catalog queries and DDL we run on the caller's behalf resolve nothing through the
 /// caller's search_path.
 pub fn pinned<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
-    let _restore = Restore {
-        user: None,
-        guc_nest_level: Some(push_settings(&[
+    with_settings(
+        &[
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"standard_conforming_strings", c"on"),
-        ])),
-        caller: None,
-    };
-    f()
+        ],
+        f,
+    )
 }
 
 /// [`pinned`], and without NOTICEs reaching the client (our `DROP ... IF EXISTS` and the
 /// like are implementation details).
 pub fn quietly<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
-    let _restore = Restore {
-        user: None,
-        guc_nest_level: Some(push_settings(&[
+    with_settings(
+        &[
             (c"search_path", c"pg_catalog, pg_temp"),
             (c"client_min_messages", c"warning"),
             (c"standard_conforming_strings", c"on"),
-        ])),
+        ],
+        f,
+    )
+}
+
+/// Run `f` with `settings` in force and put them back afterwards, also when `f` fails: what
+/// a function's `SET` clause does.
+pub fn with_settings<R>(
+    settings: &[(&CStr, &CStr)],
+    f: impl FnOnce() -> MtResult<R>,
+) -> MtResult<R> {
+    let _restore = Restore {
+        user: None,
+        guc_nest_level: Some(push_settings(settings)),
         caller: None,
     };
     f()

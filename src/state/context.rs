@@ -203,40 +203,21 @@ pub fn store_token(token: &str, local: bool) -> MtResult<()> {
     let citus = unsafe {
         !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
     };
-    if citus {
-        // the token is base64url and dots (minted here), so it needs no quoting
-        let lit = token.replace('\'', "''");
-        if local {
-            // Citus sends SET LOCAL to the workers of this transaction only when told to
-            Spi::run("SET LOCAL citus.propagate_set_commands = 'local'")?;
-            Spi::run(&format!("SET LOCAL multitenant.context = '{lit}'"))?;
-        } else {
-            Spi::run(&format!("SET multitenant.context = '{lit}'"))?;
-            pgrx::warning!(
-                "a session-wide context is not sent to Citus workers: distributed tables show \
-                 no rows and refuse writes under it; call tenant.set_context with is_local => true \
-                 inside the transaction"
-            );
-        }
-        return Ok(());
+    if !citus {
+        return set_setting(GUC_NAME, token, local);
     }
-    let value = CString::new(token).map_err(|_| MtError::invalid("token contains NUL"))?;
-    let action = if local {
-        pg_sys::GucAction::GUC_ACTION_LOCAL
+    // the token is base64url and dots (minted here), so it needs no quoting
+    let lit = token.replace('\'', "''");
+    if local {
+        // Citus sends SET LOCAL to the workers of this transaction only when told to
+        set_setting(c"citus.propagate_set_commands", "local", true)?;
+        Spi::run(&format!("SET LOCAL multitenant.context = '{lit}'"))?;
     } else {
-        pg_sys::GucAction::GUC_ACTION_SET
-    };
-    // SAFETY: NUL-terminated name and value (CString above); a user-settable GUC
-    unsafe {
-        pg_sys::set_config_option(
-            GUC_NAME.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            action,
-            true,
-            0,
-            false,
+        Spi::run(&format!("SET multitenant.context = '{lit}'"))?;
+        pgrx::warning!(
+            "a session-wide context is not sent to Citus workers: distributed tables show \
+             no rows and refuse writes under it; call tenant.set_context with is_local => true \
+             inside the transaction"
         );
     }
     Ok(())
@@ -254,19 +235,26 @@ pub fn place_schema(schema: Option<&str>, local: bool) -> MtResult<()> {
             std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
         }
     };
-    let Some(path) = crate::core::site::search_path_for(&current, schema) else {
-        return Ok(());
-    };
-    let value = CString::new(path).map_err(|_| MtError::invalid("search_path contains NUL"))?;
+    match crate::core::site::search_path_for(&current, schema) {
+        Some(path) => set_setting(c"search_path", &path, local),
+        None => Ok(()),
+    }
+}
+
+/// Set the user-settable setting `name` to `value`, for the transaction (`local`) or the
+/// session, as `SET [LOCAL]` would (without a statement).
+fn set_setting(name: &CStr, value: &str, local: bool) -> MtResult<()> {
+    let value =
+        CString::new(value).map_err(|_| MtError::invalid("a setting's value contains NUL"))?;
     let action = if local {
         pg_sys::GucAction::GUC_ACTION_LOCAL
     } else {
         pg_sys::GucAction::GUC_ACTION_SET
     };
-    // SAFETY: NUL-terminated name and value; search_path is user-settable
+    // SAFETY: NUL-terminated name and value (CStr, CString above); a user-settable setting
     unsafe {
         pg_sys::set_config_option(
-            c"search_path".as_ptr(),
+            name.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,

@@ -1499,6 +1499,9 @@ $units$;
 -- Tokens carry the id of the secret that signed them instead of the database oid (one id
 -- for all nodes of a Citus cluster).
 ALTER TABLE tenant.secret ADD COLUMN key_id uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid();
+-- a backend that read the secret before the update cached it without an id: the statement
+-- trigger on tenant.secret makes every backend read it again
+UPDATE tenant.secret SET key_id = key_id;
 
 -- Citus (docs/citus.md). The isolation policies of a distributed table run on the workers'
 -- shards, where they verify the context: the coordinator gives each worker its context secret

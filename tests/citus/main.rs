@@ -158,6 +158,12 @@ impl Cluster {
         } else {
             ok(&mut owner, &format!("{isolate}; {distribute}"));
         }
+        // isolate set the distribution column's default with DDL propagation off, and only then
+        assert_eq!(
+            one_text(&mut owner, "SHOW citus.enable_ddl_propagation"),
+            "on",
+            "isolate puts citus.enable_ddl_propagation back"
+        );
         ok(
             &mut owner,
             "GRANT SELECT, INSERT, UPDATE, DELETE ON public.events TO mt_c_backend;
@@ -215,6 +221,14 @@ impl Cluster {
             ok(&mut c, "COMMIT");
         }
         total
+    }
+
+    /// [`Cluster::rows_on_shards`] of `public.events` under the context `token`.
+    fn events_with_token(&self, token: &str) -> i64 {
+        self.rows_on_shards(
+            "public.events",
+            &format!("SET LOCAL multitenant.context = '{token}'"),
+        )
     }
 
     /// A context token minted on the coordinator for `slug`.
@@ -351,10 +365,7 @@ fn isolation_holds(order: Order) {
     );
     let token = cl.token("acme");
     assert_eq!(
-        cl.rows_on_shards(
-            "public.events",
-            &format!("SET LOCAL multitenant.context = '{token}'")
-        ),
+        cl.events_with_token(&token),
         2,
         "the coordinator's token opens acme's rows on the workers, and only those"
     );
@@ -457,13 +468,7 @@ fn contexts_verify_on_workers_and_forgeries_do_not() {
             ),
             "none"
         );
-        assert_eq!(
-            cl.rows_on_shards(
-                "public.events",
-                &format!("SET LOCAL multitenant.context = '{bad}'")
-            ),
-            0
-        );
+        assert_eq!(cl.events_with_token(bad), 0);
         let mut b = cl.coordinator("mt_c_backend");
         ok(&mut b, &format!("SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL multitenant.context = '{bad}'"));
         assert_eq!(
@@ -502,22 +507,9 @@ fn rotation_and_registry_changes_reach_every_worker() {
         ids.iter().all(|i| *i == ids[0]),
         "one secret on every node after rotation: {ids:?}"
     );
-    assert_eq!(
-        cl.rows_on_shards(
-            "public.events",
-            &format!("SET LOCAL multitenant.context = '{old}'")
-        ),
-        0,
-        "old tokens die"
-    );
+    assert_eq!(cl.events_with_token(&old), 0, "old tokens die");
     let new = cl.token("acme");
-    assert_eq!(
-        cl.rows_on_shards(
-            "public.events",
-            &format!("SET LOCAL multitenant.context = '{new}'")
-        ),
-        1
-    );
+    assert_eq!(cl.events_with_token(&new), 1);
     // suspending acme on the coordinator closes its rows on the workers at once, even for
     // a context minted before
     ok(&mut su, "SELECT tenant.set_status('acme', 'suspended')");
@@ -530,13 +522,7 @@ fn rotation_and_registry_changes_reach_every_worker() {
             "suspended"
         );
     }
-    assert_eq!(
-        cl.rows_on_shards(
-            "public.events",
-            &format!("SET LOCAL multitenant.context = '{new}'")
-        ),
-        0
-    );
+    assert_eq!(cl.events_with_token(&new), 0);
     // a new tenant, a deleted one: the same on the workers
     ok(&mut su, "SELECT tenant.create('initech', 'Initech')");
     for w in cl.workers {
@@ -711,4 +697,52 @@ fn the_tenant_id_set_context_returns_makes_a_router_query() {
         0
     );
     tx.rollback().unwrap();
+}
+
+/// The attacker of the suite: a role with only what PUBLIC has (CONNECT, TEMP), on the
+/// coordinator and directly on a worker, cannot plant a secret or a tenant, push a payload,
+/// rotate or read the secret, even with its own temp `secret` table first on its path.
+#[test]
+fn a_connect_only_role_cannot_touch_the_cluster_registry() {
+    let cl = Cluster::new("evil", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'mt_c_evil') \
+         THEN CREATE ROLE mt_c_evil LOGIN; END IF; END $$",
+    );
+    let planted = r#"{"secret": {"key": "00000000000000000000000000000000000000000000000000000000000000aa", "key_id": "00000000-0000-0000-0000-000000000001", "created_at": "2026-01-01"}, "full": true, "deleted": [], "tenants": []}"#;
+    for port in std::iter::once(cl.coord).chain(cl.workers) {
+        let mut evil = connect(port, &cl.db, "mt_c_evil");
+        ok(
+            &mut evil,
+            "CREATE TEMP TABLE secret (id int, key bytea, created_at timestamptz, key_id uuid); \
+             SET search_path = pg_temp, tenant, public",
+        );
+        for sql in [
+            format!("SELECT tenant_internal._citus_receive('{planted}')"),
+            format!("SELECT tenant_internal._citus_push('{planted}')"),
+            "SELECT tenant_internal._citus_payload(NULL, true, false)".to_string(),
+            "SELECT tenant.citus_sync()".to_string(),
+            "SELECT tenant.rotate_context_secret()".to_string(),
+            "SELECT key FROM tenant.secret".to_string(),
+            "UPDATE tenant.secret SET key_id = '00000000-0000-0000-0000-000000000001'".to_string(),
+            "DELETE FROM tenant.tenants".to_string(),
+        ] {
+            assert_eq!(err(&mut evil, &sql), "42501", "port {port}: {sql}");
+        }
+    }
+    // nothing moved: one secret everywhere, both tenants on every worker, and the
+    // coordinator's tokens still open acme's rows on the shards
+    let ids: Vec<String> = std::iter::once(cl.coord)
+        .chain(cl.workers)
+        .map(|p| {
+            one_text(
+                &mut connect(p, &cl.db, "postgres"),
+                "SELECT key_id::text || md5(key) || (SELECT count(*) FROM tenant.tenants)::text FROM tenant.secret",
+            )
+        })
+        .collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    assert_eq!(cl.events_with_token(&cl.token("acme")), 1);
 }

@@ -1506,8 +1506,8 @@ UPDATE tenant.secret SET key_id = key_id;
 -- Citus (docs/citus.md). The isolation policies of a distributed table run on the workers'
 -- shards, where they verify the context: the coordinator gives each worker its context secret
 -- (and the secret's id, which every token carries) and its tenant registry (the status decides
--- whether a verified context may read or write). Row triggers keep the workers' registry up
--- to date; tenant.citus_sync() pushes everything (after CREATE EXTENSION, after adding a worker).
+-- whether a verified context may read or write). Statement triggers keep the workers'
+-- registry up to date; tenant.citus_sync() pushes everything (after CREATE EXTENSION, after adding a worker).
 CREATE FUNCTION tenant_internal._citus_role() RETURNS text
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1523,8 +1523,22 @@ END $$;
 COMMENT ON FUNCTION tenant_internal._citus_role() IS
     'Internal: none (no Citus), coordinator or worker.';
 
--- What a worker needs, as JSON: the secret (when with_secret) and the tenants (all, or one).
-CREATE FUNCTION tenant_internal._citus_payload(only_tenant uuid, with_secret boolean, deleted boolean)
+CREATE FUNCTION tenant_internal._citus_has_workers() RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- nested: pg_dist_node exists only with Citus
+    IF tenant_internal._citus_role() = 'coordinator' THEN
+        RETURN EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0);
+    END IF;
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION tenant_internal._citus_has_workers() IS
+    'Internal: this is a Citus coordinator with workers registered.';
+
+-- What a worker needs, as JSON: the secret (when with_secret) and the tenants (all when ids is
+-- NULL; else those, or with deleted their removal).
+CREATE FUNCTION tenant_internal._citus_payload(ids uuid[], with_secret boolean, deleted boolean)
 RETURNS text LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.jsonb_build_object(
@@ -1532,14 +1546,14 @@ AS $$
             (SELECT pg_catalog.jsonb_build_object('key', pg_catalog.encode(s.key, 'hex'),
                                                    'key_id', s.key_id, 'created_at', s.created_at)
              FROM tenant.secret s) END,
-        'full', only_tenant IS NULL,
-        'deleted', CASE WHEN deleted THEN pg_catalog.jsonb_build_array(only_tenant) ELSE '[]'::jsonb END,
+        'full', ids IS NULL,
+        'deleted', CASE WHEN deleted THEN pg_catalog.to_jsonb(ids) ELSE '[]'::jsonb END,
         'tenants', CASE WHEN deleted THEN '[]'::jsonb ELSE
             (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]'::jsonb)
-             FROM tenant.tenants t WHERE only_tenant IS NULL OR t.id = only_tenant) END
+             FROM tenant.tenants t WHERE ids IS NULL OR t.id = ANY (ids)) END
     )::text
 $$;
-COMMENT ON FUNCTION tenant_internal._citus_payload(uuid, boolean, boolean) IS
+COMMENT ON FUNCTION tenant_internal._citus_payload(uuid[], boolean, boolean) IS
     'Internal (Citus): the secret and tenants a worker needs, as JSON text.';
 
 -- Send a payload to every worker: each applies it in a transaction of its own (Citus'
@@ -1604,27 +1618,38 @@ END $$;
 COMMENT ON FUNCTION tenant_internal._citus_receive(text) IS
     'Internal (Citus, on a worker): take the coordinator''s secret and tenants.';
 
--- A tenant created, changed or removed on the coordinator: the same on every worker.
-CREATE FUNCTION tenant_internal._citus_tenant_changed() RETURNS trigger
+-- Tenants created, changed or removed on the coordinator: the same on every worker, one
+-- push per statement (transition tables: one trigger per event).
+CREATE FUNCTION tenant_internal._citus_tenants_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    ids uuid[];
 BEGIN
-    -- nested: pg_dist_node exists only with Citus
-    IF tenant_internal._citus_role() = 'coordinator' THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0) THEN
-            IF TG_OP = 'DELETE' THEN
-                PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(OLD.id, false, true));
-            ELSE
-                PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(NEW.id, false, false));
-            END IF;
-        END IF;
+    IF NOT tenant_internal._citus_has_workers() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        SELECT pg_catalog.array_agg(id) INTO ids FROM gone;
+    ELSE
+        SELECT pg_catalog.array_agg(id) INTO ids FROM changed;
+    END IF;
+    IF ids IS NOT NULL THEN
+        PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(ids, false, TG_OP = 'DELETE'));
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER tenants_to_citus_workers AFTER INSERT OR UPDATE OR DELETE ON tenant.tenants
-    FOR EACH ROW EXECUTE FUNCTION tenant_internal._citus_tenant_changed();
-COMMENT ON FUNCTION tenant_internal._citus_tenant_changed() IS
-    'Internal (Citus): a tenant changed on the coordinator is changed on every worker.';
+CREATE TRIGGER tenants_to_citus_workers_insert AFTER INSERT ON tenant.tenants
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tenants_changed();
+CREATE TRIGGER tenants_to_citus_workers_update AFTER UPDATE ON tenant.tenants
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tenants_changed();
+CREATE TRIGGER tenants_to_citus_workers_delete AFTER DELETE ON tenant.tenants
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tenants_changed();
+COMMENT ON FUNCTION tenant_internal._citus_tenants_changed() IS
+    'Internal (Citus): tenants changed on the coordinator are changed on every worker.';
 
 -- The whole registry and the secret to every worker. For the superuser, on the coordinator.
 CREATE FUNCTION tenant.citus_sync() RETURNS integer
@@ -1650,10 +1675,8 @@ BEGIN
                                 || replace(pg_catalog.gen_random_uuid()::text, '-', ''), 'hex'),
         key_id = pg_catalog.gen_random_uuid(),
         created_at = pg_catalog.now();
-    IF tenant_internal._citus_role() = 'coordinator' THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0) THEN
-            PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
-        END IF;
+    IF tenant_internal._citus_has_workers() THEN
+        PERFORM tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
     END IF;
 END $$;
 COMMENT ON FUNCTION tenant.rotate_context_secret() IS

@@ -523,17 +523,36 @@ fn rotation_and_registry_changes_reach_every_worker() {
         );
     }
     assert_eq!(cl.events_with_token(&new), 0);
-    // a new tenant, a deleted one: the same on the workers
-    ok(&mut su, "SELECT tenant.create('initech', 'Initech')");
-    for w in cl.workers {
-        assert_eq!(
-            one_i64(
-                &mut connect(w, &cl.db, "postgres"),
-                "SELECT count(*) FROM tenant.tenants WHERE slug = 'initech'"
-            ),
-            1
-        );
-    }
+    // new tenants, several changed by one statement, several deleted by one: the same on
+    // the workers
+    ok(
+        &mut su,
+        "SELECT tenant.create('initech', 'Initech'); SELECT tenant.create('hooli', 'Hooli')",
+    );
+    let on_workers = |sql: &str| -> Vec<String> {
+        cl.workers
+            .iter()
+            .map(|w| one_text(&mut connect(*w, &cl.db, "postgres"), sql))
+            .collect()
+    };
+    let slugs = "SELECT string_agg(slug || ':' || coalesce(region, '-'), ',' ORDER BY slug) FROM tenant.tenants";
+    assert_eq!(
+        on_workers(slugs),
+        vec!["acme:-,globex:-,hooli:-,initech:-"; 2]
+    );
+    ok(
+        &mut su,
+        "UPDATE tenant.tenants SET region = 'eu' WHERE slug <> 'globex'",
+    );
+    assert_eq!(
+        on_workers(slugs),
+        vec!["acme:eu,globex:-,hooli:eu,initech:eu"; 2]
+    );
+    ok(
+        &mut su,
+        "DELETE FROM tenant.tenants WHERE slug IN ('initech', 'hooli')",
+    );
+    assert_eq!(on_workers(slugs), vec!["acme:eu,globex:-"; 2]);
     // run on a worker, the sync is refused
     assert_eq!(
         err(

@@ -1,9 +1,12 @@
--- Retention for tenant.purge_audit($1 default days, $2 days for tenants with 'audit_logs').
+-- Retention for tenant.purge_audit($1 default days, $2 days for tenants with 'audit_logs';
+-- $3, when not NULL, lists those tenants: a Citus worker has no plans of its own).
 -- Removes only a prefix of each chain (entries older than the cutoff, up to the first newer
 -- one) and records where the chain now starts.
 WITH chains AS (
     SELECT h.chain, h.base_seq,
-           now() - make_interval(days => CASE WHEN EXISTS (
+           now() - make_interval(days => CASE WHEN $3::text[] IS NOT NULL THEN
+               CASE WHEN tenant_internal._chain_tenant(h.chain) = ANY ($3) THEN $2 ELSE $1 END
+           WHEN EXISTS (
                SELECT 1 FROM tenant.tenants t LEFT JOIN tenant.plans p ON p.name = t.plan
                WHERE t.id::text = tenant_internal._chain_tenant(h.chain)
                  AND coalesce((SELECT f.enabled FROM tenant.tenant_features f

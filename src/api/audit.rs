@@ -130,11 +130,20 @@ fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
         PgTriggerOperation::Delete => "DELETE",
         PgTriggerOperation::Truncate => "TRUNCATE",
     };
+    // a Citus shard's rows deleted by a tenant's purge: not logged (the purge erases the
+    // tenant's chains on every node; an entry written here would outlive it)
+    if meta.relid != relid && verified(|c| c.o.is_some() && c.p).unwrap_or(false) {
+        return Ok(());
+    }
     let context_tenant = verified(|c| c.t).ok();
     if op == "TRUNCATE" {
+        // a Citus shard's truncation: the coordinator logged the table's, once
+        if meta.relid != relid {
+            return Ok(());
+        }
         return write(
             context_tenant,
-            Some(relid),
+            Some(meta.relid),
             Some(&meta.name),
             op,
             None,
@@ -184,7 +193,7 @@ fn audit_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
     };
     write(
         tenant,
-        Some(relid),
+        Some(meta.relid),
         Some(&meta.name),
         op,
         record,
@@ -239,29 +248,34 @@ pub(crate) fn audit_impl(
     require_any_role(&[c"tenant_admin"], "audit tables")?;
     let info = check_table(relid, "audit")?;
     let name = qualified(&info.schema, &info.table);
-    crate::pg::citus::refuse_distributed(
-        relid,
-        &name,
-        "tenant.audit",
-        "Audit triggers would run on the workers' shards, away from the coordinator's audit chains; record changes with tenant.log_event() (docs/citus.md).",
-    )?;
     for member in descendants(relid)? {
         check_table(member, "audit")?;
     }
-    // DDL on the table runs as its owner (the caller); the trigger takes no arguments
+    // DDL on the table runs as its owner (the caller); the trigger takes no arguments. On a
+    // Citus table the trigger runs on every shard (Citus asks for citus.enable_unsafe_triggers
+    // to create it there): each worker writes the entries of its shards into its own chains,
+    // which `verify_audit` on the coordinator verifies too (docs/citus.md)
+    let distributed = crate::pg::citus::distributed(relid)?;
     let schema = quote_ident(trigger_schema()?);
-    run_all(&[
-        format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}"),
-        format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
-        format!(
-            "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
+    let ddl = || {
+        run_all(&[
+            format!("DROP TRIGGER IF EXISTS \"mt_audit\" ON {name}"),
+            format!("DROP TRIGGER IF EXISTS \"mt_audit_truncate\" ON {name}"),
+            format!(
+                "CREATE TRIGGER \"mt_audit\" AFTER INSERT OR UPDATE OR DELETE ON {name} \
              FOR EACH ROW EXECUTE FUNCTION {schema}.\"_audit_trigger\"()"
-        ),
-        format!(
-            "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
+            ),
+            format!(
+                "CREATE TRIGGER \"mt_audit_truncate\" AFTER TRUNCATE ON {name} \
              FOR EACH STATEMENT EXECUTE FUNCTION {schema}.\"_audit_trigger\"()"
-        ),
-    ])?;
+            ),
+        ])
+    };
+    if distributed {
+        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], ddl)?;
+    } else {
+        ddl()?;
+    }
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only) VALUES ($1::regclass, $2, $3) \
@@ -288,13 +302,20 @@ fn audit(tbl: pg_sys::Oid, ignore_columns: Vec<String>, changed_only: bool) {
 
 pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     require_any_role(&[c"tenant_admin"], "stop auditing tables")?;
-    let done = detach_triggers(
-        relid,
-        &["mt_audit", "mt_audit_truncate"],
-        "audited_tables",
-        "unaudit",
-    )?;
-    Ok(done)
+    let detach = || {
+        detach_triggers(
+            relid,
+            &["mt_audit", "mt_audit_truncate"],
+            "audited_tables",
+            "unaudit",
+        )
+    };
+    // Citus asks for citus.enable_unsafe_triggers to drop a distributed table's trigger too
+    if crate::pg::citus::distributed(relid)? {
+        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], detach)
+    } else {
+        detach()
+    }
 }
 
 /// `tenant.unaudit(tbl)`: detach the audit triggers (entries already written stay).
@@ -321,7 +342,37 @@ fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
             "verify another tenant's audit chain",
         )?;
     }
-    let chains = chains_of(id.as_deref())?;
+    let mut report = verify_node(id.as_deref())?;
+    // on a Citus coordinator the workers' chains (entries of the distributed tables' shards)
+    // are verified too, each on its node
+    if report["valid"] == Value::Bool(true) && crate::pg::citus::has_workers()? {
+        let arg = id
+            .as_deref()
+            .map_or_else(|| "NULL".to_string(), |u| format!("'{u}'"));
+        let sql = format!("SELECT tenant_internal._audit_verify_node({arg}::uuid)");
+        let mut nodes = 1;
+        for (node, result) in crate::pg::citus::on_workers(&sql)? {
+            let mut r: Value = serde_json::from_str(&result)
+                .map_err(|e| MtError::invalid(format!("worker {node} answered {e}")))?;
+            if r["valid"] != Value::Bool(true) {
+                r["node"] = Value::String(node);
+                report = r;
+                break;
+            }
+            for k in ["chains", "entries"] {
+                report[k] = (report[k].as_i64().unwrap_or(0) + r[k].as_i64().unwrap_or(0)).into();
+            }
+            nodes += 1;
+            report["nodes"] = nodes.into();
+        }
+    }
+    report["tenant"] = Value::String(prefix);
+    Ok(report)
+}
+
+/// Verify every chain of `id` (None: the global chains) on this node.
+fn verify_node(id: Option<&str>) -> MtResult<Value> {
+    let chains = chains_of(id)?;
     let mut total = 0i64;
     for chain in &chains {
         match verify_chain_named(chain)? {
@@ -332,15 +383,48 @@ fn verify_impl(tenant: Option<&str>) -> MtResult<Value> {
                 reason,
             } => {
                 return Ok(serde_json::json!({
-                    "tenant": prefix, "valid": false, "chain": chain, "broken_at_seq": seq,
+                    "valid": false, "chain": chain, "broken_at_seq": seq,
                     "entry_id": entry_id, "reason": reason
                 }))
             }
         }
     }
-    Ok(
-        serde_json::json!({"tenant": prefix, "valid": true, "chains": chains.len(), "entries": total}),
-    )
+    Ok(serde_json::json!({"valid": true, "chains": chains.len(), "entries": total}))
+}
+
+/// Internal (Citus, on a worker): [`verify_node`] for the coordinator's `verify_audit`,
+/// which checked the caller's right first. Not granted to anyone: the coordinator runs it as
+/// the extension owner.
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_internal")]
+fn _audit_verify_node(tenant: Option<pgrx::Uuid>) -> pgrx::JsonB {
+    boundary(|| {
+        let id = tenant.map(|t| from_pg_uuid(t).to_string());
+        verify_node(id.as_deref()).map(pgrx::JsonB)
+    })
+}
+
+/// Internal (Citus, on a worker): remove its entries past retention, as the coordinator's
+/// `purge_audit` decided (`feature_tenants`: the tenants whose plan has `audit_logs`).
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_internal")]
+fn _audit_purge_node(
+    default_retention_days: i32,
+    feature_retention_days: i32,
+    feature_tenants: Vec<String>,
+) -> i64 {
+    boundary(|| {
+        purge(
+            default_retention_days,
+            feature_retention_days,
+            Some(feature_tenants),
+        )
+    })
+}
+
+/// Internal (Citus, on a worker): erase a purged tenant's chains there (the registry push
+/// of its `purged` status runs it).
+#[pg_extern(volatile, parallel_unsafe, schema = "tenant_internal")]
+fn _audit_erase_node(tenant: pgrx::Uuid) -> i64 {
+    boundary(|| crate::state::audit::erase_tenant(from_pg_uuid(tenant)))
 }
 
 /// Walk a tenant's audit chain (or the global one with NULL) and report the first broken
@@ -355,7 +439,30 @@ fn purge_impl(default_retention_days: i32, feature_retention_days: i32) -> MtRes
     if default_retention_days < 1 || feature_retention_days < 1 {
         return Err(MtError::invalid("retention must be at least one day"));
     }
-    purge(default_retention_days, feature_retention_days)
+    let mut removed = purge(default_retention_days, feature_retention_days, None)?;
+    // on a Citus coordinator each worker prunes its own chains, with the coordinator's plans
+    if crate::pg::citus::has_workers()? {
+        let with_feature = crate::pg::spi::read_one::<Vec<String>>(
+            "SELECT coalesce(pg_catalog.array_agg(t.id::text), '{}') FROM tenant.tenants t \
+             LEFT JOIN tenant.plans p ON p.name = t.plan \
+             WHERE coalesce((SELECT f.enabled FROM tenant.tenant_features f \
+                             WHERE f.tenant_id = t.id AND f.feature = 'audit_logs'), \
+                            'audit_logs' = ANY (p.features), false)",
+            &[],
+        )?
+        .unwrap_or_default();
+        // ids are uuids (no quote in them): a literal array of them
+        let sql = format!(
+            "SELECT tenant_internal._audit_purge_node({default_retention_days}, {feature_retention_days}, '{{{}}}'::text[])",
+            with_feature.join(",")
+        );
+        for (node, n) in crate::pg::citus::on_workers(&sql)? {
+            removed += n
+                .parse::<i64>()
+                .map_err(|e| MtError::invalid(format!("worker {node} answered {e}")))?;
+        }
+    }
+    Ok(removed)
 }
 
 /// Remove audit entries past retention: `default_retention_days` for tenants whose plan lacks

@@ -12,7 +12,7 @@ use crate::pg::raise::boundary;
 use crate::pg::roles::{has_role, require_any_role};
 use crate::pg::spi::with_prepared_read;
 use crate::state::audit::{erase_tenant, event};
-use crate::state::context::{as_tenant, verified};
+use crate::state::context::{as_tenant_owner, verified};
 use crate::state::portability::{
     delete_rows, export_rows as table_rows, import_rows, json_rows, key_conflicts, registered,
     write_json, RegTable,
@@ -52,9 +52,7 @@ fn export_impl(tenant: &str, include_audit: bool) -> MtResult<Value> {
         for t in registered()? {
             // as the table's owner in a restricted operation, in the tenant's context: code
             // of the table (a cast to json of a column type) never runs as the extension owner
-            let rows = as_tenant(row.id, || {
-                as_role_restricted(t.owner, || table_rows(&t, row.id))
-            })?;
+            let rows = as_tenant_owner(row.id, t.owner, t.relid, false, || table_rows(&t, row.id))?;
             counts.insert(t.key.clone(), json!(rows.as_array().map_or(0, Vec::len)));
             tables.insert(t.key, rows);
         }
@@ -190,9 +188,7 @@ fn import_impl(tenant: &str, doc: &Value) -> MtResult<Value> {
             // as the table's owner (its triggers, defaults and checks run with its rights,
             // never the extension owner's), in the tenant's context (its policies hold)
             let t = &reg[&key];
-            let n = as_tenant(row.id, || {
-                as_role_restricted(t.owner, || import_rows(t, rows))
-            })?;
+            let n = as_tenant_owner(row.id, t.owner, t.relid, false, || import_rows(t, rows))?;
             tables_done.insert(key, json!(n));
         }
         counts.insert("tables".into(), Value::Object(tables_done));
@@ -297,9 +293,7 @@ pub(crate) fn purge_impl(tenant: &str, force: bool) -> MtResult<Value> {
         let mut tables = Map::new();
         for key in delete_order(&refs) {
             let t = &reg[&key];
-            let n = as_tenant(row.id, || {
-                as_role_restricted(t.owner, || delete_rows(t, row.id))
-            })?;
+            let n = as_tenant_owner(row.id, t.owner, t.relid, true, || delete_rows(t, row.id))?;
             tables.insert(key.clone(), json!(n));
         }
         let mut receipt = Map::new();
@@ -623,6 +617,7 @@ struct RowStream {
     cursor: String,
     tenant: uuid::Uuid,
     owner: pg_sys::Oid,
+    relid: pg_sys::Oid,
     table: String,
     keep: std::collections::BTreeSet<String>,
     buf: std::collections::VecDeque<Value>,
@@ -635,23 +630,21 @@ const BATCH: i64 = 1000;
 impl RowStream {
     fn fill(&mut self) -> MtResult<()> {
         let cursor = self.cursor.clone();
-        let rows = as_tenant(self.tenant, || {
-            as_role_restricted(self.owner, || {
-                Spi::connect(|c| {
-                    let mut cur = c.find_cursor(&cursor)?;
-                    let mut v = Vec::new();
-                    {
-                        let t = cur.fetch(BATCH as _)?;
-                        for r in t {
-                            if let Some(j) = r.get::<pgrx::JsonB>(1)? {
-                                v.push(j.0);
-                            }
+        let rows = as_tenant_owner(self.tenant, self.owner, self.relid, false, || {
+            Spi::connect(|c| {
+                let mut cur = c.find_cursor(&cursor)?;
+                let mut v = Vec::new();
+                {
+                    let t = cur.fetch(BATCH as _)?;
+                    for r in t {
+                        if let Some(j) = r.get::<pgrx::JsonB>(1)? {
+                            v.push(j.0);
                         }
                     }
-                    // keep the portal open for the next batch
-                    let _ = cur.detach_into_name();
-                    Ok::<_, MtError>(v)
-                })
+                }
+                // keep the portal open for the next batch
+                let _ = cur.detach_into_name();
+                Ok::<_, MtError>(v)
             })
         })?;
         if (rows.len() as i64) < BATCH {
@@ -711,20 +704,19 @@ fn export_rows_impl(tenant: &str, tbl: pg_sys::Oid) -> MtResult<RowStream> {
         t.sql_name,
         crate::core::ddl::quote_ident(&t.tenant_column)
     );
-    let cursor = as_tenant(row.id, || {
-        as_role_restricted(t.owner, || {
-            Spi::connect(|c| {
-                Ok::<_, MtError>(
-                    c.try_open_cursor(sql.as_str(), &[pg_uuid(row.id).into()])?
-                        .detach_into_name(),
-                )
-            })
+    let cursor = as_tenant_owner(row.id, t.owner, t.relid, false, || {
+        Spi::connect(|c| {
+            Ok::<_, MtError>(
+                c.try_open_cursor(sql.as_str(), &[pg_uuid(row.id).into()])?
+                    .detach_into_name(),
+            )
         })
     })?;
     Ok(RowStream {
         cursor,
         tenant: row.id,
         owner: t.owner,
+        relid: t.relid,
         table: t.key,
         keep,
         buf: Default::default(),

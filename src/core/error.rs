@@ -34,6 +34,8 @@ pub enum Code {
     AuditChainBroken,
     /// 0A000 feature_not_supported: what Citus cannot carry (docs/citus.md)
     NotSupported,
+    /// 08006 connection_failure: a Citus worker the operation needs did not answer
+    ConnectionFailure,
 }
 
 impl Code {
@@ -52,6 +54,7 @@ impl Code {
             Code::InvalidTransition => "MT040",
             Code::AuditChainBroken => "MT050",
             Code::NotSupported => "0A000",
+            Code::ConnectionFailure => "08006",
         }
     }
 

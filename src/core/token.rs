@@ -47,6 +47,15 @@ pub struct Claims {
     /// `client_ip` claim), recorded by the audit trail next to the connection's
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// a system context the extension gives itself, on a Citus cluster, for the export,
+    /// import or purge of a distributed table's rows: valid only while this database role
+    /// (the table's owner) is the current user, whatever the tenant's status short of purged
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o: Option<String>,
+    /// with `o`: the context of a tenant's purge, whose deletions the shards' audit
+    /// trigger does not log (the purge erases the tenant's chains on every node anyway)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub p: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,10 +154,26 @@ mod tests {
             ro: false,
             r: vec![],
             c: None,
+            o: None,
+            p: false,
         }
     }
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
     const ID5: Uuid = Uuid::from_u128(5);
+
+    #[test]
+    fn a_system_context_names_its_role_and_others_do_not() {
+        let plain = encode(KEY, &claims());
+        assert!(!plain.contains(".o"));
+        assert_eq!(verify(KEY, &plain, 1_500, ID5).unwrap().o, None);
+        let mut sys = claims();
+        sys.o = Some("app_owner".into());
+        let tok = encode(KEY, &sys);
+        assert_eq!(
+            verify(KEY, &tok, 1_500, ID5).unwrap().o.as_deref(),
+            Some("app_owner")
+        );
+    }
 
     #[test]
     fn round_trip() {

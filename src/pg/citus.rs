@@ -49,3 +49,86 @@ pub fn refuse_distributed(relid: pg_sys::Oid, name: &str, what: &str, hint: &str
 pub fn coordinator_only<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
     with_settings(&[(c"citus.enable_ddl_propagation", c"off")], f)
 }
+
+/// This is a Citus coordinator with workers registered (the audit chains, retention and
+/// erasure of distributed tables then have a part on every worker).
+pub fn has_workers() -> MtResult<bool> {
+    Ok(installed()?
+        && crate::pg::owner::as_owner(|| {
+            read_one::<bool>("SELECT tenant_internal._citus_has_workers()", &[])
+        })?
+        .unwrap_or(false))
+}
+
+/// Run `sql` (the extension's own text, never user input) on every worker, as the
+/// extension owner, each in a transaction of the worker's own (Citus'
+/// `run_command_on_workers`): the result of each, with its node as `host:port`. A worker
+/// that fails fails the call with 08006 (the caller's statement rolls back).
+pub fn on_workers(sql: &str) -> MtResult<Vec<(String, String)>> {
+    crate::pg::owner::as_owner(|| {
+        pgrx::Spi::connect(|c| {
+            let rows = c.select(
+                "SELECT nodename || ':' || nodeport, success, result \
+                 FROM pg_catalog.run_command_on_workers($1) ORDER BY nodename, nodeport",
+                None,
+                &[sql.into()],
+            )?;
+            let mut out = Vec::new();
+            for r in rows {
+                let node = r.get::<String>(1)?.unwrap_or_default();
+                let result = r.get::<String>(3)?.unwrap_or_default();
+                if !r.get::<bool>(2)?.unwrap_or(false) {
+                    return Err(MtError::new(
+                        Code::ConnectionFailure,
+                        format!("the Citus worker {node} did not answer: {result}"),
+                    )
+                    .hint("Bring the worker back and try again."));
+                }
+                out.push((node, result));
+            }
+            Ok(out)
+        })
+    })
+}
+
+/// Make this transaction a coordinated one when it is not a transaction block: outside
+/// BEGIN, Citus sends a one-shard read to its worker without a transaction block, and so
+/// without the transaction's propagated `SET LOCAL`s (a context). A row-locking read of no
+/// rows of `tenant` in `relid` (a distributed table the current user may read) opens the
+/// coordinated transaction; the reads after it carry the settings.
+pub fn coordinate(relid: pg_sys::Oid, tenant: pgrx::Uuid) -> MtResult<()> {
+    // SAFETY: reads the transaction state only
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        return Ok(());
+    }
+    let found = pgrx::Spi::connect(|c| {
+        let t = c.select(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, r.relname), \
+               pg_catalog.quote_ident(pg_catalog.column_to_column_name(p.logicalrelid, p.partkey)) \
+             FROM pg_catalog.pg_dist_partition p \
+             JOIN pg_catalog.pg_class r ON r.oid = p.logicalrelid \
+             JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+             WHERE p.logicalrelid = $1 AND p.partkey IS NOT NULL",
+            None,
+            &[relid.into()],
+        )?;
+        match t.into_iter().next() {
+            Some(r) => Ok::<_, MtError>(Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<String>(2)?.unwrap_or_default(),
+            ))),
+            None => Ok(None),
+        }
+    })?;
+    let Some((table, column)) = found else {
+        return Ok(());
+    };
+    // identifiers from the catalog, quoted; the tenant as a parameter
+    pgrx::Spi::run_with_args(
+        &format!(
+            "SELECT 1 FROM {table} WHERE {column} OPERATOR(pg_catalog.=) $1 LIMIT 0 FOR KEY SHARE"
+        ),
+        &[tenant.into()],
+    )?;
+    Ok(())
+}

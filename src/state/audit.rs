@@ -99,6 +99,9 @@ impl Drop for Writing {
 
 /// What the trigger needs to know about a table, cached until its relcache entry changes.
 pub struct TableMeta {
+    /// the table the entries name: the relation itself, or on a Citus worker the
+    /// distributed table (its shell) a shard belongs to
+    pub relid: pg_sys::Oid,
     pub name: String,
     pub pk: Vec<String>,
     pub tenant_column: Option<String>,
@@ -113,7 +116,11 @@ pub fn table_meta(relid: pg_sys::Oid) -> MtResult<Rc<TableMeta>> {
         return Ok(m);
     }
     let loaded_at = META.with(|m| m.borrow().now());
-    let (name, pk, tenant_column, registered, ignore, changed_only) = as_owner(|| {
+    let (table, name, pk, tenant_column, registered, ignore, changed_only) = as_owner(|| {
+        // on a Citus worker the trigger fires on a shard (`events_102008`): its settings are
+        // those of the distributed table it belongs to (a shell on the worker), whose
+        // registration the coordinator pushed (docs/citus.md)
+        let (table, dist_column) = citus_shell(relid)?.unwrap_or((relid, None));
         Spi::connect(|c| {
             let t = c.select(
                 "SELECT format('%I.%I', n.nspname, c.relname), \
@@ -121,7 +128,7 @@ pub fn table_meta(relid: pg_sys::Oid) -> MtResult<Rc<TableMeta>> {
                       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
                      WHERE i.indrelid = c.oid AND i.indisprimary), \
-                   coalesce((SELECT tenant_column::text FROM tenant.isolated_tables WHERE relid = c.oid), \
+                   coalesce((SELECT tenant_column::text FROM tenant.isolated_tables WHERE relid = c.oid), $2, \
                             (SELECT 'tenant_id' FROM pg_catalog.pg_attribute \
                               WHERE attrelid = c.oid AND attname = 'tenant_id' AND NOT attisdropped)), \
                    r.relid IS NOT NULL, r.ignore_columns, r.changed_only \
@@ -133,13 +140,14 @@ pub fn table_meta(relid: pg_sys::Oid) -> MtResult<Rc<TableMeta>> {
                    ORDER BY a.relid::oid = c.oid DESC LIMIT 1) r ON true \
                  WHERE c.oid = $1",
                 None,
-                &[relid.into()],
+                &[table.into(), dist_column.into()],
             )?;
             let r = t
                 .into_iter()
                 .next()
                 .ok_or_else(|| MtError::invalid("audited relation not found"))?;
             Ok((
+                table,
                 r.get::<String>(1)?.unwrap_or_default(),
                 r.get::<Vec<String>>(2)?.unwrap_or_default(),
                 r.get::<String>(3)?,
@@ -150,6 +158,7 @@ pub fn table_meta(relid: pg_sys::Oid) -> MtResult<Rc<TableMeta>> {
         })
     })?;
     let m = Rc::new(TableMeta {
+        relid: table,
         name,
         pk,
         tenant_column,
@@ -159,6 +168,39 @@ pub fn table_meta(relid: pg_sys::Oid) -> MtResult<Rc<TableMeta>> {
     });
     META.with(|c| c.borrow_mut().insert(loaded_at, relid, m.clone()));
     Ok(m)
+}
+
+/// On a Citus node, the distributed table whose shard `relid` is, and its distribution
+/// column; None for any other relation. A shard is named `<table>_<shardid>` in its table's
+/// schema, and the shard id is checked against `pg_dist_shard` (so a look-alike name in
+/// another schema, or a table that is no shard, maps to nothing).
+fn citus_shell(relid: pg_sys::Oid) -> MtResult<Option<(pg_sys::Oid, Option<String>)>> {
+    if !crate::pg::citus::installed()? {
+        return Ok(None);
+    }
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT s.logicalrelid::pg_catalog.oid, \
+               pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_dist_shard s \
+               ON s.shardid = (pg_catalog.regexp_match(c.relname, '_([0-9]+)$'))[1]::pg_catalog.int8 \
+             JOIN pg_catalog.pg_class l ON l.oid = s.logicalrelid AND l.relnamespace = c.relnamespace \
+             JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid \
+             WHERE c.oid = $1 AND s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.<>) c.oid \
+               AND pg_catalog.shard_name(s.logicalrelid, s.shardid) \
+                   IN (pg_catalog.quote_ident(c.relname), \
+                       pg_catalog.format('%I.%I', (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = c.relnamespace), c.relname))",
+            None,
+            &[relid.into()],
+        )?;
+        match t.into_iter().next() {
+            Some(r) => Ok(r
+                .get::<pg_sys::Oid>(1)?
+                .map(|shell| (shell, r.get::<String>(2).ok().flatten()))),
+            None => Ok(None),
+        }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -313,12 +355,21 @@ pub fn chains_of(tenant: Option<&str>) -> MtResult<Vec<String>> {
 }
 
 /// Remove entries past retention (sql/purge_audit.sql), as the extension owner.
-pub fn purge(default_retention_days: i32, feature_retention_days: i32) -> MtResult<i64> {
+/// `feature_tenants`: the tenants with the longer retention (None: from this node's plans).
+pub fn purge(
+    default_retention_days: i32,
+    feature_retention_days: i32,
+    feature_tenants: Option<Vec<String>>,
+) -> MtResult<i64> {
     let _w = Writing::start();
     as_owner(|| {
         Ok(Spi::get_one_with_args::<i64>(
             include_str!("../../sql/purge_audit.sql"),
-            &[default_retention_days.into(), feature_retention_days.into()],
+            &[
+                default_retention_days.into(),
+                feature_retention_days.into(),
+                feature_tenants.into(),
+            ],
         )?
         .unwrap_or(0))
     })

@@ -3,13 +3,14 @@
 //! what minting and storing a token needs.
 
 use crate::core::error::{Code, MtError, MtResult};
-use crate::core::lifecycle::{access_for, Access};
+use crate::core::lifecycle::{access_for, Access, Status};
 use crate::core::token::{self, Claims, TokenError};
 use crate::gucs::{
     SuspendedAccess, CONTEXT, CONTEXT_TTL, GUC_NAME, POSTGREST_CLAIMS, SUSPENDED_ACCESS,
 };
 use crate::pg::convert::now_unix;
 use crate::pg::invalidation::{generation, Kind};
+use crate::pg::owner::as_role_restricted;
 use crate::state::secret::with_secret;
 use crate::state::tenants::{self, TenantRow};
 use pgrx::pg_sys;
@@ -136,6 +137,8 @@ pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtRe
         r: vec![],
         c: None,
         ip: None,
+        o: None,
+        p: false,
     };
     let _restore = Restore(SYSTEM.with(|s| s.borrow_mut().replace(claims)));
     f()
@@ -178,6 +181,8 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
             // the signature proves who minted it; the tenant's status now decides what it may do
             let row = tenants::lookup(&claims.t.to_string()).map_err(|_| TokenError::Inactive)?;
             claims.ro = match access_for(row.status, suspended_read) {
+                // the extension's own export, import or purge of a tenant (`as_tenant_owner`)
+                _ if claims.o.is_some() && row.status != Status::Purged => false,
                 Access::ReadWrite => false,
                 Access::ReadOnly => true,
                 Access::None => return Err(TokenError::Inactive),
@@ -192,7 +197,80 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
             });
         }
     }
-    Ok(VERIFIED.with(|v| f(&v.borrow().as_ref().expect("just verified").claims)))
+    VERIFIED.with(|v| {
+        let v = v.borrow();
+        let claims = &v.as_ref().expect("just verified").claims;
+        // a system context holds only for the role it was made for
+        if let Some(role) = &claims.o {
+            // SAFETY: GetUserId only reads the backend's current user id
+            let current = crate::pg::owner::role_name(unsafe { pg_sys::GetUserId() });
+            if current.as_deref() != Some(role.as_str()) {
+                return Err(TokenError::BadSignature);
+            }
+        }
+        Ok(f(claims))
+    })
+}
+
+/// How long a system context of [`as_tenant_owner`] lives (the statements it covers may be
+/// long; it holds only for the table owner's role, which owns those rows anyway).
+const SYSTEM_CONTEXT_TTL: i64 = 3600;
+
+/// Run `f` as `owner` (a registered table's owner, in a security-restricted operation)
+/// in `tenant`'s system context ([`as_tenant`]). When `relid` is a Citus table the context
+/// must also reach the workers, whose shards check it: a token for `tenant` valid only for
+/// `owner` is set (transaction-local, propagated) for the duration, and what was there is
+/// put back afterwards. `purge`: the deletions of a tenant's purge, which the shards' audit
+/// trigger does not log (the purge erases the tenant's chains).
+pub fn as_tenant_owner<R>(
+    tenant: uuid::Uuid,
+    owner: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    purge: bool,
+    f: impl FnOnce() -> MtResult<R>,
+) -> MtResult<R> {
+    as_tenant(tenant, || {
+        if !crate::pg::citus::distributed(relid)? {
+            return as_role_restricted(owner, f);
+        }
+        let role = crate::pg::owner::role_name(owner)
+            .ok_or_else(|| MtError::invalid("the table's owner does not exist"))?;
+        let now = now_unix();
+        let claims = Claims {
+            t: tenant,
+            u: None,
+            iat: now,
+            exp: now + SYSTEM_CONTEXT_TTL,
+            k: with_secret(|secret| secret.id)?,
+            ro: false,
+            r: vec![],
+            c: None,
+            ip: None,
+            o: Some(role),
+            p: purge,
+        };
+        let token = with_secret(|secret| token::encode(&secret.key, &claims))?;
+        // what was set before goes back (only a token's characters; anything else was no
+        // valid context either, and goes back as none)
+        let prev = String::from_utf8_lossy(raw_context()).into_owned();
+        let prev = if prev
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            prev
+        } else {
+            String::new()
+        };
+        store_token(&token, true)?;
+        let out = as_role_restricted(owner, || {
+            crate::pg::citus::coordinate(relid, crate::pg::convert::pg_uuid(tenant))?;
+            f()
+        });
+        if out.is_ok() {
+            store_token(&prev, true)?;
+        }
+        out
+    })
 }
 
 /// Put a freshly minted token into the GUC. Transaction-local unless `local` is false.
@@ -206,12 +284,28 @@ pub fn store_token(token: &str, local: bool) -> MtResult<()> {
     if !citus {
         return set_setting(GUC_NAME, token, local);
     }
-    // the token is base64url and dots (minted here), so it needs no quoting
-    let lit = token.replace('\'', "''");
+    // the token is base64url and dots (minted here): it goes into the statement as it is
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(MtError::invalid(
+            "a context token holds only base64url and dots",
+        ));
+    }
+    let lit = token;
     if local {
-        // Citus sends SET LOCAL to the workers of this transaction only when told to
+        // Citus sends SET LOCAL to the workers of this transaction only when told to, and
+        // only in what it sees as a multi-statement transaction: outside BEGIN (one
+        // statement calling a function of ours) a DO block makes it one
         set_setting(c"citus.propagate_set_commands", "local", true)?;
-        Spi::run(&format!("SET LOCAL multitenant.context = '{lit}'"))?;
+        let set = format!("SET LOCAL multitenant.context = '{lit}'");
+        // SAFETY: reads the transaction state only
+        if unsafe { pg_sys::IsTransactionBlock() } {
+            Spi::run(&set)?;
+        } else {
+            Spi::run(&format!("DO $mt$ BEGIN {set}; END $mt$"))?;
+        }
     } else {
         Spi::run(&format!("SET multitenant.context = '{lit}'"))?;
         pgrx::warning!(
@@ -300,6 +394,8 @@ pub fn mint_claims(
         r: vec![],
         c: None,
         ip: None,
+        o: None,
+        p: false,
     })
 }
 

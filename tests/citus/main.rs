@@ -644,12 +644,356 @@ fn quotas_roles_and_refusals_on_citus() {
         ),
         "0A000"
     );
-    assert_eq!(
-        err(&mut owner, "SELECT tenant.audit('public.events')"),
-        "0A000"
-    );
     let policies = one_i64(&mut su, "SELECT count(*) FROM pg_policies WHERE tablename = 'events' AND policyname LIKE 'tenant_protect%'");
     assert_eq!(policies, 0);
+}
+
+/// The audit entries of `public.events` on each worker: (worker port, count) for the chains
+/// matching `chains` (a LIKE pattern).
+fn worker_entries(cl: &Cluster, chains: &str) -> Vec<(u16, i64)> {
+    cl.workers
+        .iter()
+        .map(|w| {
+            (
+                *w,
+                one_i64(
+                    &mut connect(*w, &cl.db, "postgres"),
+                    &format!(
+                        "SELECT count(*) FROM tenant.audit_log WHERE table_name = 'public.events' AND chain LIKE '{chains}'"
+                    ),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn total(v: &[(u16, i64)]) -> i64 {
+    v.iter().map(|(_, n)| n).sum()
+}
+
+/// `tenant.verify_audit(slug)` on the coordinator as the superuser, as JSON.
+fn verify(cl: &Cluster, tenant: &str) -> serde_json::Value {
+    let arg = if tenant == "NULL" {
+        "NULL".to_string()
+    } else {
+        format!("'{tenant}'")
+    };
+    serde_json::from_str(&one_text(
+        &mut cl.coordinator("postgres"),
+        &format!("SELECT tenant.verify_audit({arg})::text"),
+    ))
+    .unwrap()
+}
+
+#[test]
+fn audit_of_a_distributed_table_lands_on_the_workers_and_verifies_from_the_coordinator() {
+    let cl = Cluster::new("audit", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "SELECT tenant.audit('public.events', ARRAY['kind_note'])",
+    );
+    // every worker registered the table (the shards' trigger reads it there)
+    for w in cl.workers {
+        assert_eq!(
+            one_text(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT string_agg(relid::text || ':' || ignore_columns::text, ',') FROM tenant.audited_tables"
+            ),
+            "events:{kind_note}"
+        );
+    }
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme');
+         INSERT INTO public.events (kind) VALUES ('a1'), ('a2');
+         UPDATE public.events SET kind = 'a3' WHERE kind = 'a1';
+         COMMIT;
+         BEGIN; SELECT tenant.set_context('globex');
+         INSERT INTO public.events (kind) VALUES ('g1');
+         DELETE FROM public.events WHERE kind = 'g1';
+         COMMIT;",
+    );
+    let acme = format!("{}/%", cl.acme);
+    let globex = format!("{}/%", cl.globex);
+    assert_eq!(
+        total(&worker_entries(&cl, &acme)),
+        3,
+        "acme's 2 inserts and 1 update"
+    );
+    assert_eq!(total(&worker_entries(&cl, &globex)), 2);
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM tenant.audit_log WHERE table_name = 'public.events'"
+        ),
+        0,
+        "the shards' entries are on the workers, not on the coordinator"
+    );
+    // a rolled-back change leaves no entry
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (kind) VALUES ('gone'); ROLLBACK",
+    );
+    assert_eq!(total(&worker_entries(&cl, &acme)), 3);
+    // verify_audit on the coordinator counts and verifies every node's chains
+    let on_coordinator = |pattern: &str| {
+        one_i64(
+            &mut cl.coordinator("postgres"),
+            &format!("SELECT count(*) FROM tenant.audit_log WHERE chain LIKE '{pattern}'"),
+        )
+    };
+    let v = verify(&cl, "acme");
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["nodes"], 3, "{v}");
+    assert_eq!(v["entries"], on_coordinator(&acme) + 3, "{v}");
+    // TRUNCATE: one entry, the coordinator's, not one per shard
+    let truncates = "SELECT count(*) FROM tenant.audit_log WHERE operation = 'TRUNCATE'";
+    ok(
+        &mut owner,
+        "CREATE TABLE public.scratch (tenant_id uuid NOT NULL, n int, PRIMARY KEY (tenant_id, n));
+         SELECT create_distributed_table('public.scratch', 'tenant_id');
+         SELECT tenant.audit('public.scratch'); TRUNCATE public.scratch;",
+    );
+    assert_eq!(one_i64(&mut su, truncates), 1);
+    for w in cl.workers {
+        assert_eq!(one_i64(&mut connect(w, &cl.db, "postgres"), truncates), 0);
+    }
+
+    // the tenant moves to a shard of its own, as the table's owner, and that shard to the
+    // other worker: no entry is written by the move, new ones land on the new node, and
+    // every chain still verifies
+    let shard = one_i64(
+        &mut owner,
+        &format!(
+            "SELECT isolate_tenant_to_new_shard('public.events', '{}'::uuid, 'CASCADE', 'block_writes')",
+            cl.acme
+        ),
+    );
+    assert_eq!(
+        total(&worker_entries(&cl, &acme)),
+        3,
+        "the move logs nothing"
+    );
+    let from = one_i64(
+        &mut su,
+        &format!("SELECT nodeport::bigint FROM citus_shards WHERE shardid = {shard}"),
+    ) as u16;
+    let to = if from == cl.workers[0] {
+        cl.workers[1]
+    } else {
+        cl.workers[0]
+    };
+    ok(
+        &mut su,
+        &format!("SELECT citus_move_shard_placement({shard}, '127.0.0.1', {from}, '127.0.0.1', {to}, 'block_writes')"),
+    );
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (kind) VALUES ('moved'); COMMIT",
+    );
+    let per_worker = worker_entries(&cl, &acme);
+    assert_eq!(total(&per_worker), 4);
+    assert!(
+        per_worker.iter().any(|(w, n)| *w == to && *n >= 1),
+        "the new entry is on the node the shard moved to: {per_worker:?}"
+    );
+    let v = verify(&cl, "acme");
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["entries"], on_coordinator(&acme) + 4, "{v}");
+
+    // a forged entry on a worker breaks the chain, and the report names the node
+    let mut on_to = connect(to, &cl.db, "postgres");
+    ok(
+        &mut on_to,
+        &format!(
+            "SET session_replication_role = replica;
+             UPDATE tenant.audit_log SET new_data = '{{\"kind\": \"forged\"}}'
+             WHERE chain LIKE '{acme}' AND table_name = 'public.events' AND operation = 'INSERT';
+             RESET session_replication_role;"
+        ),
+    );
+    let v = verify(&cl, "acme");
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["node"], format!("127.0.0.1:{to}"), "{v}");
+
+    // retention: entries past it go on every node (here acme's, dated back on that worker,
+    // forged one included), and what stays verifies again
+    ok(
+        &mut on_to,
+        &format!(
+            "SET session_replication_role = replica;
+             UPDATE tenant.audit_log SET at = at - interval '400 days' WHERE chain LIKE '{acme}';
+             RESET session_replication_role;"
+        ),
+    );
+    let dated = one_i64(
+        &mut on_to,
+        &format!("SELECT count(*) FROM tenant.audit_log WHERE chain LIKE '{acme}'"),
+    );
+    assert!(dated >= 1);
+    assert_eq!(
+        one_i64(&mut owner, "SELECT tenant.purge_audit(30, 365)"),
+        dated,
+        "purge_audit removes the worker's expired entries"
+    );
+    assert_eq!(verify(&cl, "acme")["valid"], true);
+
+    // a purged tenant's chains are erased on the workers too
+    ok(
+        &mut su,
+        "SELECT tenant.set_status('globex', 'deleted'); SELECT tenant.purge('globex', true)",
+    );
+    assert_eq!(total(&worker_entries(&cl, &globex)), 0);
+    let v = verify(&cl, &cl.globex);
+    assert_eq!(v["valid"], true, "{v}");
+
+    // unaudit: the workers forget the table, and write no more entries
+    ok(&mut owner, "SELECT tenant.unaudit('public.events')");
+    for w in cl.workers {
+        assert_eq!(
+            one_i64(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT count(*) FROM tenant.audited_tables WHERE relid = 'public.events'::regclass"
+            ),
+            0
+        );
+    }
+    let before = total(&worker_entries(&cl, "%"));
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (kind) VALUES ('quiet'); COMMIT",
+    );
+    assert_eq!(total(&worker_entries(&cl, "%")), before);
+}
+
+#[test]
+fn export_import_and_purge_reach_the_shards() {
+    let cl = Cluster::new("port", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme');
+         INSERT INTO public.events (kind) VALUES ('acme'), ('acme'), ('acme');
+         COMMIT;",
+    );
+    // export reads the tenant's rows on the shards (they are closed to anything else)
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(&mut owner, "BEGIN");
+    let exported = one_text(
+        &mut owner,
+        "SELECT (SELECT string_agg(r->>'kind', ',') FROM jsonb_array_elements(tenant.export('acme')->'tables'->'public.events') r)",
+    );
+    assert_eq!(exported, "acme,acme,acme,acme");
+    assert_eq!(
+        one_i64(
+            &mut owner,
+            "SELECT count(*) FROM tenant.export_rows('acme', 'public.events') r WHERE r->>'kind' = 'acme'"
+        ),
+        4
+    );
+    // afterwards the transaction holds no context again, on the workers either: the
+    // owner (the role the export's context was for) sees nothing
+    assert_eq!(one_i64(&mut owner, "SELECT count(*) FROM public.events"), 0);
+    assert_eq!(
+        one_text(&mut owner, "SELECT current_setting('multitenant.context')"),
+        ""
+    );
+    ok(&mut owner, "COMMIT");
+    // a context set before an export is the one in force after it
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('globex')");
+    let before = one_text(&mut b, "SELECT current_setting('multitenant.context')");
+    ok(&mut b, "SELECT tenant.export('acme')");
+    assert_eq!(
+        one_text(&mut b, "SELECT current_setting('multitenant.context')"),
+        before
+    );
+    assert_eq!(
+        one_text(&mut b, "SELECT string_agg(kind, ',') FROM public.events"),
+        "globex",
+        "back in globex's context on every shard"
+    );
+    ok(&mut b, "COMMIT");
+
+    // import into another tenant: the rows land on its shard, under its id
+    // (outside BEGIN too: one statement, whose one-shard reads Citus sends without a
+    // transaction block unless the export makes it a coordinated one)
+    let doc = one_text(&mut su, "SELECT tenant.export('acme')::text");
+    assert_eq!(
+        one_i64(
+            &mut su,
+            &format!(
+                "SELECT jsonb_array_length(('{}'::jsonb)->'tables'->'public.events')::bigint",
+                doc.replace('\'', "''")
+            )
+        ),
+        4,
+        "an export outside BEGIN reads the shards too"
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM tenant.export_rows('acme', 'public.events')"
+        ),
+        4
+    );
+    ok(&mut su, "SELECT tenant.create('initech', 'Initech')");
+    let initech = one_text(
+        &mut su,
+        "SELECT id::text FROM tenant.tenants WHERE slug = 'initech'",
+    );
+    ok(
+        &mut su,
+        &format!(
+            "SELECT tenant.import('initech', jsonb_set('{}'::jsonb, '{{tables,public.events}}', \
+               (SELECT jsonb_agg(r - 'id') FROM jsonb_array_elements(('{}'::jsonb)->'tables'->'public.events') r)))",
+            doc.replace('\'', "''"),
+            doc.replace('\'', "''")
+        ),
+    );
+    let mut on_shards = 0;
+    for w in cl.workers {
+        for shard in cl.shards_on(w, "public.events") {
+            let mut c = connect(w, &cl.db, "postgres");
+            ok(&mut c, "SET citus.override_table_visibility = off");
+            on_shards += one_i64(
+                &mut c,
+                &format!("SELECT count(*) FROM {shard} WHERE tenant_id = '{initech}'"),
+            );
+        }
+    }
+    assert_eq!(on_shards, 4, "the imported rows are on the workers' shards");
+
+    // purge deletes the tenant's rows on the shards, and only them
+    ok(
+        &mut su,
+        "SELECT tenant.set_status('globex', 'deleted'); SELECT tenant.purge('globex', true)",
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            &format!(
+                "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+                cl.globex
+            )
+        ),
+        0
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            &format!(
+                "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+                cl.acme
+            )
+        ),
+        4
+    );
 }
 
 #[test]

@@ -1160,3 +1160,6 @@ COMMENT ON TABLE tenant.permissions IS 'Permissions of roles: resource, action, 
 COMMENT ON TABLE tenant.invitations IS 'Invitations to a tenant (only the token''s SHA-256 is stored); single use, expiring.';
 COMMENT ON FUNCTION tenant_internal._event(uuid, text, jsonb) IS 'Internal: logs a management event in a tenant''s audit chain.';
 COMMENT ON FUNCTION tenant_internal._audit_content_all(uuid, oid, text, text, text, text, text, text, text, timestamptz, bigint, text, text, text, text, text) IS 'Internal: the bytes an audit entry''s hash covers (hash format 2: every column).';
+COMMENT ON FUNCTION tenant_internal._audit_verify_node(uuid) IS 'Internal (Citus, on a worker): verify a tenant''s audit chains there, for the coordinator''s verify_audit.';
+COMMENT ON FUNCTION tenant_internal._audit_purge_node(integer, integer, text[]) IS 'Internal (Citus, on a worker): remove its audit entries past retention, for the coordinator''s purge_audit.';
+COMMENT ON FUNCTION tenant_internal._audit_erase_node(uuid) IS 'Internal (Citus, on a worker): erase a purged tenant''s audit chains there.';

@@ -1503,6 +1503,18 @@ ALTER TABLE tenant.secret ADD COLUMN key_id uuid NOT NULL DEFAULT pg_catalog.gen
 -- trigger on tenant.secret makes every backend read it again
 UPDATE tenant.secret SET key_id = key_id;
 
+-- Citus: the workers' part of verify_audit, purge_audit and purge (Rust).
+CREATE FUNCTION tenant_internal."_audit_verify_node"("tenant" uuid) RETURNS jsonb
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_verify_node_wrapper';
+CREATE FUNCTION tenant_internal."_audit_purge_node"("default_retention_days" integer,
+    "feature_retention_days" integer, "feature_tenants" text[]) RETURNS bigint
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_purge_node_wrapper';
+CREATE FUNCTION tenant_internal."_audit_erase_node"("tenant" uuid) RETURNS bigint
+    STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', '_audit_erase_node_wrapper';
+COMMENT ON FUNCTION tenant_internal._audit_verify_node(uuid) IS 'Internal (Citus, on a worker): verify a tenant''s audit chains there, for the coordinator''s verify_audit.';
+COMMENT ON FUNCTION tenant_internal._audit_purge_node(integer, integer, text[]) IS 'Internal (Citus, on a worker): remove its audit entries past retention, for the coordinator''s purge_audit.';
+COMMENT ON FUNCTION tenant_internal._audit_erase_node(uuid) IS 'Internal (Citus, on a worker): erase a purged tenant''s audit chains there.';
+
 -- Citus (docs/citus.md). The isolation policies of a distributed table run on the workers'
 -- shards, where they verify the context: the coordinator gives each worker its context secret
 -- (and the secret's id, which every token carries) and its tenant registry (the status decides
@@ -1536,6 +1548,22 @@ END $$;
 COMMENT ON FUNCTION tenant_internal._citus_has_workers() IS
     'Internal: this is a Citus coordinator with workers registered.';
 
+-- The audited tables (all, or those of relids), as [{name, ignore_columns, changed_only}]:
+-- a worker registers the shells of the distributed ones, whose shards carry the audit trigger.
+CREATE FUNCTION tenant_internal._citus_audited(relids oid[]) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'name', pg_catalog.format('%I.%I', n.nspname, c.relname),
+               'ignore_columns', a.ignore_columns, 'changed_only', a.changed_only)), '[]'::jsonb)
+    FROM tenant.audited_tables a
+    JOIN pg_catalog.pg_class c ON c.oid = a.relid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE relids IS NULL OR a.relid::oid = ANY (relids)
+$$;
+COMMENT ON FUNCTION tenant_internal._citus_audited(oid[]) IS
+    'Internal (Citus): audited tables as a worker registers them.';
+
 -- What a worker needs, as JSON: the secret (when with_secret) and the tenants (all when ids is
 -- NULL; else those, or with deleted their removal).
 CREATE FUNCTION tenant_internal._citus_payload(ids uuid[], with_secret boolean, deleted boolean)
@@ -1550,7 +1578,8 @@ AS $$
         'deleted', CASE WHEN deleted THEN pg_catalog.to_jsonb(ids) ELSE '[]'::jsonb END,
         'tenants', CASE WHEN deleted THEN '[]'::jsonb ELSE
             (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]'::jsonb)
-             FROM tenant.tenants t WHERE ids IS NULL OR t.id = ANY (ids)) END
+             FROM tenant.tenants t WHERE ids IS NULL OR t.id = ANY (ids)) END,
+        'audited', CASE WHEN ids IS NULL THEN tenant_internal._citus_audited(NULL) END
     )::text
 $$;
 COMMENT ON FUNCTION tenant_internal._citus_payload(uuid[], boolean, boolean) IS
@@ -1597,6 +1626,35 @@ BEGIN
             key_id = (p->'secret'->>'key_id')::uuid,
             created_at = (p->'secret'->>'created_at')::timestamptz;
     END IF;
+    -- audited tables: the shells of the distributed ones (whose shards fire the trigger)
+    IF pg_catalog.jsonb_typeof(p->'audited') = 'array' THEN
+        IF (p->>'full')::boolean THEN
+            DELETE FROM tenant.audited_tables;
+        END IF;
+        INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only)
+        SELECT r.relid, ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e->'ignore_columns')),
+               (e->>'changed_only')::boolean
+        FROM pg_catalog.jsonb_array_elements(p->'audited') e,
+             LATERAL (SELECT pg_catalog.to_regclass(e->>'name') AS relid) r
+        WHERE r.relid IS NOT NULL
+          AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = r.relid)
+        ON CONFLICT (relid) DO UPDATE SET
+            ignore_columns = EXCLUDED.ignore_columns, changed_only = EXCLUDED.changed_only;
+    END IF;
+    IF pg_catalog.jsonb_typeof(p->'unaudited') = 'array' THEN
+        DELETE FROM tenant.audited_tables
+        WHERE relid::oid IN (SELECT pg_catalog.to_regclass(e)::oid
+                             FROM pg_catalog.jsonb_array_elements_text(p->'unaudited') e);
+    END IF;
+    IF pg_catalog.jsonb_typeof(p->'tenants') <> 'array' THEN
+        RETURN;
+    END IF;
+    -- a tenant purged on the coordinator: its chains here are erased too
+    PERFORM tenant_internal._audit_erase_node((e->>'id')::uuid)
+    FROM pg_catalog.jsonb_array_elements(p->'tenants') e
+    WHERE e->>'status' = 'purged'
+      AND NOT EXISTS (SELECT 1 FROM tenant.tenants t
+                      WHERE t.id = (e->>'id')::uuid AND t.status = 'purged');
     DELETE FROM tenant.tenants t
     WHERE t.id IN (SELECT e::uuid FROM pg_catalog.jsonb_array_elements_text(p->'deleted') e)
        OR ((p->>'full')::boolean
@@ -1651,6 +1709,48 @@ CREATE TRIGGER tenants_to_citus_workers_delete AFTER DELETE ON tenant.tenants
 COMMENT ON FUNCTION tenant_internal._citus_tenants_changed() IS
     'Internal (Citus): tenants changed on the coordinator are changed on every worker.';
 
+-- Tables audited or no longer audited on the coordinator: registered the same on every worker.
+CREATE FUNCTION tenant_internal._citus_audited_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    payload jsonb;
+BEGIN
+    IF NOT tenant_internal._citus_has_workers() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        -- a table dropped meanwhile has no name left (its shell went with it on the workers)
+        SELECT pg_catalog.jsonb_build_object('unaudited', pg_catalog.jsonb_agg(
+                   pg_catalog.format('%I.%I', n.nspname, c.relname)))
+        INTO payload
+        FROM gone g JOIN pg_catalog.pg_class c ON c.oid = g.relid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        HAVING pg_catalog.count(*) > 0;
+    ELSE
+        SELECT pg_catalog.jsonb_build_object('audited',
+                   tenant_internal._citus_audited(pg_catalog.array_agg(relid::oid)))
+        INTO payload FROM changed
+        HAVING pg_catalog.count(*) > 0;
+    END IF;
+    IF payload IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM tenant_internal._citus_push(payload::text);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER audited_to_citus_workers_insert AFTER INSERT ON tenant.audited_tables
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
+CREATE TRIGGER audited_to_citus_workers_update AFTER UPDATE ON tenant.audited_tables
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
+CREATE TRIGGER audited_to_citus_workers_delete AFTER DELETE ON tenant.audited_tables
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
+COMMENT ON FUNCTION tenant_internal._citus_audited_changed() IS
+    'Internal (Citus): tables audited on the coordinator are registered on every worker.';
+
 -- The whole registry and the secret to every worker. For the superuser, on the coordinator.
 CREATE FUNCTION tenant.citus_sync() RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -1663,7 +1763,7 @@ BEGIN
     RETURN tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
 END $$;
 COMMENT ON FUNCTION tenant.citus_sync() IS
-    'Citus: give every worker the coordinator''s context secret and tenant registry; returns the number of workers. Superuser only.';
+    'Citus: give every worker the coordinator''s context secret, tenant registry and audited tables; returns the number of workers. Superuser only.';
 
 -- A new context secret (and id): every context minted before stops verifying, on every node.
 CREATE FUNCTION tenant.rotate_context_secret() RETURNS void

@@ -1564,6 +1564,22 @@ $$;
 COMMENT ON FUNCTION tenant_internal._citus_audited(oid[]) IS
     'Internal (Citus): audited tables as a worker registers them.';
 
+-- The row-limited tables (all, or those of relids), as [{name, resource, tenant_column}]: a
+-- worker registers the distributed ones, whose shards count their rows (docs/citus.md).
+CREATE FUNCTION tenant_internal._citus_row_limits(relids oid[]) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'name', pg_catalog.format('%I.%I', n.nspname, c.relname),
+               'resource', r.resource, 'tenant_column', r.tenant_column)), '[]'::jsonb)
+    FROM tenant.row_limits r
+    JOIN pg_catalog.pg_class c ON c.oid = r.relid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE relids IS NULL OR r.relid::oid = ANY (relids)
+$$;
+COMMENT ON FUNCTION tenant_internal._citus_row_limits(oid[]) IS
+    'Internal (Citus): row-limited tables as a worker registers them.';
+
 -- What a worker needs, as JSON: the secret (when with_secret) and the tenants (all when ids is
 -- NULL; else those, or with deleted their removal).
 CREATE FUNCTION tenant_internal._citus_payload(ids uuid[], with_secret boolean, deleted boolean)
@@ -1579,7 +1595,8 @@ AS $$
         'tenants', CASE WHEN deleted THEN '[]'::jsonb ELSE
             (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]'::jsonb)
              FROM tenant.tenants t WHERE ids IS NULL OR t.id = ANY (ids)) END,
-        'audited', CASE WHEN ids IS NULL THEN tenant_internal._citus_audited(NULL) END
+        'audited', CASE WHEN ids IS NULL THEN tenant_internal._citus_audited(NULL) END,
+        'row_limits', CASE WHEN ids IS NULL THEN tenant_internal._citus_row_limits(NULL) END
     )::text
 $$;
 COMMENT ON FUNCTION tenant_internal._citus_payload(uuid[], boolean, boolean) IS
@@ -1646,6 +1663,25 @@ BEGIN
         WHERE relid::oid IN (SELECT pg_catalog.to_regclass(e)::oid
                              FROM pg_catalog.jsonb_array_elements_text(p->'unaudited') e);
     END IF;
+    -- row-limited tables: the shells of the distributed ones (whose shards count the rows)
+    IF pg_catalog.jsonb_typeof(p->'row_limits') = 'array' THEN
+        IF (p->>'full')::boolean THEN
+            DELETE FROM tenant.row_limits;
+        END IF;
+        INSERT INTO tenant.row_limits (relid, resource, tenant_column)
+        SELECT r.relid, e->>'resource', e->>'tenant_column'
+        FROM pg_catalog.jsonb_array_elements(p->'row_limits') e,
+             LATERAL (SELECT pg_catalog.to_regclass(e->>'name') AS relid) r
+        WHERE r.relid IS NOT NULL
+          AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid = r.relid)
+        ON CONFLICT (relid) DO UPDATE SET
+            resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column;
+    END IF;
+    IF pg_catalog.jsonb_typeof(p->'unlimited') = 'array' THEN
+        DELETE FROM tenant.row_limits
+        WHERE relid::oid IN (SELECT pg_catalog.to_regclass(e)::oid
+                             FROM pg_catalog.jsonb_array_elements_text(p->'unlimited') e);
+    END IF;
     IF pg_catalog.jsonb_typeof(p->'tenants') <> 'array' THEN
         RETURN;
     END IF;
@@ -1709,27 +1745,34 @@ CREATE TRIGGER tenants_to_citus_workers_delete AFTER DELETE ON tenant.tenants
 COMMENT ON FUNCTION tenant_internal._citus_tenants_changed() IS
     'Internal (Citus): tenants changed on the coordinator are changed on every worker.';
 
--- Tables audited or no longer audited on the coordinator: registered the same on every worker.
-CREATE FUNCTION tenant_internal._citus_audited_changed() RETURNS trigger
+-- Tables audited or row-limited on the coordinator (or no longer): registered the same on
+-- every worker, whose shards fire the triggers.
+CREATE FUNCTION tenant_internal._citus_tables_changed() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     payload jsonb;
+    audited boolean := TG_TABLE_NAME = 'audited_tables';
 BEGIN
     IF NOT tenant_internal._citus_has_workers() THEN
         RETURN NULL;
     END IF;
     IF TG_OP = 'DELETE' THEN
         -- a table dropped meanwhile has no name left (its shell went with it on the workers)
-        SELECT pg_catalog.jsonb_build_object('unaudited', pg_catalog.jsonb_agg(
-                   pg_catalog.format('%I.%I', n.nspname, c.relname)))
+        SELECT pg_catalog.jsonb_build_object(CASE WHEN audited THEN 'unaudited' ELSE 'unlimited' END,
+                   pg_catalog.jsonb_agg(pg_catalog.format('%I.%I', n.nspname, c.relname)))
         INTO payload
         FROM gone g JOIN pg_catalog.pg_class c ON c.oid = g.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         HAVING pg_catalog.count(*) > 0;
-    ELSE
+    ELSIF audited THEN
         SELECT pg_catalog.jsonb_build_object('audited',
                    tenant_internal._citus_audited(pg_catalog.array_agg(relid::oid)))
+        INTO payload FROM changed
+        HAVING pg_catalog.count(*) > 0;
+    ELSE
+        SELECT pg_catalog.jsonb_build_object('row_limits',
+                   tenant_internal._citus_row_limits(pg_catalog.array_agg(relid::oid)))
         INTO payload FROM changed
         HAVING pg_catalog.count(*) > 0;
     END IF;
@@ -1741,15 +1784,24 @@ BEGIN
 END $$;
 CREATE TRIGGER audited_to_citus_workers_insert AFTER INSERT ON tenant.audited_tables
     REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
 CREATE TRIGGER audited_to_citus_workers_update AFTER UPDATE ON tenant.audited_tables
     REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
 CREATE TRIGGER audited_to_citus_workers_delete AFTER DELETE ON tenant.audited_tables
     REFERENCING OLD TABLE AS gone
-    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_audited_changed();
-COMMENT ON FUNCTION tenant_internal._citus_audited_changed() IS
-    'Internal (Citus): tables audited on the coordinator are registered on every worker.';
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
+CREATE TRIGGER row_limits_to_citus_workers_insert AFTER INSERT ON tenant.row_limits
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
+CREATE TRIGGER row_limits_to_citus_workers_update AFTER UPDATE ON tenant.row_limits
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
+CREATE TRIGGER row_limits_to_citus_workers_delete AFTER DELETE ON tenant.row_limits
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_tables_changed();
+COMMENT ON FUNCTION tenant_internal._citus_tables_changed() IS
+    'Internal (Citus): tables audited or row-limited on the coordinator are registered on every worker.';
 
 -- The whole registry and the secret to every worker. For the superuser, on the coordinator.
 CREATE FUNCTION tenant.citus_sync() RETURNS integer
@@ -1763,7 +1815,7 @@ BEGIN
     RETURN tenant_internal._citus_push(tenant_internal._citus_payload(NULL, true, false));
 END $$;
 COMMENT ON FUNCTION tenant.citus_sync() IS
-    'Citus: give every worker the coordinator''s context secret, tenant registry and audited tables; returns the number of workers. Superuser only.';
+    'Citus: give every worker the coordinator''s context secret, tenant registry, audited and row-limited tables; returns the number of workers. Superuser only.';
 
 -- A new context secret (and id): every context minted before stops verifying, on every node.
 CREATE FUNCTION tenant.rotate_context_secret() RETURNS void

@@ -6,7 +6,7 @@ use crate::core::ddl::{qualified, quote_ident, quote_literal};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::plans::in_base_unit;
-use crate::core::plans::{window, Period};
+use crate::core::plans::{shard_limit, window, Period, ShardLimit};
 use crate::pg::catalog::{check_table, descendants, run_all, tenant_column};
 use crate::pg::convert::from_pg_uuid;
 use crate::pg::owner::{as_owner, pinned};
@@ -17,7 +17,8 @@ use crate::pg::spi::read_one;
 use crate::state::context::{verified, writable_tenant, writes_for};
 use crate::state::plans::with_entitlements;
 use crate::state::quota::{
-    consume_key, count_row, current_used, limit_for, release_key, row_limit_of, set_usage_key,
+    consume_key, count_row, count_shard_row, current_used, limit_for, release_key, row_limit_of,
+    set_usage_key, RowLimit,
 };
 use crate::state::registry::{detach_triggers, trigger_schema};
 use pgrx::pg_sys;
@@ -181,7 +182,47 @@ fn limit_rows_trigger_impl(t: &PgTrigger<'_>) -> MtResult<()> {
         .detail(format!("row tenant {tenant}"))
         .hint("Insert rows of a tenant under that tenant's context."));
     }
+    if reg.on_shard {
+        return count_on_shard(tenant, &reg, delta);
+    }
     count_row(tenant, &reg.resource, delta)
+}
+
+/// The trigger on a Citus worker's shard: the limit comes with the context (the worker has
+/// no plans), the count is the shard placement's (docs/citus.md).
+fn count_on_shard(tenant: uuid::Uuid, reg: &RowLimit, delta: i64) -> MtResult<()> {
+    let (has_context, system, carried) = match verified(|c| (c.t, c.o.is_some(), c.l.clone())) {
+        // a context of the row's tenant (a role that bypasses row security may write rows
+        // of another tenant than its context's: its limits are not the row's)
+        Ok((t, system, carried)) if t == tenant => (true, system, carried),
+        _ => (false, false, None),
+    };
+    let limit = if delta < 0 {
+        -1
+    } else {
+        match shard_limit(carried.as_ref(), system, has_context, &reg.resource) {
+            ShardLimit::Unchecked | ShardLimit::Unlimited => -1,
+            ShardLimit::Max(n) => n,
+            ShardLimit::NotInPlan => {
+                return Err(MtError::invalid(format!(
+                    "resource \"{}\" has no limit in this tenant's plan",
+                    reg.resource
+                ))
+                .hint("Add it to the plan (tenant.load_plan) or as an override (tenant.set_limit_override)."))
+            }
+            ShardLimit::Unknown => {
+                return Err(MtError::new(
+                    Code::InvalidToken,
+                    format!(
+                        "the context carries no limit for \"{}\" (it was entered before the table was limited)",
+                        reg.resource
+                    ),
+                )
+                .hint("Enter the context again (tenant.set_context or tenant.authenticate)."))
+            }
+        }
+    };
+    count_shard_row(tenant, reg, delta, limit)
 }
 
 /// Row trigger (BEFORE INSERT OR DELETE) that `tenant.limit_rows` attaches. It takes no
@@ -213,13 +254,24 @@ pub(crate) fn limit_rows_impl(
     names::resource(resource)?;
     let info = check_table(relid, "limit rows of")?;
     let name = qualified(&info.schema, &info.table);
-    crate::pg::citus::refuse_distributed(
-        relid,
-        &name,
-        "tenant.limit_rows",
-        "Row triggers would run on the workers' shards, away from the coordinator's counters; meter creations with tenant.consume() on the coordinator (docs/citus.md).",
-    )?;
     tenant_column(relid, &name, column)?;
+    // on a Citus table the trigger runs on every shard (docs/citus.md): the tenant column must
+    // be the distribution column, so that each tenant's rows are in one shard and are counted there
+    let distributed = crate::pg::citus::distributed(relid)?;
+    if distributed {
+        let dist = read_one::<String>(
+            "SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) \
+             FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+            &[relid.into()],
+        )?;
+        if dist.as_deref() != Some(column) {
+            return Err(MtError::new(
+                Code::NotSupported,
+                format!("{name} is not distributed by \"{column}\""),
+            )
+            .hint("On Citus, limit_rows counts the rows of tables distributed by their tenant column."));
+        }
+    }
     // every partition is counted by the seed below and fires the (cloned) trigger
     for member in descendants(relid)? {
         check_table(member, "limit rows of")?;
@@ -242,15 +294,34 @@ pub(crate) fn limit_rows_impl(
     } else {
         String::new()
     };
-    run_all(&[
-        format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
-        format!(
-            "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
-             EXECUTE FUNCTION {schema}.\"_limit_rows_trigger\"({args})"
-        ),
-        // existing rows count from the start; the table lock keeps the count exact
-        format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
-    ])?;
+    let ddl = || {
+        run_all(&[
+            format!("DROP TRIGGER IF EXISTS \"mt_limit_rows\" ON {name}"),
+            format!(
+                "CREATE TRIGGER \"mt_limit_rows\" BEFORE INSERT OR DELETE ON {name} FOR EACH ROW \
+                 EXECUTE FUNCTION {schema}.\"_limit_rows_trigger\"({args})"
+            ),
+            // existing rows count from the start; the table lock keeps the count exact
+            format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
+        ])
+    };
+    if distributed {
+        // Citus asks for citus.enable_unsafe_triggers to put a trigger on the shards
+        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], ddl)?;
+    } else {
+        ddl()?;
+    }
+    if distributed {
+        // counted on the workers, per shard placement, from the rows there (count_shard_row)
+        return as_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
+                 ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
+                &[relid.into(), resource.into(), column.into()],
+            )?;
+            Ok(())
+        });
+    }
     let (ws, we) = window(Period::None, 0);
     // The seed reads the table as the extension owner (every tenant's rows, past RLS). Its
     // text holds only identifiers from the catalog, quoted (double quotes are not affected by
@@ -309,7 +380,12 @@ fn limit_rows(tbl: pg_sys::Oid, resource: &str, tenant_column: &str) {
 
 pub(crate) fn unlimit_rows_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     require_any_role(&[c"tenant_admin"], "unlimit rows")?;
-    let done = detach_triggers(relid, &["mt_limit_rows"], "row_limits", "unlimit rows of")?;
+    let detach = || detach_triggers(relid, &["mt_limit_rows"], "row_limits", "unlimit rows of");
+    let done = if crate::pg::citus::distributed(relid)? {
+        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], detach)?
+    } else {
+        detach()?
+    };
     Ok(done)
 }
 

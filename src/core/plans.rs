@@ -59,6 +59,52 @@ impl Limit {
     }
 }
 
+/// What the trigger of a row-limited Citus shard (on a worker, without plans) may insert,
+/// from the limits the context carries (`Claims::l`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardLimit {
+    /// no check: a system context of the extension (its import checked the limit up front)
+    /// or a role that writes without a context (it bypasses row security; counted only)
+    Unchecked,
+    /// at most this many rows
+    Max(i64),
+    /// no limit (or a limit billed as overage)
+    Unlimited,
+    /// the resource has no limit in the tenant's plan (MT030, as on one node)
+    NotInPlan,
+    /// the context was minted before the table was limited: enter it again
+    Unknown,
+}
+
+/// The [`ShardLimit`] for `resource` given a context's carried limits (`None` for no
+/// context) and whether the context is the extension's own system context.
+pub fn shard_limit(
+    carried: Option<&std::collections::BTreeMap<String, Option<i64>>>,
+    system: bool,
+    has_context: bool,
+    resource: &str,
+) -> ShardLimit {
+    if system || !has_context {
+        return ShardLimit::Unchecked;
+    }
+    match carried.and_then(|l| l.get(resource)) {
+        None => ShardLimit::Unknown,
+        Some(None) => ShardLimit::NotInPlan,
+        Some(Some(n)) if *n < 0 => ShardLimit::Unlimited,
+        Some(Some(n)) => ShardLimit::Max(*n),
+    }
+}
+
+/// The limit a context carries for `limit` (see `Claims::l`): -1 when it does not stop
+/// inserts (unlimited, or overage billed).
+pub fn carried_limit(limit: &Limit) -> i64 {
+    if limit.hard() {
+        limit.limit
+    } else {
+        -1
+    }
+}
+
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian), Howard Hinnant's algorithm.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -573,6 +619,52 @@ impl Entitlements {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shard_limits_come_from_the_context() {
+        use std::collections::BTreeMap;
+        let mut l = BTreeMap::new();
+        l.insert("projects".to_string(), Some(3));
+        l.insert("seats".to_string(), Some(-1));
+        l.insert("files".to_string(), None);
+        assert_eq!(
+            shard_limit(Some(&l), false, true, "projects"),
+            ShardLimit::Max(3)
+        );
+        assert_eq!(
+            shard_limit(Some(&l), false, true, "seats"),
+            ShardLimit::Unlimited
+        );
+        assert_eq!(
+            shard_limit(Some(&l), false, true, "files"),
+            ShardLimit::NotInPlan
+        );
+        assert_eq!(
+            shard_limit(Some(&l), false, true, "other"),
+            ShardLimit::Unknown
+        );
+        assert_eq!(
+            shard_limit(None, false, true, "projects"),
+            ShardLimit::Unknown
+        );
+        assert_eq!(
+            shard_limit(Some(&l), true, true, "projects"),
+            ShardLimit::Unchecked
+        );
+        assert_eq!(
+            shard_limit(None, false, false, "projects"),
+            ShardLimit::Unchecked
+        );
+        let lim = |limit, overage_price| Limit {
+            resource: "r".into(),
+            limit,
+            period: Period::None,
+            overage_price,
+        };
+        assert_eq!(carried_limit(&lim(5, None)), 5);
+        assert_eq!(carried_limit(&lim(-1, None)), -1);
+        assert_eq!(carried_limit(&lim(5, Some(0.1))), -1);
+    }
+
     use super::*;
     use crate::core::error::Code;
     use serde_json::json;

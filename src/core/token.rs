@@ -56,6 +56,11 @@ pub struct Claims {
     /// trigger does not log (the purge erases the tenant's chains on every node anyway)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub p: bool,
+    /// on a Citus cluster, the tenant's row-count limits for the resources that
+    /// `limit_rows` counts on distributed tables, read by the shards' trigger on the workers
+    /// (which have no plans): -1 unlimited (or billed as overage), None not in the plan
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l: Option<std::collections::BTreeMap<String, Option<i64>>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +161,7 @@ mod tests {
             c: None,
             o: None,
             p: false,
+            l: None,
         }
     }
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

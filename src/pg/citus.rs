@@ -132,3 +132,36 @@ pub fn coordinate(relid: pg_sys::Oid, tenant: pgrx::Uuid) -> MtResult<()> {
     )?;
     Ok(())
 }
+
+/// On a Citus node, the distributed table whose shard `relid` is, and its distribution
+/// column; None for any other relation. A shard is named `<table>_<shardid>` in its table's
+/// schema, and the shard id is checked against `pg_dist_shard` (so a look-alike name in
+/// another schema, or a table that is no shard, maps to nothing).
+pub fn shell_of(relid: pg_sys::Oid) -> MtResult<Option<(pg_sys::Oid, Option<String>)>> {
+    if !installed()? {
+        return Ok(None);
+    }
+    pgrx::Spi::connect(|c| {
+        let t = c.select(
+            "SELECT s.logicalrelid::pg_catalog.oid, \
+               pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) \
+             FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_dist_shard s \
+               ON s.shardid = (pg_catalog.regexp_match(c.relname, '_([0-9]+)$'))[1]::pg_catalog.int8 \
+             JOIN pg_catalog.pg_class l ON l.oid = s.logicalrelid AND l.relnamespace = c.relnamespace \
+             JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid \
+             WHERE c.oid = $1 AND s.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.<>) c.oid \
+               AND pg_catalog.shard_name(s.logicalrelid, s.shardid) \
+                   IN (pg_catalog.quote_ident(c.relname), \
+                       pg_catalog.format('%I.%I', (SELECT nspname FROM pg_catalog.pg_namespace WHERE oid = c.relnamespace), c.relname))",
+            None,
+            &[relid.into()],
+        )?;
+        match t.into_iter().next() {
+            Some(r) => Ok(r
+                .get::<pg_sys::Oid>(1)?
+                .map(|shell| (shell, r.get::<String>(2).ok().flatten()))),
+            None => Ok(None),
+        }
+    })
+}

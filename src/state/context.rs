@@ -139,6 +139,7 @@ pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtRe
         ip: None,
         o: None,
         p: false,
+        l: None,
     };
     let _restore = Restore(SYSTEM.with(|s| s.borrow_mut().replace(claims)));
     f()
@@ -248,6 +249,7 @@ pub fn as_tenant_owner<R>(
             ip: None,
             o: Some(role),
             p: purge,
+            l: None,
         };
         let token = with_secret(|secret| token::encode(&secret.key, &claims))?;
         // what was set before goes back (only a token's characters; anything else was no
@@ -396,6 +398,7 @@ pub fn mint_claims(
         ip: None,
         o: None,
         p: false,
+        l: crate::state::quota::shard_limits(tenant.id)?,
     })
 }
 

@@ -341,10 +341,182 @@ pub fn set_usage_key(
 pub struct RowLimit {
     pub resource: String,
     pub column: String,
+    /// the registered table (for a partition, its partitioned table)
+    pub relid: pg_sys::Oid,
+    /// on a Citus worker, the trigger fired on a shard of a distributed table: its rows are
+    /// counted per shard placement there (`count_shard_row`)
+    pub on_shard: bool,
 }
 
 thread_local! {
     static ROW_LIMITS: RefCell<GenMap<pg_sys::Oid, Option<RowLimit>>> = RefCell::new(GenMap::new(&[Kind::Relations]));
+    /// the resources `limit_rows` counts on Citus distributed tables
+    static SHARD_RESOURCES: RefCell<GenMap<(), std::rc::Rc<Vec<String>>>> = RefCell::new(GenMap::new(&[Kind::Relations]));
+}
+
+fn shard_resources() -> MtResult<std::rc::Rc<Vec<String>>> {
+    if let Some(hit) = SHARD_RESOURCES.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
+        return Ok(hit);
+    }
+    let loaded_at = SHARD_RESOURCES.with(|m| m.borrow().now());
+    let found = as_owner(|| {
+        if !crate::pg::citus::installed()? {
+            return Ok(Vec::new());
+        }
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT DISTINCT r.resource FROM tenant.row_limits r \
+                 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid) \
+                 ORDER BY 1",
+                None,
+                &[],
+            )?;
+            let mut v = Vec::new();
+            for r in t {
+                if let Some(name) = r.get::<String>(1)? {
+                    v.push(name);
+                }
+            }
+            Ok::<_, MtError>(v)
+        })
+    })?;
+    let found = std::rc::Rc::new(found);
+    SHARD_RESOURCES.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
+    Ok(found)
+}
+
+/// The row-count limits a context of `tenant` carries to the Citus workers (`Claims::l`):
+/// None when no distributed table is row-limited (the usual case: nothing is added).
+pub fn shard_limits(
+    tenant: uuid::Uuid,
+) -> MtResult<Option<std::collections::BTreeMap<String, Option<i64>>>> {
+    let resources = shard_resources()?;
+    if resources.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        resources
+            .iter()
+            .map(|r| {
+                (
+                    r.clone(),
+                    limit_for(tenant, r)
+                        .ok()
+                        .map(|l| crate::core::plans::carried_limit(&l)),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// On a Citus worker: count one row of `tenant` in (`delta` 1, refused with MT010 beyond
+/// `limit` when it is not negative) or out (`delta` -1) of the tenant's shard of `rl.relid`
+/// on this node. One counter per shard placement (a tenant's rows of a distributed table
+/// are all in one shard): created the first time from the rows there, so a shard moved or
+/// split to another placement starts from the rows it brought; a row lock on it orders
+/// concurrent writers, an advisory lock orders its creation.
+pub fn count_shard_row(tenant: uuid::Uuid, rl: &RowLimit, delta: i64, limit: i64) -> MtResult<()> {
+    let (ws, we) = window(Period::None, 0);
+    let t = pg_uuid(tenant);
+    as_owner(|| {
+        let found = Spi::connect(|c| {
+            let r = c.select(
+                "SELECT pl.placementid, pg_catalog.shard_name($1::pg_catalog.regclass, pl.shardid, false) \
+                 FROM pg_catalog.pg_dist_placement pl \
+                 WHERE pl.shardid = pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2) \
+                   AND pl.groupid = (SELECT groupid FROM pg_catalog.pg_dist_local_group)",
+                None,
+                &[rl.relid.into(), t.into()],
+            )?;
+            match r.into_iter().next() {
+                Some(row) => Ok::<_, MtError>(Some((
+                    row.get::<i64>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                ))),
+                None => Ok(None),
+            }
+        })?;
+        let Some((placement, shard)) = found else {
+            return Err(MtError::invalid(
+                "this node holds no shard of the table for the row's tenant",
+            ));
+        };
+        let key = format!("citus:{placement}");
+        let args = || -> Vec<pgrx::datum::DatumWithOid<'static>> {
+            vec![
+                t.into(),
+                rl.resource.clone().into(),
+                key.clone().into(),
+                (ws as f64).into(),
+                delta.into(),
+                limit.into(),
+            ]
+        };
+        let bump = || -> MtResult<Option<i64>> {
+            Ok(Spi::get_one_with_args::<i64>(
+                "WITH u AS (UPDATE tenant.usage_counters \
+                 SET used = GREATEST(used + $5, 0) \
+                 WHERE tenant_id = $1 AND resource = $2 AND key = $3 \
+                   AND window_start = pg_catalog.to_timestamp($4) \
+                   AND ($5 < 0 OR $6 < 0 OR used < $6) \
+                 RETURNING used) SELECT pg_catalog.max(used) FROM u",
+                &args(),
+            )?)
+        };
+        if bump()?.is_some() {
+            return Ok(());
+        }
+        let used = |()| -> MtResult<Option<i64>> {
+            Ok(Spi::get_one_with_args::<i64>(
+                "SELECT pg_catalog.max(used) FROM tenant.usage_counters \
+                 WHERE tenant_id = $1 AND resource = $2 AND key = $3 \
+                   AND window_start = pg_catalog.to_timestamp($4)",
+                &args()[..4],
+            )?)
+        };
+        if used(())?.is_none() {
+            // the first row of this placement: count what it holds, once
+            Spi::run_with_args(
+                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('multitenant rows ' || $1::text || ' ' || $2 || ' ' || $3))",
+                &args()[..3],
+            )?;
+            if used(())?.is_none() {
+                // the shard's name as Citus writes it, quoted and qualified; the tenant
+                // column is quoted; built-in uuid equality
+                let count = format!(
+                    "SELECT pg_catalog.count(*) FROM {shard} WHERE {} OPERATOR(pg_catalog.=) $1",
+                    crate::core::ddl::quote_ident(&rl.column)
+                );
+                let n = Spi::get_one_with_args::<i64>(&count, &[t.into()])?.unwrap_or(0);
+                Spi::run_with_args(
+                    "INSERT INTO tenant.usage_counters (tenant_id, resource, key, window_start, window_end, used) \
+                     VALUES ($1, $2, $3, pg_catalog.to_timestamp($4), pg_catalog.to_timestamp($5), $6) \
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        t.into(),
+                        rl.resource.clone().into(),
+                        key.clone().into(),
+                        (ws as f64).into(),
+                        (we as f64).into(),
+                        n.into(),
+                    ],
+                )?;
+            }
+            if bump()?.is_some() {
+                return Ok(());
+            }
+        }
+        let used = used(())?.unwrap_or(0);
+        Err(MtError::new(
+            Code::LimitExceeded,
+            format!("plan limit exceeded for \"{}\"", rl.resource),
+        )
+        .detail(format!(
+            "resource={} limit={limit} used={used} requested=1 period=none resets=never (not a windowed limit)",
+            rl.resource
+        ))
+        .hint("Upgrade the plan, wait for the window to reset, or ask for an override."))
+    })
 }
 
 /// The registration of `relid` or of the partitioned table it is a partition of (row
@@ -355,19 +527,26 @@ pub fn row_limit_of(relid: pg_sys::Oid) -> MtResult<Option<RowLimit>> {
     }
     let loaded_at = ROW_LIMITS.with(|m| m.borrow().now());
     let found = as_owner(|| {
+        // on a Citus worker the trigger fires on a shard: its table's registration counts
+        let (target, on_shard) = match crate::pg::citus::shell_of(relid)? {
+            Some((shell, _)) => (shell, true),
+            None => (relid, false),
+        };
         Spi::connect(|c| {
             let t = c.select(
-                "SELECT r.resource, r.tenant_column::text FROM tenant.row_limits r \
+                "SELECT r.resource, r.tenant_column::text, r.relid::oid FROM tenant.row_limits r \
                  WHERE r.relid::oid = $1 \
                     OR r.relid::oid IN (SELECT pg_catalog.pg_partition_ancestors($1)) \
                  ORDER BY r.relid::oid = $1 DESC LIMIT 1",
                 None,
-                &[relid.into()],
+                &[target.into()],
             )?;
             match t.into_iter().next() {
                 Some(r) => Ok(Some(RowLimit {
                     resource: r.get::<String>(1)?.unwrap_or_default(),
                     column: r.get::<String>(2)?.unwrap_or_default(),
+                    relid: r.get::<pg_sys::Oid>(3)?.unwrap_or(target),
+                    on_shard,
                 })),
                 None => Ok::<_, MtError>(None),
             }
@@ -419,7 +598,27 @@ pub fn ensure_rows_fit(relid: pg_sys::Oid, tenant: uuid::Uuid, n: i64) -> MtResu
     if !limit.hard() {
         return Ok(());
     }
-    let used = current_used(tenant, &rl.resource, Period::None)?;
+    // a Citus table's rows are counted on the workers' shards: count them here
+    let used = if crate::pg::citus::distributed(rl.relid)? {
+        as_owner(|| {
+            let name = crate::pg::spi::read_one::<String>(
+                "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                &[rl.relid.into()],
+            )?
+            .ok_or_else(|| MtError::invalid("row-limited table not found"))?;
+            Ok(crate::pg::spi::read_one::<i64>(
+                &format!(
+                    "SELECT pg_catalog.count(*) FROM {name} WHERE {} OPERATOR(pg_catalog.=) $1",
+                    crate::core::ddl::quote_ident(&rl.column)
+                ),
+                &[pg_uuid(tenant).into()],
+            )?
+            .unwrap_or(0))
+        })?
+    } else {
+        current_used(tenant, &rl.resource, Period::None)?
+    };
     if used.saturating_add(n) > limit.limit {
         return Err(exceeded(&rl.resource, &limit, used, n));
     }

@@ -32,6 +32,9 @@ fn connect(port: u16, db: &str, user: &str) -> Client {
 }
 
 fn code(e: &postgres::Error) -> String {
+    if std::env::var("MT_CITUS_DEBUG").is_ok() {
+        eprintln!("error: {e:?}");
+    }
     e.code()
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no sqlstate: {e}"))
@@ -637,13 +640,6 @@ fn quotas_roles_and_refusals_on_citus() {
     );
     ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
     let mut owner = cl.coordinator("mt_c_owner");
-    assert_eq!(
-        err(
-            &mut owner,
-            "SELECT tenant.limit_rows('public.events', 'events')"
-        ),
-        "0A000"
-    );
     let policies = one_i64(&mut su, "SELECT count(*) FROM pg_policies WHERE tablename = 'events' AND policyname LIKE 'tenant_protect%'");
     assert_eq!(policies, 0);
 }
@@ -763,11 +759,15 @@ fn audit_of_a_distributed_table_lands_on_the_workers_and_verifies_from_the_coord
         assert_eq!(one_i64(&mut connect(w, &cl.db, "postgres"), truncates), 0);
     }
 
-    // the tenant moves to a shard of its own, as the table's owner, and that shard to the
-    // other worker: no entry is written by the move, new ones land on the new node, and
-    // every chain still verifies
+    // the tenant moves to a shard of its own, and that shard to the other worker: no entry
+    // is written by the move, new ones land on the new node, and every chain still verifies
+    let acme_rows = format!(
+        "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+        cl.acme
+    );
+    let rows_before = one_i64(&mut su, &acme_rows);
     let shard = one_i64(
-        &mut owner,
+        &mut su,
         &format!(
             "SELECT isolate_tenant_to_new_shard('public.events', '{}'::uuid, 'CASCADE', 'block_writes')",
             cl.acme
@@ -777,6 +777,11 @@ fn audit_of_a_distributed_table_lands_on_the_workers_and_verifies_from_the_coord
         total(&worker_entries(&cl, &acme)),
         3,
         "the move logs nothing"
+    );
+    assert_eq!(
+        one_i64(&mut su, &acme_rows),
+        rows_before,
+        "the move keeps every row"
     );
     let from = one_i64(
         &mut su,
@@ -994,6 +999,155 @@ fn export_import_and_purge_reach_the_shards() {
         ),
         4
     );
+}
+
+/// Insert one `public.events` row as the backend in `slug`'s context: Ok, or the SQLSTATE.
+fn insert_event(cl: &Cluster, c: &mut Client, slug: &str) -> Result<(), String> {
+    let _ = cl;
+    match c.batch_execute(&format!(
+        "BEGIN; SELECT tenant.set_context('{slug}'); INSERT INTO public.events (kind) VALUES ('{slug}'); COMMIT"
+    )) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            Err(code(&e))
+        }
+    }
+}
+
+#[test]
+fn limit_rows_on_a_distributed_table_is_exact_across_the_cluster() {
+    let cl = Cluster::new("rows", Order::DistributeThenIsolate);
+    let old_token = cl.token("acme");
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        "SELECT tenant.load_plan('{\"name\": \"small\", \"price\": 1, \"limits\": {\"events\": 5}}');
+         SELECT tenant.load_plan('{\"name\": \"big\", \"price\": 2, \"limits\": {\"events\": -1}}');
+         SELECT tenant.set_plan('acme', 'small'); SELECT tenant.set_plan('globex', 'big');
+         GRANT tenant_admin TO mt_c_owner;",
+    );
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "SELECT tenant.limit_rows('public.events', 'events')",
+    );
+    // every worker registered the table
+    for w in cl.workers {
+        assert_eq!(
+            one_text(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT string_agg(relid::text || ':' || resource, ',') FROM tenant.row_limits"
+            ),
+            "events:events"
+        );
+    }
+    // a context entered before the table was limited carries no limit for it: refused
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(&mut b, "BEGIN");
+    ok(&mut b, "SET LOCAL citus.propagate_set_commands = 'local'");
+    ok(
+        &mut b,
+        &format!("SET LOCAL multitenant.context = '{old_token}'"),
+    );
+    assert_eq!(
+        err(&mut b, "INSERT INTO public.events (kind) VALUES ('stale')"),
+        "MT004"
+    );
+    // 32 clients race for acme's 4 free rows (one exists): exactly 4 get in
+    let (coord, db) = (cl.coord, cl.db.clone());
+    let handles: Vec<_> = (0..32)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut c = connect(coord, &db, "mt_c_backend");
+                let mut n = 0;
+                for _ in 0..2 {
+                    match c.batch_execute(
+                        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (kind) VALUES ('race'); COMMIT",
+                    ) {
+                        Ok(()) => n += 1,
+                        Err(e) => {
+                            assert_eq!(code(&e), "MT010", "{e:?}");
+                            let _ = c.batch_execute("ROLLBACK");
+                        }
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let granted: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(
+        granted, 4,
+        "32 clients x 2 inserts at a limit of 5 with 1 row"
+    );
+    let acme_rows = format!(
+        "SELECT count(*) FROM public.events WHERE tenant_id = '{}'",
+        cl.acme
+    );
+    assert_eq!(one_i64(&mut su, &acme_rows), 5);
+    // a deletion frees a row
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme'); DELETE FROM public.events WHERE kind = 'acme'; COMMIT",
+    );
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    // globex is unlimited
+    for _ in 0..7 {
+        assert_eq!(insert_event(&cl, &mut b, "globex"), Ok(()));
+    }
+    // the tenant moves to a shard of its own, on the other worker: its count goes with its
+    // rows (moved by the superuser: see docs/citus.md on moves run by the table owner)
+    let shard = one_i64(
+        &mut su,
+        &format!(
+            "SELECT isolate_tenant_to_new_shard('public.events', '{}'::uuid, 'CASCADE', 'block_writes')",
+            cl.acme
+        ),
+    );
+    let from = one_i64(
+        &mut su,
+        &format!("SELECT nodeport::bigint FROM citus_shards WHERE shardid = {shard}"),
+    ) as u16;
+    let to = if from == cl.workers[0] {
+        cl.workers[1]
+    } else {
+        cl.workers[0]
+    };
+    ok(
+        &mut su,
+        &format!("SELECT citus_move_shard_placement({shard}, '127.0.0.1', {from}, '127.0.0.1', {to}, 'block_writes')"),
+    );
+    assert_eq!(one_i64(&mut su, &acme_rows), 5, "the move keeps every row");
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme');
+         DELETE FROM public.events WHERE id IN (SELECT id FROM public.events ORDER BY id LIMIT 2); COMMIT",
+    );
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    assert_eq!(one_i64(&mut su, &acme_rows), 5);
+    // a plan change takes effect with the next context
+    ok(&mut su, "SELECT tenant.set_plan('acme', 'big')");
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    ok(&mut su, "SELECT tenant.set_plan('acme', 'small')");
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    // unlimit: the workers forget the table, inserts are not counted any more
+    ok(&mut owner, "SELECT tenant.unlimit_rows('public.events')");
+    for w in cl.workers {
+        assert_eq!(
+            one_i64(
+                &mut connect(w, &cl.db, "postgres"),
+                "SELECT count(*) FROM tenant.row_limits"
+            ),
+            0
+        );
+    }
+    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
 }
 
 #[test]

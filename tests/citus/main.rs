@@ -640,6 +640,14 @@ fn quotas_roles_and_refusals_on_citus() {
     );
     ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
     let mut owner = cl.coordinator("mt_c_owner");
+    assert_eq!(
+        err(
+            &mut owner,
+            "SELECT tenant.protect('public.events', 'events')"
+        ),
+        "0A000",
+        "refused to a tenant_admin member too"
+    );
     let policies = one_i64(&mut su, "SELECT count(*) FROM pg_policies WHERE tablename = 'events' AND policyname LIKE 'tenant_protect%'");
     assert_eq!(policies, 0);
 }

@@ -107,13 +107,38 @@ fn provision_impl(tenant: &str, template: &str) -> MtResult<String> {
         with_grants.push((name, g));
     }
     let target = tenant_schema(row.id);
-    run_all(&provision_statements(
-        template,
-        &target,
-        &schema_grants,
-        &with_grants,
-        row.id,
-    ))?;
+    // with Citus the schema may become a distributed schema (citus.enable_schema_based_sharding):
+    // its tables get the policy shape Citus carries to their shard (docs/citus.md)
+    let citus = crate::pg::citus::installed()?;
+    let ddl = || {
+        run_all(&provision_statements(
+            template,
+            &target,
+            &schema_grants,
+            &with_grants,
+            row.id,
+            citus,
+        ))
+    };
+    if citus {
+        // Citus converts only top-level CREATE TABLEs in a distributed schema: the schema is
+        // built local, then distributed whole, tables and policies, when the caller asked for
+        // schema-based sharding (citus.enable_schema_based_sharding)
+        let shard = read_one::<String>(
+            "SELECT pg_catalog.current_setting('citus.enable_schema_based_sharding', true)",
+            &[],
+        )? == Some("on".to_string());
+        crate::pg::owner::with_settings(&[(c"citus.enable_schema_based_sharding", c"off")], ddl)?;
+        if shard {
+            // as the caller, the schema's owner
+            Spi::run_with_args(
+                "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
+                &[target.as_str().into()],
+            )?;
+        }
+    } else {
+        ddl()?;
+    }
     as_owner(|| {
         Spi::run_with_args(
             "UPDATE tenant.tenants SET placement = 'schema', schema_name = $2, updated_at = now() WHERE id = $1",
@@ -219,11 +244,15 @@ fn migrate_impl(version: &str, sql: &str) -> MtResult<i64> {
                 Ok::<_, MtError>(v)
             })
         })?;
+        let citus = crate::pg::citus::installed()?;
         let stmts: Vec<String> = tables
             .iter()
-            .flat_map(|t| schema_guard_statements(schema, t, *tenant))
+            .flat_map(|t| schema_guard_statements(schema, t, *tenant, citus))
             .collect();
         pinned(|| run_all(&stmts))?;
+        if citus {
+            pinned(|| distribute_new_tables(schema))?;
+        }
         as_owner(|| {
             Spi::run_with_args(
                 "INSERT INTO tenant.schema_migrations (tenant_id, version, schema_name, checksum, applied_by) \
@@ -255,4 +284,72 @@ fn migrate_impl(version: &str, sql: &str) -> MtResult<i64> {
 #[pg_extern(volatile, parallel_unsafe)]
 fn migrate_schemas(version: &str, sql: &str) -> i64 {
     boundary(|| migrate_impl(version, sql))
+}
+
+/// A distributed tenant schema (Citus schema-based sharding) keeps every table in its one
+/// shard group: the tables a migration created (Citus converts only top-level CREATE TABLEs)
+/// join it, as the caller, with their policies.
+fn distribute_new_tables(schema: &str) -> MtResult<()> {
+    let (distributed, anchor, local) = Spi::connect(|c| {
+        let distributed = c
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_schema \
+                   WHERE schemaid = $1::pg_catalog.regnamespace)",
+                None,
+                &[schema.into()],
+            )?
+            .first()
+            .get_one::<bool>()?
+            .unwrap_or(false);
+        let anchor = c
+            .select(
+                "SELECT pg_catalog.format('%I.%I', $1, c.relname) FROM pg_catalog.pg_dist_partition p \
+                 JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid \
+                 WHERE c.relnamespace = $1::pg_catalog.regnamespace ORDER BY c.relname LIMIT 1",
+                None,
+                &[schema.into()],
+            )?
+            .next()
+            .map(|r| r.get::<String>(1))
+            .transpose()?
+            .flatten();
+        let mut local = Vec::new();
+        for r in c.select(
+            "SELECT pg_catalog.format('%I.%I', $1, c.relname) FROM pg_catalog.pg_class c \
+             WHERE c.relnamespace = $1::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') \
+               AND NOT c.relispartition \
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = c.oid) \
+             ORDER BY c.relname",
+            None,
+            &[schema.into()],
+        )? {
+            local.extend(r.get::<String>(1)?);
+        }
+        Ok::<_, MtError>((distributed, anchor, local))
+    })?;
+    if !distributed || local.is_empty() {
+        return Ok(());
+    }
+    match anchor {
+        Some(anchor) => {
+            for t in &local {
+                Spi::run_with_args(
+                    "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, NULL, colocate_with => $2)",
+                    &[t.as_str().into(), anchor.as_str().into()],
+                )?;
+            }
+        }
+        None => {
+            // no table of the schema is distributed yet: distribute the schema again, whole
+            Spi::run_with_args(
+                "SELECT pg_catalog.citus_schema_undistribute($1::pg_catalog.regnamespace)",
+                &[schema.into()],
+            )?;
+            Spi::run_with_args(
+                "SELECT pg_catalog.citus_schema_distribute($1::pg_catalog.regnamespace)",
+                &[schema.into()],
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -287,23 +287,30 @@ pub const POLICY_SCHEMA: &str = "mt_schema_tenant";
 const POLICY_SCHEMA_UPDATE: &str = "mt_schema_update";
 const POLICY_SCHEMA_DELETE: &str = "mt_schema_delete";
 const POLICY_SCHEMA_ACCESS: &str = "mt_schema_access";
+const POLICY_SCHEMA_INSERT: &str = "mt_schema_insert";
 
 /// Close a table of a tenant's own schema to every context but the tenant's: RLS forced
 /// (also for its owner), restrictive policies comparing the context with the tenant's id
 /// (`require_tenant()` for writes: MT001/MT003 without a writable context), and the
-/// permissive policy every row needs. Idempotent.
-pub fn schema_guard_statements(schema: &str, table: &str, tenant: uuid::Uuid) -> Vec<String> {
+/// permissive policy every row needs. Idempotent. With `citus` (Citus is installed: a
+/// tenant schema may be a distributed schema, whose single shard carries the policies as
+/// Citus copies them) the shape `isolate` writes there: one permissive policy per command,
+/// no subquery, no catch-all (docs/citus.md).
+pub fn schema_guard_statements(
+    schema: &str,
+    table: &str,
+    tenant: uuid::Uuid,
+    citus: bool,
+) -> Vec<String> {
     let name = qualified(schema, table);
     let id = format!("'{tenant}'::pg_catalog.uuid");
-    let read = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"())");
-    let write = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"())");
-    let allow = "\"tenant_internal\".\"_allow\"()";
     let mut v = vec![
         format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"),
         format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"),
     ];
     for p in [
         POLICY_SCHEMA,
+        POLICY_SCHEMA_INSERT,
         POLICY_SCHEMA_UPDATE,
         POLICY_SCHEMA_DELETE,
         POLICY_SCHEMA_ACCESS,
@@ -313,6 +320,30 @@ pub fn schema_guard_statements(schema: &str, table: &str, tenant: uuid::Uuid) ->
             quote_ident(p)
         ));
     }
+    if citus {
+        let read = format!("{id} OPERATOR(pg_catalog.=) \"tenant\".\"current_tenant\"()");
+        let write = format!("{id} OPERATOR(pg_catalog.=) \"tenant\".\"require_tenant\"()");
+        v.push(format!(
+            "CREATE POLICY {} ON {name} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({read})",
+            quote_ident(POLICY_SCHEMA)
+        ));
+        v.push(format!(
+            "CREATE POLICY {} ON {name} AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK ({write})",
+            quote_ident(POLICY_SCHEMA_INSERT)
+        ));
+        v.push(format!(
+            "CREATE POLICY {} ON {name} AS PERMISSIVE FOR UPDATE TO PUBLIC USING ({write}) WITH CHECK ({write})",
+            quote_ident(POLICY_SCHEMA_UPDATE)
+        ));
+        v.push(format!(
+            "CREATE POLICY {} ON {name} AS PERMISSIVE FOR DELETE TO PUBLIC USING ({write})",
+            quote_ident(POLICY_SCHEMA_DELETE)
+        ));
+        return v;
+    }
+    let read = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"current_tenant\"())");
+    let write = format!("{id} OPERATOR(pg_catalog.=) (SELECT \"tenant\".\"require_tenant\"())");
+    let allow = "\"tenant_internal\".\"_allow\"()";
     v.push(format!(
         "CREATE POLICY {} ON {name} AS RESTRICTIVE FOR ALL TO PUBLIC USING ({read}) WITH CHECK ({write})",
         quote_ident(POLICY_SCHEMA)
@@ -354,6 +385,7 @@ pub fn provision_statements(
     schema_grants: &[Grant],
     tables: &[(String, Vec<Grant>)],
     tenant: uuid::Uuid,
+    citus: bool,
 ) -> Vec<String> {
     let mut v = vec![format!("CREATE SCHEMA {}", quote_ident(target))];
     for g in schema_grants {
@@ -381,7 +413,7 @@ pub fn provision_statements(
                 ));
             }
         }
-        v.extend(schema_guard_statements(target, t, tenant));
+        v.extend(schema_guard_statements(target, t, tenant, citus));
     }
     v
 }
@@ -584,6 +616,44 @@ mod tests {
     }
 
     #[test]
+    fn schema_guard_on_citus_is_permissive_per_command_without_subquery() {
+        let t = uuid::Uuid::parse_str("11111111-2222-3333-4444-555555555555").unwrap();
+        let v = schema_guard_statements("tenant_x", "docs", t, true);
+        let policies: Vec<&String> = v
+            .iter()
+            .filter(|s| s.starts_with("CREATE POLICY"))
+            .collect();
+        assert_eq!(policies.len(), 4);
+        for p in &policies {
+            assert!(p.contains("AS PERMISSIVE"), "{p}");
+            assert!(!p.contains("(SELECT"), "no subquery: {p}");
+            assert!(!p.contains("FOR ALL"), "no catch-all: {p}");
+            assert!(
+                p.contains("'11111111-2222-3333-4444-555555555555'::pg_catalog.uuid"),
+                "{p}"
+            );
+        }
+        assert!(policies
+            .iter()
+            .any(|p| p.contains("FOR SELECT") && p.contains("current_tenant")));
+        assert!(policies
+            .iter()
+            .any(|p| p.contains("FOR INSERT") && p.contains("require_tenant")));
+        // both shapes drop every policy name of the other
+        let one_node = schema_guard_statements("tenant_x", "docs", t, false);
+        for drops in [&v, &one_node] {
+            assert_eq!(
+                drops
+                    .iter()
+                    .filter(|s| s.starts_with("DROP POLICY"))
+                    .count(),
+                5
+            );
+        }
+        assert!(v.iter().any(|s| s.ends_with("FORCE ROW LEVEL SECURITY")));
+    }
+
+    #[test]
     fn provisioning_quotes_and_guards_every_table() {
         let t = uuid::Uuid::parse_str("11111111-2222-3333-4444-555555555555").unwrap();
         let v = provision_statements(
@@ -604,6 +674,7 @@ mod tests {
                 ],
             )],
             t,
+            false,
         );
         assert_eq!(v[0], "CREATE SCHEMA \"tenant_x\"");
         assert_eq!(v[1], "GRANT USAGE ON SCHEMA \"tenant_x\" TO \"app\"");

@@ -1159,6 +1159,188 @@ fn limit_rows_on_a_distributed_table_is_exact_across_the_cluster() {
 }
 
 #[test]
+fn a_schema_per_tenant_is_one_shard_reached_without_the_tenant_id() {
+    let cl = Cluster::new("schema", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        &format!(
+            "GRANT tenant_admin TO mt_c_owner; GRANT CREATE ON DATABASE {} TO mt_c_owner",
+            cl.db
+        ),
+    );
+    let mut owner = cl.coordinator("mt_c_owner");
+    // the template stays a local schema; the tenants' schemas become distributed schemas
+    ok(
+        &mut owner,
+        "CREATE SCHEMA app_template;
+         CREATE TABLE app_template.docs (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text NOT NULL);
+         GRANT USAGE ON SCHEMA app_template TO mt_c_backend;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON app_template.docs TO mt_c_backend;
+         SET citus.enable_schema_based_sharding = on;
+         SELECT tenant.provision_schema('acme', 'app_template');
+         SELECT tenant.provision_schema('globex', 'app_template');
+         RESET citus.enable_schema_based_sharding;",
+    );
+    let acme_schema = format!("tenant_{}", cl.acme.replace('-', ""));
+    assert_eq!(
+        one_i64(
+            &mut su,
+            &format!("SELECT count(*) FROM citus_schemas WHERE schema_name::text IN ('{acme_schema}', 'tenant_{}')", cl.globex.replace('-', ""))
+        ),
+        2,
+        "both tenant schemas are distributed schemas"
+    );
+    let mut b = cl.coordinator("mt_c_backend");
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO docs (body) VALUES ('a1'), ('a2'); COMMIT;
+         BEGIN; SELECT tenant.set_context('globex'); INSERT INTO docs (body) VALUES ('g1'); COMMIT;",
+    );
+    // the application's query names neither the tenant nor its schema: one task, its rows
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(
+        one_text(
+            &mut b,
+            "SELECT string_agg(body, ',' ORDER BY body) FROM docs"
+        ),
+        "a1,a2"
+    );
+    let plan: Vec<String> = b
+        .query("EXPLAIN SELECT body FROM docs", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Task Count: 1")),
+        "a router query: {plan:?}"
+    );
+    // another tenant's schema, named outright, shows nothing and takes nothing
+    let other = format!("tenant_{}", cl.globex.replace('-', ""));
+    assert_eq!(
+        one_i64(&mut b, &format!("SELECT count(*) FROM {other}.docs")),
+        0
+    );
+    ok(&mut b, "COMMIT");
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    let e = err(
+        &mut b,
+        &format!("INSERT INTO {other}.docs (body) VALUES ('evil')"),
+    );
+    assert!(e == "42501" || e.starts_with("MT"), "{e}");
+    // without a context: nothing, and no write
+    assert_eq!(
+        one_i64(&mut b, &format!("SELECT count(*) FROM {acme_schema}.docs")),
+        0
+    );
+    assert_eq!(
+        err(
+            &mut b,
+            &format!("INSERT INTO {acme_schema}.docs (body) VALUES ('x')")
+        ),
+        "MT001"
+    );
+    // the shard on its worker: closed without a context, the tenant's rows with its token,
+    // and no policy there that does not test the context
+    let token = cl.token("acme");
+    let mut seen = 0;
+    let mut closed = 0;
+    for w in cl.workers {
+        let mut wsu = connect(w, &cl.db, "postgres");
+        ok(&mut wsu, "SET citus.override_table_visibility = off");
+        let shards: Vec<String> = wsu
+            .query(
+                &format!(
+                    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = '{acme_schema}' AND c.relname LIKE 'docs\\_%' AND c.relkind = 'r'"
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for shard in shards {
+            let open = one_i64(
+                &mut wsu,
+                &format!(
+                    "SELECT count(*) FROM pg_policies WHERE schemaname = '{acme_schema}' AND tablename = '{}' \
+                     AND (cmd = 'ALL' OR coalesce(qual, '') || coalesce(with_check, '') NOT LIKE '%tenant.%')",
+                    shard.rsplit('.').next().unwrap()
+                ),
+            );
+            assert_eq!(
+                open, 0,
+                "a policy on {shard} that does not test the context"
+            );
+            let mut c = connect(w, &cl.db, "mt_c_backend");
+            ok(&mut c, "SET citus.override_table_visibility = off");
+            closed += one_i64(&mut c, &format!("SELECT count(*) FROM {shard}"));
+            ok(
+                &mut c,
+                &format!("BEGIN; SET LOCAL multitenant.context = '{token}'"),
+            );
+            seen += one_i64(&mut c, &format!("SELECT count(*) FROM {shard}"));
+            ok(&mut c, "COMMIT");
+        }
+    }
+    assert_eq!(closed, 0, "no rows without a context on the worker");
+    assert_eq!(seen, 2, "acme's rows with acme's token, on its one shard");
+
+    // a migration's new table joins each tenant's shard group, guarded
+    assert_eq!(
+        one_i64(
+            &mut owner,
+            "SELECT tenant.migrate_schemas('002_tags', 'CREATE TABLE tags (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), doc_body text, name text); GRANT SELECT, INSERT ON tags TO mt_c_backend')"
+        ),
+        2
+    );
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM citus_tables WHERE table_name::text LIKE 'tenant\\_%.tags' AND citus_table_type = 'schema'"
+        ),
+        2,
+        "the new table is a schema table in both tenant schemas"
+    );
+    ok(
+        &mut b,
+        "BEGIN; SELECT tenant.set_context('acme');
+         INSERT INTO tags (doc_body, name) VALUES ('a1', 't-a1'), ('a2', 't-a2'); COMMIT",
+    );
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(
+        one_text(
+            &mut b,
+            "SELECT string_agg(t.name, ',' ORDER BY t.name) FROM docs d JOIN tags t ON t.doc_body = d.body"
+        ),
+        "t-a1,t-a2"
+    );
+    let plan: Vec<String> = b
+        .query(
+            "EXPLAIN SELECT t.name FROM docs d JOIN tags t ON t.doc_body = d.body",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Task Count: 1")),
+        "the join is a router query: {plan:?}"
+    );
+    ok(&mut b, "COMMIT");
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('globex')");
+    assert_eq!(
+        one_i64(&mut b, &format!("SELECT count(*) FROM {acme_schema}.tags")),
+        0
+    );
+    ok(&mut b, "COMMIT");
+}
+
+#[test]
 fn a_tenant_moves_to_its_own_shard_and_stays_isolated() {
     let cl = Cluster::new("move", Order::DistributeThenIsolate);
     let mut su = cl.coordinator("postgres");

@@ -240,11 +240,18 @@ BEGIN
         UNION ALL ------------------------------------------------------ rls_not_forced
         -- RLS off, not forced, or the tenant_isolation policy missing or no longer the
         -- restrictive FOR ALL policy isolate() creates (compared without whitespace and
-        -- without the " AS current_tenant" alias pg_get_expr adds).
+        -- without the " AS current_tenant" alias pg_get_expr adds). In a database with
+        -- Citus, the shape isolate() writes there instead (docs/citus.md): one permissive
+        -- policy per command testing the tenant, and no other permissive policy (it would
+        -- be ORed with them); the one-node shape there opens the shards once distributed.
         SELECT CASE WHEN r.rls AND pol.ok THEN 'high' ELSE 'critical' END,
                'rls_not_forced', r.qname,
                CASE WHEN NOT r.rls THEN
                         pg_catalog.format('row level security is disabled on %s: every role with privileges on it sees every tenant''s rows', r.qname)
+                    WHEN pol.citus AND pol.one_node THEN
+                        pg_catalog.format('%s has the one-node policy shape in a database with Citus: Citus copies restrictive policies to the shards as permissive, so its shards show every tenant''s rows once it is distributed', r.qname)
+                    WHEN pol.citus AND NOT pol.ok THEN
+                        pg_catalog.format('the isolation policies on %s are missing or were changed, or another permissive policy is ORed with them: rows are no longer filtered by tenant on the shards', r.qname)
                     WHEN NOT pol.ok THEN
                         pg_catalog.format('the policy "tenant_isolation" on %s is missing or was changed: rows are no longer filtered by tenant', r.qname)
                     ELSE
@@ -266,7 +273,28 @@ BEGIN
                   AND pg_catalog.regexp_replace(pg_catalog.regexp_replace(
                           pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]+AS[[:space:]]+require_tenant', '', 'g'), '[[:space:]]', '', 'g')
                       = pg_catalog.regexp_replace(pg_catalog.format('(%I = (SELECT tenant.require_tenant()))', r.tcol), '[[:space:]]', '', 'g')
-            ) AS ok
+            ) AS one_node,
+            -- the Citus shape: each command's policy compares the column with the context
+            (SELECT pg_catalog.count(*) = 4 FROM pg_catalog.pg_policy p
+             WHERE p.polrelid = r.relid AND p.polpermissive
+               AND (p.polname, p.polcmd) IN (('tenant_isolation', 'r'), ('tenant_isolation_insert', 'a'),
+                                             ('tenant_isolation_update', 'w'), ('tenant_isolation_delete', 'd'))
+               AND (p.polqual IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '[[:space:]]', '', 'g')
+                    IN (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', r.tcol), '[[:space:]]', '', 'g'),
+                        pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g')))
+               AND (p.polwithcheck IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]', '', 'g')
+                    = pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))
+               AND (p.polcmd = 'a' OR p.polqual IS NOT NULL))
+            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                            WHERE p.polrelid = r.relid AND p.polpermissive
+                              AND p.polname NOT IN ('tenant_isolation', 'tenant_isolation_insert',
+                                                    'tenant_isolation_update', 'tenant_isolation_delete'))
+            AS citus_shape,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') AS citus
+        ) pol0
+        CROSS JOIN LATERAL (
+            SELECT pol0.citus, pol0.one_node,
+                   CASE WHEN pol0.citus THEN pol0.citus_shape ELSE pol0.one_node END AS ok
         ) pol
         WHERE NOT (r.rls AND r.forced AND pol.ok)
 

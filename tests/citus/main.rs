@@ -1341,6 +1341,34 @@ fn a_schema_per_tenant_is_one_shard_reached_without_the_tenant_id() {
 }
 
 #[test]
+fn check_isolation_knows_the_citus_policy_shape() {
+    let cl = Cluster::new("lint", Order::IsolateThenDistribute);
+    let mut su = cl.coordinator("postgres");
+    let findings = "SELECT count(*) FROM tenant.check_isolation() \
+                    WHERE kind = 'rls_not_forced' AND object = 'public.events' AND severity = 'critical'";
+    assert_eq!(
+        one_i64(&mut su, findings),
+        0,
+        "the Citus shape is the right one here"
+    );
+    // a permissive policy of one's own is ORed with the tenant's: flagged
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "CREATE POLICY open_reads ON public.events FOR SELECT USING (kind IS NOT NULL)",
+    );
+    assert_eq!(one_i64(&mut su, findings), 1);
+    assert!(one_text(
+        &mut su,
+        "SELECT problem FROM tenant.check_isolation() WHERE kind = 'rls_not_forced' AND object = 'public.events'"
+    )
+    .contains("another permissive policy"));
+    // the fix it proposes (isolate again) leaves the extra policy: drop it, and all is well
+    ok(&mut owner, "DROP POLICY open_reads ON public.events");
+    assert_eq!(one_i64(&mut su, findings), 0);
+}
+
+#[test]
 fn a_tenant_moves_to_its_own_shard_and_stays_isolated() {
     let cl = Cluster::new("move", Order::DistributeThenIsolate);
     let mut su = cl.coordinator("postgres");

@@ -1463,6 +1463,15 @@ fn a_connect_only_role_cannot_touch_the_cluster_registry() {
             "SELECT key FROM tenant.secret".to_string(),
             "UPDATE tenant.secret SET key_id = '00000000-0000-0000-0000-000000000001'".to_string(),
             "DELETE FROM tenant.tenants".to_string(),
+            // the workers' part of audit, retention and erasure; the registration pushes
+            format!("SELECT tenant_internal._audit_verify_node('{}')", cl.acme),
+            "SELECT tenant_internal._audit_purge_node(1, 1, '{}')".to_string(),
+            format!("SELECT tenant_internal._audit_erase_node('{}')", cl.acme),
+            "SELECT tenant_internal._citus_audited(NULL)".to_string(),
+            "SELECT tenant_internal._citus_row_limits(NULL)".to_string(),
+            "INSERT INTO tenant.audited_tables (relid) VALUES ('public.events')".to_string(),
+            "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ('public.events', 'x', 'tenant_id')".to_string(),
+            "DELETE FROM tenant.usage_counters".to_string(),
         ] {
             assert_eq!(err(&mut evil, &sql), "42501", "port {port}: {sql}");
         }

@@ -249,6 +249,23 @@ fn forged_context_tokens_are_no_context() {
     };
     set_token(&mut app, &mint_claims(&secret, &globex, &oid));
     assert_eq!(bodies(&mut app), vec!["g1"], "control: the real secret");
+    // V70b: the extension's own system context (claim `o`, made for export/import/purge of
+    // a Citus table) holds only while its role is the current user: signed with the real
+    // secret for another role, it is no context for mt_it_app; for mt_it_app itself, it is
+    let now = unix_now();
+    let system = |role: &str| {
+        let claims = serde_json::json!({"t": globex, "iat": now, "exp": now + 600, "k": oid, "o": role});
+        mint_with(&secret, &serde_json::to_vec(&claims).unwrap())
+    };
+    set_token(&mut app, &system("mt_it_owner_elsewhere"));
+    assert!(bodies(&mut app).is_empty(), "V70b: another role's system context");
+    let cur: Option<String> = app
+        .query_one("SELECT tenant.current_tenant()::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(cur, None, "V70b");
+    set_token(&mut app, &system("mt_it_app"));
+    assert_eq!(bodies(&mut app), vec!["g1"], "V70b control: its own role");
     // V70: set_config(..., is_local => true) with a forged value inside a transaction
     app.batch_execute("RESET multitenant.context").unwrap();
     {

@@ -254,11 +254,15 @@ fn forged_context_tokens_are_no_context() {
     // secret for another role, it is no context for mt_it_app; for mt_it_app itself, it is
     let now = unix_now();
     let system = |role: &str| {
-        let claims = serde_json::json!({"t": globex, "iat": now, "exp": now + 600, "k": oid, "o": role});
+        let claims =
+            serde_json::json!({"t": globex, "iat": now, "exp": now + 600, "k": oid, "o": role});
         mint_with(&secret, &serde_json::to_vec(&claims).unwrap())
     };
     set_token(&mut app, &system("mt_it_owner_elsewhere"));
-    assert!(bodies(&mut app).is_empty(), "V70b: another role's system context");
+    assert!(
+        bodies(&mut app).is_empty(),
+        "V70b: another role's system context"
+    );
     let cur: Option<String> = app
         .query_one("SELECT tenant.current_tenant()::text", &[])
         .unwrap()

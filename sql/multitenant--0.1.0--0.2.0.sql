@@ -257,7 +257,10 @@ BEGIN
                     ELSE
                         pg_catalog.format('row level security is not forced on %s: its owner (and any role that is a member of the owner) sees every tenant''s rows', r.qname)
                END,
-               CASE WHEN r.tcol = 'tenant_id'
+               CASE WHEN r.rls AND pol.citus AND pol.extra IS NOT NULL
+                    THEN pg_catalog.format('-- isolate() does not drop policies it did not write: drop %s on %s, or add "%I = tenant.current_tenant()" to it',
+                                           pol.extra, r.qname, r.tcol)
+                    WHEN r.tcol = 'tenant_id'
                     THEN pg_catalog.format('SELECT tenant.isolate(%L);', r.qname)
                     ELSE pg_catalog.format('SELECT tenant.isolate(%L, %L);', r.qname, r.tcol)
                END
@@ -294,7 +297,13 @@ BEGIN
         ) pol0
         CROSS JOIN LATERAL (
             SELECT pol0.citus, pol0.one_node,
-                   CASE WHEN pol0.citus THEN pol0.citus_shape ELSE pol0.one_node END AS ok
+                   CASE WHEN pol0.citus THEN pol0.citus_shape ELSE pol0.one_node END AS ok,
+                   -- (Citus) the permissive policies isolate() did not write, by name
+                   (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(p.polname), ', ' ORDER BY p.polname)
+                    FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid = r.relid AND p.polpermissive
+                      AND p.polname NOT IN ('tenant_isolation', 'tenant_isolation_insert',
+                                            'tenant_isolation_update', 'tenant_isolation_delete')) AS extra
         ) pol
         WHERE NOT (r.rls AND r.forced AND pol.ok)
 

@@ -1363,7 +1363,12 @@ fn check_isolation_knows_the_citus_policy_shape() {
         "SELECT problem FROM tenant.check_isolation() WHERE kind = 'rls_not_forced' AND object = 'public.events'"
     )
     .contains("another permissive policy"));
-    // the fix it proposes (isolate again) leaves the extra policy: drop it, and all is well
+    assert!(one_text(
+        &mut su,
+        "SELECT fix FROM tenant.check_isolation() WHERE kind = 'rls_not_forced' AND object = 'public.events'"
+    )
+    .contains("drop open_reads on public.events"));
+    // as the fix says: drop it, and all is well
     ok(&mut owner, "DROP POLICY open_reads ON public.events");
     assert_eq!(one_i64(&mut su, findings), 0);
 }

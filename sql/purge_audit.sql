@@ -1,18 +1,11 @@
--- Retention for tenant.purge_audit($1 default days, $2 days for tenants with 'audit_logs';
--- $3, when not NULL, lists those tenants: a Citus worker has no plans of its own).
+-- Retention for tenant.purge_audit($1 default days, $2 days for the tenants listed in $3:
+-- those with 'audit_logs', state::audit::tenants_with_audit_logs).
 -- Removes only a prefix of each chain (entries older than the cutoff, up to the first newer
 -- one) and records where the chain now starts.
 WITH chains AS (
     SELECT h.chain, h.base_seq,
-           now() - make_interval(days => CASE WHEN $3::text[] IS NOT NULL THEN
-               CASE WHEN tenant_internal._chain_tenant(h.chain) = ANY ($3) THEN $2 ELSE $1 END
-           WHEN EXISTS (
-               SELECT 1 FROM tenant.tenants t LEFT JOIN tenant.plans p ON p.name = t.plan
-               WHERE t.id::text = tenant_internal._chain_tenant(h.chain)
-                 AND coalesce((SELECT f.enabled FROM tenant.tenant_features f
-                               WHERE f.tenant_id = t.id AND f.feature = 'audit_logs'),
-                              'audit_logs' = ANY (p.features), false))
-           THEN $2 ELSE $1 END) AS cutoff
+           now() - make_interval(days => CASE WHEN tenant_internal._chain_tenant(h.chain) = ANY ($3::text[])
+                                              THEN $2 ELSE $1 END) AS cutoff
     FROM tenant.audit_heads h
 ), cut AS (
     SELECT c.chain, c.base_seq,

@@ -10,7 +10,9 @@ use crate::pg::convert::{from_pg_uuid, row_json};
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::roles::require_any_role;
-use crate::state::audit::{chains_of, is_writing, purge, table_meta, verify_chain_named, write};
+use crate::state::audit::{
+    chains_of, is_writing, purge, table_meta, tenants_with_audit_logs, verify_chain_named, write,
+};
 use crate::state::context::{verified, writes_for};
 use crate::state::registry::{detach_triggers, trigger_schema};
 use crate::state::tenants;
@@ -271,11 +273,7 @@ pub(crate) fn audit_impl(
             ),
         ])
     };
-    if distributed {
-        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], ddl)?;
-    } else {
-        ddl()?;
-    }
+    crate::pg::citus::trigger_ddl(distributed, ddl)?;
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO tenant.audited_tables (relid, ignore_columns, changed_only) VALUES ($1::regclass, $2, $3) \
@@ -310,12 +308,7 @@ pub(crate) fn unaudit_impl(relid: pg_sys::Oid) -> MtResult<bool> {
             "unaudit",
         )
     };
-    // Citus asks for citus.enable_unsafe_triggers to drop a distributed table's trigger too
-    if crate::pg::citus::distributed(relid)? {
-        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], detach)
-    } else {
-        detach()
-    }
+    crate::pg::citus::trigger_ddl(crate::pg::citus::distributed(relid)?, detach)
 }
 
 /// `tenant.unaudit(tbl)`: detach the audit triggers (entries already written stay).
@@ -415,7 +408,7 @@ fn _audit_purge_node(
         purge(
             default_retention_days,
             feature_retention_days,
-            Some(feature_tenants),
+            feature_tenants,
         )
     })
 }
@@ -439,18 +432,15 @@ fn purge_impl(default_retention_days: i32, feature_retention_days: i32) -> MtRes
     if default_retention_days < 1 || feature_retention_days < 1 {
         return Err(MtError::invalid("retention must be at least one day"));
     }
-    let mut removed = purge(default_retention_days, feature_retention_days, None)?;
-    // on a Citus coordinator each worker prunes its own chains, with the coordinator's plans
+    // the tenants with the longer retention, from this node's plans: the same list for the
+    // workers of a Citus coordinator, which prune their own chains and have no plans
+    let with_feature = tenants_with_audit_logs()?;
+    let mut removed = purge(
+        default_retention_days,
+        feature_retention_days,
+        with_feature.clone(),
+    )?;
     if crate::pg::citus::has_workers()? {
-        let with_feature = crate::pg::spi::read_one::<Vec<String>>(
-            "SELECT coalesce(pg_catalog.array_agg(t.id::text), '{}') FROM tenant.tenants t \
-             LEFT JOIN tenant.plans p ON p.name = t.plan \
-             WHERE coalesce((SELECT f.enabled FROM tenant.tenant_features f \
-                             WHERE f.tenant_id = t.id AND f.feature = 'audit_logs'), \
-                            'audit_logs' = ANY (p.features), false)",
-            &[],
-        )?
-        .unwrap_or_default();
         // ids are uuids (no quote in them): a literal array of them
         let sql = format!(
             "SELECT tenant_internal._audit_purge_node({default_retention_days}, {feature_retention_days}, '{{{}}}'::text[])",

@@ -305,23 +305,25 @@ pub(crate) fn limit_rows_impl(
             format!("LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"),
         ])
     };
-    if distributed {
-        // Citus asks for citus.enable_unsafe_triggers to put a trigger on the shards
-        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], ddl)?;
-    } else {
-        ddl()?;
+    crate::pg::citus::trigger_ddl(distributed, ddl)?;
+    // on Citus the rows are counted on the workers, per shard placement, from the rows
+    // there (count_shard_row): no counters to seed here
+    if !distributed {
+        seed_row_counters(&name, resource, column)?;
     }
-    if distributed {
-        // counted on the workers, per shard placement, from the rows there (count_shard_row)
-        return as_owner(|| {
-            Spi::run_with_args(
-                "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
-                 ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
-                &[relid.into(), resource.into(), column.into()],
-            )?;
-            Ok(())
-        });
-    }
+    as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
+             ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
+            &[relid.into(), resource.into(), column.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Count the rows already in `name` per tenant, into `resource`'s counters (its table is
+/// locked by the caller, so the count stays exact).
+fn seed_row_counters(name: &str, resource: &str, column: &str) -> MtResult<()> {
     let (ws, we) = window(Period::None, 0);
     // The seed reads the table as the extension owner (every tenant's rows, past RLS). Its
     // text holds only identifiers from the catalog, quoted (double quotes are not affected by
@@ -353,16 +355,9 @@ pub(crate) fn limit_rows_impl(
                 None,
                 &[resource.into(), (ws as f64).into(), (we as f64).into()],
             )?;
-            c.update(
-                "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ($1::regclass, $2, $3) \
-                 ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, tenant_column = EXCLUDED.tenant_column",
-                None,
-                &[relid.into(), resource.into(), column.into()],
-            )?;
             Ok(())
         })
-    })?;
-    Ok(())
+    })
 }
 
 /// `tenant.limit_rows(tbl, resource, tenant_column)`: count each tenant's rows of `tbl`
@@ -381,12 +376,7 @@ fn limit_rows(tbl: pg_sys::Oid, resource: &str, tenant_column: &str) {
 pub(crate) fn unlimit_rows_impl(relid: pg_sys::Oid) -> MtResult<bool> {
     require_any_role(&[c"tenant_admin"], "unlimit rows")?;
     let detach = || detach_triggers(relid, &["mt_limit_rows"], "row_limits", "unlimit rows of");
-    let done = if crate::pg::citus::distributed(relid)? {
-        crate::pg::owner::with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], detach)?
-    } else {
-        detach()?
-    };
-    Ok(done)
+    crate::pg::citus::trigger_ddl(crate::pg::citus::distributed(relid)?, detach)
 }
 
 /// `tenant.unlimit_rows(tbl)`: stop counting `tbl`'s rows.

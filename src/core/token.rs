@@ -144,6 +144,13 @@ pub fn verify(secret: &[u8], token: &str, now: i64, key_id: Uuid) -> Result<Clai
     Ok(claims)
 }
 
+/// A token as `encode` writes it holds only base64url characters and dots: what may be put
+/// into a `SET` statement as it is.
+pub fn is_token_text(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +186,15 @@ mod tests {
             verify(KEY, &tok, 1_500, ID5).unwrap().o.as_deref(),
             Some("app_owner")
         );
+    }
+
+    #[test]
+    fn encoded_tokens_are_token_text_and_quotes_are_not() {
+        assert!(is_token_text(&encode(KEY, &claims())));
+        assert!(is_token_text(""));
+        for bad in ["a'b", "a b", "a\\b", "a;b", "é"] {
+            assert!(!is_token_text(bad), "{bad}");
+        }
     }
 
     #[test]

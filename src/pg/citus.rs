@@ -44,6 +44,17 @@ pub fn refuse_distributed(relid: pg_sys::Oid, name: &str, what: &str, hint: &str
     Ok(())
 }
 
+/// Run `f` (DDL that creates or drops a row trigger) with `citus.enable_unsafe_triggers` on
+/// when the table is `distributed`: Citus asks for it to put a trigger on the shards, or take
+/// one off them (the shards then run it on the workers: docs/citus.md).
+pub fn trigger_ddl<R>(distributed: bool, f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {
+    if distributed {
+        with_settings(&[(c"citus.enable_unsafe_triggers", c"on")], f)
+    } else {
+        f()
+    }
+}
+
 /// Run `f` (DDL) on the coordinator's table only: `citus.enable_ddl_propagation` off for its
 /// duration, then put back.
 pub fn coordinator_only<R>(f: impl FnOnce() -> MtResult<R>) -> MtResult<R> {

@@ -322,11 +322,28 @@ pub fn chains_of(tenant: Option<&str>) -> MtResult<Vec<String>> {
 }
 
 /// Remove entries past retention (sql/purge_audit.sql), as the extension owner.
-/// `feature_tenants`: the tenants with the longer retention (None: from this node's plans).
+/// The tenants (ids) whose plan or override has the `audit_logs` feature: the longer
+/// retention of `purge`.
+pub fn tenants_with_audit_logs() -> MtResult<Vec<String>> {
+    Ok(as_owner(|| {
+        crate::pg::spi::read_one::<Vec<String>>(
+            "SELECT coalesce(pg_catalog.array_agg(t.id::text), '{}') FROM tenant.tenants t \
+             LEFT JOIN tenant.plans p ON p.name = t.plan \
+             WHERE coalesce((SELECT f.enabled FROM tenant.tenant_features f \
+                             WHERE f.tenant_id = t.id AND f.feature = 'audit_logs'), \
+                            'audit_logs' = ANY (p.features), false)",
+            &[],
+        )
+    })?
+    .unwrap_or_default())
+}
+
+/// `feature_tenants`: the tenants with the longer retention ([`tenants_with_audit_logs`],
+/// given by the coordinator on a Citus worker, which has no plans).
 pub fn purge(
     default_retention_days: i32,
     feature_retention_days: i32,
-    feature_tenants: Option<Vec<String>>,
+    feature_tenants: Vec<String>,
 ) -> MtResult<i64> {
     let _w = Writing::start();
     as_owner(|| {

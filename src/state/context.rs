@@ -255,10 +255,7 @@ pub fn as_tenant_owner<R>(
         // what was set before goes back (only a token's characters; anything else was no
         // valid context either, and goes back as none)
         let prev = String::from_utf8_lossy(raw_context()).into_owned();
-        let prev = if prev
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
+        let prev = if token::is_token_text(&prev) {
             prev
         } else {
             String::new()
@@ -287,10 +284,7 @@ pub fn store_token(token: &str, local: bool) -> MtResult<()> {
         return set_setting(GUC_NAME, token, local);
     }
     // the token is base64url and dots (minted here): it goes into the statement as it is
-    if !token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
+    if !token::is_token_text(token) {
         return Err(MtError::invalid(
             "a context token holds only base64url and dots",
         ));

@@ -234,6 +234,26 @@ impl Cluster {
         )
     }
 
+    /// Move the shard `shard` (as the superuser, writes blocked) to the worker that does not
+    /// hold it; that worker's port.
+    fn move_to_other_worker(&self, shard: i64) -> u16 {
+        let mut su = self.coordinator("postgres");
+        let from = one_i64(
+            &mut su,
+            &format!("SELECT nodeport::bigint FROM citus_shards WHERE shardid = {shard}"),
+        ) as u16;
+        let to = if from == self.workers[0] {
+            self.workers[1]
+        } else {
+            self.workers[0]
+        };
+        ok(
+            &mut su,
+            &format!("SELECT citus_move_shard_placement({shard}, '127.0.0.1', {from}, '127.0.0.1', {to}, 'block_writes')"),
+        );
+        to
+    }
+
     /// A context token minted on the coordinator for `slug`.
     fn token(&self, slug: &str) -> String {
         let mut c = self.coordinator("mt_c_backend");
@@ -791,19 +811,7 @@ fn audit_of_a_distributed_table_lands_on_the_workers_and_verifies_from_the_coord
         rows_before,
         "the move keeps every row"
     );
-    let from = one_i64(
-        &mut su,
-        &format!("SELECT nodeport::bigint FROM citus_shards WHERE shardid = {shard}"),
-    ) as u16;
-    let to = if from == cl.workers[0] {
-        cl.workers[1]
-    } else {
-        cl.workers[0]
-    };
-    ok(
-        &mut su,
-        &format!("SELECT citus_move_shard_placement({shard}, '127.0.0.1', {from}, '127.0.0.1', {to}, 'block_writes')"),
-    );
+    let to = cl.move_to_other_worker(shard);
     ok(
         &mut b,
         "BEGIN; SELECT tenant.set_context('acme'); INSERT INTO public.events (kind) VALUES ('moved'); COMMIT",
@@ -1010,8 +1018,7 @@ fn export_import_and_purge_reach_the_shards() {
 }
 
 /// Insert one `public.events` row as the backend in `slug`'s context: Ok, or the SQLSTATE.
-fn insert_event(cl: &Cluster, c: &mut Client, slug: &str) -> Result<(), String> {
-    let _ = cl;
+fn insert_event(c: &mut Client, slug: &str) -> Result<(), String> {
     match c.batch_execute(&format!(
         "BEGIN; SELECT tenant.set_context('{slug}'); INSERT INTO public.events (kind) VALUES ('{slug}'); COMMIT"
     )) {
@@ -1100,11 +1107,11 @@ fn limit_rows_on_a_distributed_table_is_exact_across_the_cluster() {
         &mut b,
         "BEGIN; SELECT tenant.set_context('acme'); DELETE FROM public.events WHERE kind = 'acme'; COMMIT",
     );
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    assert_eq!(insert_event(&mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&mut b, "acme"), Err("MT010".into()));
     // globex is unlimited
     for _ in 0..7 {
-        assert_eq!(insert_event(&cl, &mut b, "globex"), Ok(()));
+        assert_eq!(insert_event(&mut b, "globex"), Ok(()));
     }
     // the tenant moves to a shard of its own, on the other worker: its count goes with its
     // rows (moved by the superuser: see docs/citus.md on moves run by the table owner)
@@ -1115,35 +1122,23 @@ fn limit_rows_on_a_distributed_table_is_exact_across_the_cluster() {
             cl.acme
         ),
     );
-    let from = one_i64(
-        &mut su,
-        &format!("SELECT nodeport::bigint FROM citus_shards WHERE shardid = {shard}"),
-    ) as u16;
-    let to = if from == cl.workers[0] {
-        cl.workers[1]
-    } else {
-        cl.workers[0]
-    };
-    ok(
-        &mut su,
-        &format!("SELECT citus_move_shard_placement({shard}, '127.0.0.1', {from}, '127.0.0.1', {to}, 'block_writes')"),
-    );
+    cl.move_to_other_worker(shard);
     assert_eq!(one_i64(&mut su, &acme_rows), 5, "the move keeps every row");
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    assert_eq!(insert_event(&mut b, "acme"), Err("MT010".into()));
     ok(
         &mut b,
         "BEGIN; SELECT tenant.set_context('acme');
          DELETE FROM public.events WHERE id IN (SELECT id FROM public.events ORDER BY id LIMIT 2); COMMIT",
     );
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    assert_eq!(insert_event(&mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&mut b, "acme"), Err("MT010".into()));
     assert_eq!(one_i64(&mut su, &acme_rows), 5);
     // a plan change takes effect with the next context
     ok(&mut su, "SELECT tenant.set_plan('acme', 'big')");
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&mut b, "acme"), Ok(()));
     ok(&mut su, "SELECT tenant.set_plan('acme', 'small')");
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Err("MT010".into()));
+    assert_eq!(insert_event(&mut b, "acme"), Err("MT010".into()));
     // unlimit: the workers forget the table, inserts are not counted any more
     ok(&mut owner, "SELECT tenant.unlimit_rows('public.events')");
     for w in cl.workers {
@@ -1155,7 +1150,7 @@ fn limit_rows_on_a_distributed_table_is_exact_across_the_cluster() {
             0
         );
     }
-    assert_eq!(insert_event(&cl, &mut b, "acme"), Ok(()));
+    assert_eq!(insert_event(&mut b, "acme"), Ok(()));
 }
 
 #[test]

@@ -77,6 +77,16 @@ CREATE TABLE tenant.isolated_tables (
 );
 COMMENT ON TABLE tenant.isolated_tables IS 'Tables isolated with tenant.isolate(); rows kept by pg_dump.';
 
+-- Tables guarded by tenant.protect: the resource and the row fields its checks read. With
+-- Citus, isolate's policies carry these checks and contexts carry the caller's permissions.
+CREATE TABLE tenant.protected_tables (
+    relid        regclass PRIMARY KEY,
+    resource     text NOT NULL,
+    fields       jsonb NOT NULL DEFAULT '[]',
+    owner_column name,
+    protected_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- Columns left out of tenant.export (tenant.exclude_from_export).
 CREATE TABLE tenant.export_exclusions (
     relid   regclass PRIMARY KEY,
@@ -310,6 +320,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant.members', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.isolated_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.export_exclusions', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected_tables', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant.setting_defaults', '');
 -- identity sequences too: after a restore the next id must follow the restored rows
 SELECT pg_catalog.pg_extension_config_dump('tenant.audit_log_id_seq', '');

@@ -135,11 +135,16 @@ BEGIN
              WHERE p.polrelid = r.relid AND p.polpermissive
                AND (p.polname, p.polcmd) IN (('tenant_isolation', 'r'), ('tenant_isolation_insert', 'a'),
                                              ('tenant_isolation_update', 'w'), ('tenant_isolation_delete', 'd'))
-               AND (p.polqual IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '[[:space:]]', '', 'g')
-                    IN (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', r.tcol), '[[:space:]]', '', 'g'),
-                        pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g')))
-               AND (p.polwithcheck IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]', '', 'g')
-                    = pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))
+               -- the tenant test alone, or first in an AND (protect's checks folded in)
+               AND (p.polqual IS NULL OR EXISTS (
+                    SELECT 1 FROM (VALUES (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', r.tcol), '[[:space:]]', '', 'g')),
+                                          (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))) t(e),
+                         LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '[[:space:]]', '', 'g') AS q) x
+                    WHERE x.q = t.e OR pg_catalog.starts_with(x.q, '(' || t.e || 'AND')))
+               AND (p.polwithcheck IS NULL OR EXISTS (
+                    SELECT 1 FROM (VALUES (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))) t(e),
+                         LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]', '', 'g') AS q) x
+                    WHERE x.q = t.e OR pg_catalog.starts_with(x.q, '(' || t.e || 'AND')))
                AND (p.polcmd = 'a' OR p.polqual IS NOT NULL))
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                             WHERE p.polrelid = r.relid AND p.polpermissive

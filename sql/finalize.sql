@@ -1144,7 +1144,7 @@ COMMENT ON FUNCTION tenant.jwt_key_list() IS 'The JWT keys without their key mat
 COMMENT ON FUNCTION tenant.isolate(regclass, text) IS 'Enable and force RLS with tenant policies, a default and an index on the tenant column, on the table and every partition and child. For the table owner. Idempotent.';
 COMMENT ON FUNCTION tenant.limit_rows(regclass, text, text) IS 'Count each tenant''s rows of a table against the limit of a resource; an INSERT past it raises MT010. For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.load_plan(jsonb) IS 'Create or replace a plan from a JSON document (price, features, limits). For tenant_admin.';
-COMMENT ON FUNCTION tenant.protect(regclass, text, text, jsonb) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, ctx) with ctx built from the row (owner_column as owner_id, columns: field -> column); rows for another owner also need assign. For the table owner.';
+COMMENT ON FUNCTION tenant.protect(regclass, text, text, jsonb) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, ctx) with ctx built from the row (owner_column as owner_id, columns: field -> column); rows for another owner also need assign. With Citus the checks are ANDed into the isolated table''s policies. For the table owner.';
 COMMENT ON FUNCTION tenant.purge_audit(integer, integer) IS 'Remove audit entries past retention (chains stay verifiable); returns how many. For tenant_admin.';
 COMMENT ON FUNCTION tenant.remove_member(text, text) IS 'Remove a user from a tenant. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.require_feature(text) IS 'Raise MT011 unless the current tenant has the feature; true otherwise (usable in policies and checks).';
@@ -1185,6 +1185,7 @@ COMMENT ON FUNCTION tenant.drop_organization(text) IS 'Drop an organization (slu
 COMMENT ON FUNCTION tenant.set_member_organization(text, text) IS 'Put a member of the current tenant into an organization (slug or id; NULL: none).';
 COMMENT ON FUNCTION tenant.current_organization() IS 'The organization of the current user in the current tenant, or NULL.';
 COMMENT ON TABLE tenant.export_exclusions IS 'Columns tenant.export leaves out, per table (tenant.exclude_from_export).';
+COMMENT ON TABLE tenant.protected_tables IS 'Tables guarded by tenant.protect: resource, condition fields (field, column), owner column.';
 COMMENT ON FUNCTION tenant.export(text, boolean) IS 'One tenant''s data as one JSON document (registered tables, members, roles, permissions, organizations, usage; audit with include_audit). For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.import(text, jsonb) IS 'Load an export document into a tenant in one transaction (tables and columns checked, tenant column rewritten, row limits kept); returns counts.';
 COMMENT ON FUNCTION tenant.exclude_from_export(regclass, text[]) IS 'Leave sensitive columns of a table out of every export. For tenant_admin members who own the table.';

@@ -282,11 +282,16 @@ BEGIN
              WHERE p.polrelid = r.relid AND p.polpermissive
                AND (p.polname, p.polcmd) IN (('tenant_isolation', 'r'), ('tenant_isolation_insert', 'a'),
                                              ('tenant_isolation_update', 'w'), ('tenant_isolation_delete', 'd'))
-               AND (p.polqual IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '[[:space:]]', '', 'g')
-                    IN (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', r.tcol), '[[:space:]]', '', 'g'),
-                        pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g')))
-               AND (p.polwithcheck IS NULL OR pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]', '', 'g')
-                    = pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))
+               -- the tenant test alone, or first in an AND (protect's checks folded in)
+               AND (p.polqual IS NULL OR EXISTS (
+                    SELECT 1 FROM (VALUES (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', r.tcol), '[[:space:]]', '', 'g')),
+                                          (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))) t(e),
+                         LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '[[:space:]]', '', 'g') AS q) x
+                    WHERE x.q = t.e OR pg_catalog.starts_with(x.q, '(' || t.e || 'AND')))
+               AND (p.polwithcheck IS NULL OR EXISTS (
+                    SELECT 1 FROM (VALUES (pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', r.tcol), '[[:space:]]', '', 'g'))) t(e),
+                         LATERAL (SELECT pg_catalog.regexp_replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '[[:space:]]', '', 'g') AS q) x
+                    WHERE x.q = t.e OR pg_catalog.starts_with(x.q, '(' || t.e || 'AND')))
                AND (p.polcmd = 'a' OR p.polqual IS NOT NULL))
             AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                             WHERE p.polrelid = r.relid AND p.polpermissive
@@ -1552,6 +1557,18 @@ COMMENT ON FUNCTION tenant_internal._audit_verify_node(uuid) IS 'Internal (Citus
 COMMENT ON FUNCTION tenant_internal._audit_purge_node(integer, integer, text[]) IS 'Internal (Citus, on a worker): remove its audit entries past retention, for the coordinator''s purge_audit.';
 COMMENT ON FUNCTION tenant_internal._audit_erase_node(uuid) IS 'Internal (Citus, on a worker): erase a purged tenant''s audit chains there.';
 
+-- Tables guarded by tenant.protect: the resource and the row fields its checks read. With
+-- Citus, isolate's policies carry these checks and contexts carry the caller's permissions.
+CREATE TABLE tenant.protected_tables (
+    relid        regclass PRIMARY KEY,
+    resource     text NOT NULL,
+    fields       jsonb NOT NULL DEFAULT '[]',
+    owner_column name,
+    protected_at timestamptz NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('tenant.protected_tables', '');
+COMMENT ON TABLE tenant.protected_tables IS 'Tables guarded by tenant.protect: resource, condition fields (field, column), owner column.';
+
 -- Citus (docs/citus.md). The isolation policies of a distributed table run on the workers'
 -- shards, where they verify the context: the coordinator gives each worker its context secret
 -- (and the secret's id, which every token carries) and its tenant registry (the status decides
@@ -2102,7 +2119,7 @@ COMMENT ON FUNCTION tenant.jwt_key_list() IS 'The JWT keys without their key mat
 COMMENT ON FUNCTION tenant.isolate(regclass, text) IS 'Enable and force RLS with tenant policies, a default and an index on the tenant column, on the table and every partition and child. For the table owner. Idempotent.';
 COMMENT ON FUNCTION tenant.limit_rows(regclass, text, text) IS 'Count each tenant''s rows of a table against the limit of a resource; an INSERT past it raises MT010. For tenant_admin members who own the table.';
 COMMENT ON FUNCTION tenant.load_plan(jsonb) IS 'Create or replace a plan from a JSON document (price, features, limits). For tenant_admin.';
-COMMENT ON FUNCTION tenant.protect(regclass, text, text, jsonb) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, ctx) with ctx built from the row (owner_column as owner_id, columns: field -> column); rows for another owner also need assign. For the table owner.';
+COMMENT ON FUNCTION tenant.protect(regclass, text, text, jsonb) IS 'Restrictive per-command policies that call tenant.can(resource, read|create|update|delete, ctx) with ctx built from the row (owner_column as owner_id, columns: field -> column); rows for another owner also need assign. With Citus the checks are ANDed into the isolated table''s policies. For the table owner.';
 COMMENT ON FUNCTION tenant.purge_audit(integer, integer) IS 'Remove audit entries past retention (chains stay verifiable); returns how many. For tenant_admin.';
 COMMENT ON FUNCTION tenant.remove_member(text, text) IS 'Remove a user from a tenant. For tenant_service and tenant_admin.';
 COMMENT ON FUNCTION tenant.require_feature(text) IS 'Raise MT011 unless the current tenant has the feature; true otherwise (usable in policies and checks).';

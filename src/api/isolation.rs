@@ -8,7 +8,7 @@ use crate::pg::citus;
 use crate::pg::owner::{as_owner, pinned};
 use crate::pg::raise::boundary;
 use crate::pg::spi::{read_oids, read_one};
-use crate::state::registry::{isolated_ancestor, legacy_schema_now, record};
+use crate::state::registry::{isolated_ancestor, legacy_schema_now, protection, record};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -62,16 +62,24 @@ fn run_ddl(ddl: &IsolationDdl, distributed: bool) -> MtResult<()> {
     }
 }
 
+/// Write an isolated table's policies again, after `protect` changed what they carry.
+pub(crate) fn reisolate(relid: pg_sys::Oid, column: &str) -> MtResult<()> {
+    let _busy = Busy::start();
+    isolate_one(relid, column, citus::installed()?)
+}
+
 fn isolate_one(relid: pg_sys::Oid, column: &str, citus: bool) -> MtResult<()> {
     let info = check_table(relid, "isolate")?;
     let name = ddl::qualified(&info.schema, &info.table);
     let col = tenant_column(relid, &name, column)?;
+    let protect = protection(relid)?;
     let target = Target {
         schema: &info.schema,
         table: &info.table,
         column,
         legacy_schema: legacy_schema_now()?,
         citus,
+        protect: protect.as_ref(),
     };
     let distributed = citus && citus::is_distributed_table(relid)?;
     if let Some(reg) = record(relid)? {
@@ -187,6 +195,7 @@ fn unisolate_one(relid: pg_sys::Oid, citus: bool) -> MtResult<bool> {
         column: &rec.column,
         legacy_schema: false,
         citus,
+        protect: None,
     };
     let prev = Previous {
         rls_enabled: rec.rls_enabled,

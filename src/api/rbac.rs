@@ -1,7 +1,7 @@
 //! Roles, permissions, `can`/`authorize`, `protect` and invitations for the current tenant.
 //! The rules are in `rbac_core` (pure); this module loads, caches and writes them.
 
-use crate::core::ddl::{protect_statements, qualified, OWNER_FIELDS};
+use crate::core::ddl::{protect_statements, qualified, Protection, OWNER_FIELDS};
 use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::rbac::{validate_condition, Subject, OWNER_ROLE};
@@ -15,6 +15,7 @@ use crate::state::audit::event;
 use crate::state::context::verified;
 use crate::state::members::{member_org, member_roles};
 use crate::state::rbac::policy;
+use crate::state::registry::record_protection;
 use pgrx::prelude::*;
 use serde_json::Value;
 
@@ -78,6 +79,17 @@ pub(crate) fn caller() -> MtResult<Caller> {
 }
 
 fn can_impl(resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
+    if crate::state::context::acting_for_tenant() {
+        return Ok(true);
+    }
+    // a context minted on a Citus coordinator carries the caller's permissions on the
+    // protected resources: the same answer on the workers, which have no roles
+    if let Ok(Some(answer)) = verified(|c| {
+        c.g.as_ref()
+            .and_then(|g| g.decide(resource, action, ctx, c.u.as_deref()))
+    }) {
+        return Ok(answer);
+    }
     let c = match caller() {
         Ok(c) => c,
         Err(_) => return Ok(false),
@@ -354,15 +366,6 @@ pub(crate) fn protect_impl(
 ) -> MtResult<()> {
     names::permission_part("resource", resource)?;
     let info = check_table(relid, "protect")?;
-    // protect's policies are RESTRICTIVE, which Citus turns into PERMISSIVE on the shards:
-    // ORed with the isolation policies they would widen access, never narrow it
-    if crate::pg::citus::installed()? {
-        return Err(MtError::new(
-            Code::NotSupported,
-            "tenant.protect is not supported in a database with Citus",
-        )
-        .hint("Check permissions with tenant.authorize() in the statements or functions that write (docs/citus.md)."));
-    }
     let name = qualified(&info.schema, &info.table);
     let mut fields: Vec<(String, String)> = Vec::new();
     if let Some(col) = owner_column {
@@ -403,7 +406,25 @@ pub(crate) fn protect_impl(
             .find(|(f, _)| OWNER_FIELDS.contains(&f.as_str()))
             .map(|(_, c)| c.clone())
     });
-    let statements = protect_statements(&name, resource, &fields, owner.as_deref());
+    let protection = Protection {
+        resource: resource.to_string(),
+        fields,
+        owner,
+    };
+    // Citus copies restrictive policies to the shards as permissive: there the checks are
+    // folded into isolate's per-command policies, which the table must have
+    if crate::pg::citus::installed()? {
+        let Some(reg) = crate::state::registry::record(relid)? else {
+            return Err(MtError::invalid(format!(
+                "{name} is not isolated: in a database with Citus, tenant.protect adds its checks to the tenant's policies"
+            ))
+            .hint("Run tenant.isolate(...) on the table first (docs/citus.md)."));
+        };
+        record_protection(relid, &protection)?;
+        return crate::api::isolation::reisolate(relid, &reg.column);
+    }
+    record_protection(relid, &protection)?;
+    let statements = protect_statements(&name, &protection);
     quietly(|| {
         Spi::connect_mut(|c| {
             for s in &statements {
@@ -416,7 +437,8 @@ pub(crate) fn protect_impl(
 
 /// `tenant.protect(tbl, resource, owner_column, columns)`: restrictive per-command policies
 /// that call `tenant.can(resource, read|create|update|delete, ctx)` with `ctx` built from
-/// the row. Runs as the table's owner.
+/// the row (with Citus: the same checks ANDed into isolate's policies). Runs as the
+/// table's owner.
 #[pg_extern(
     volatile,
     parallel_unsafe,

@@ -57,6 +57,9 @@ pub struct Target<'a> {
     /// Citus is installed in the database: the policies take the one shape Citus carries to
     /// the shards unchanged (see [`isolate_statements`]).
     pub citus: bool,
+    /// what `protect` recorded for the table (`tenant.protected_tables`): the Citus shape
+    /// folds its checks into the four policies, the one-node shape re-creates its own
+    pub protect: Option<&'a Protection>,
 }
 
 /// What `isolate`/`unisolate` run: the statements, and apart from them the one that changes
@@ -92,9 +95,17 @@ pub fn isolate_statements(t: &Target, create_index: bool) -> IsolationDdl {
         v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
     }
     if t.citus {
-        v.extend(citus_policies(&tbl, &col));
+        // protect's restrictive policies would be permissive on the shards (ORed with the
+        // tenant's): its checks are folded into the tenant's policies instead
+        for p in PROTECT_POLICIES {
+            v.push(format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)));
+        }
+        v.extend(citus_policies(&tbl, &col, t.protect));
     } else {
         v.extend(single_node_policies(t, &tbl, &col));
+        if let Some(p) = t.protect {
+            v.extend(protect_statements(&tbl, p));
+        }
     }
     if create_index {
         v.push(format!("CREATE INDEX ON {tbl} ({col})"));
@@ -149,25 +160,37 @@ fn single_node_policies(t: &Target, tbl: &str, col: &str) -> Vec<String> {
 /// tenant policy beside a permissive `true` would open every shard to every session. These
 /// four mean the same on the coordinator, on each shard and on one node. The price: a
 /// permissive policy a DBA adds to the table widens access (it is ORed with these), so on
-/// Citus extra policies must repeat the tenant condition (docs/citus.md).
-fn citus_policies(tbl: &str, col: &str) -> Vec<String> {
+/// Citus extra policies must repeat the tenant condition (docs/citus.md). A protected table
+/// (`protect`) has its permission checks ANDed into each command's policy, after the tenant
+/// condition.
+fn citus_policies(tbl: &str, col: &str, protect: Option<&Protection>) -> Vec<String> {
     let read = format!("{col} OPERATOR(pg_catalog.=) \"tenant\".\"current_tenant\"()");
     let write = format!("{col} OPERATOR(pg_catalog.=) \"tenant\".\"require_tenant\"()");
+    let checks = protect.map(protect_checks);
+    let and = |tenant: &str, check: Option<&String>| match check {
+        Some(c) => format!("{tenant} AND {c}"),
+        None => tenant.to_string(),
+    };
+    let c = checks.as_ref();
+    let read_q = and(&read, c.map(|c| &c.read));
+    let insert_q = and(&write, c.map(|c| &c.create));
+    let update_q = and(&write, c.map(|c| &c.update));
+    let delete_q = and(&write, c.map(|c| &c.delete));
     vec![
         format!(
-            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({read})",
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR SELECT TO PUBLIC USING ({read_q})",
             quote_ident(POLICY_ISOLATION)
         ),
         format!(
-            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK ({write})",
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR INSERT TO PUBLIC WITH CHECK ({insert_q})",
             quote_ident(POLICY_INSERT)
         ),
         format!(
-            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR UPDATE TO PUBLIC USING ({write}) WITH CHECK ({write})",
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR UPDATE TO PUBLIC USING ({update_q}) WITH CHECK ({update_q})",
             quote_ident(POLICY_UPDATE)
         ),
         format!(
-            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR DELETE TO PUBLIC USING ({write})",
+            "CREATE POLICY {} ON {tbl} AS PERMISSIVE FOR DELETE TO PUBLIC USING ({delete_q})",
             quote_ident(POLICY_DELETE)
         ),
     ]
@@ -219,21 +242,31 @@ pub const PROTECT_POLICIES: [&str; 4] = [
 /// Condition fields that name a row's owner when `protect` maps them to a column.
 pub const OWNER_FIELDS: [&str; 2] = ["owner_id", "ownerId"];
 
-/// What `protect` makes of a table: restrictive per-command policies calling
-/// `tenant.can(resource, action, ctx)` with `ctx` built from the row (`fields`: condition
-/// field -> column). With an owner column, a new row owned by anyone but the current user
-/// also needs `can(resource, 'assign', ctx)`: creating rows for others is a permission of
-/// its own. `tbl` is already qualified and quoted.
-pub fn protect_statements(
-    tbl: &str,
-    resource: &str,
-    fields: &[(String, String)],
-    owner: Option<&str>,
-) -> Vec<String> {
-    let ctx = if fields.is_empty() {
+/// What `protect` recorded about a table: the resource, the condition fields read from
+/// the row (field -> column) and the column naming the row's owner.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Protection {
+    pub resource: String,
+    pub fields: Vec<(String, String)>,
+    pub owner: Option<String>,
+}
+
+/// `protect`'s check per command: `tenant.can(resource, action, ctx)` with `ctx` built from
+/// the row. With an owner column, a new row owned by anyone but the current user also needs
+/// `can(resource, 'assign', ctx)`: creating rows for others is a permission of its own.
+struct ProtectChecks {
+    read: String,
+    create: String,
+    update: String,
+    delete: String,
+}
+
+fn protect_checks(p: &Protection) -> ProtectChecks {
+    let ctx = if p.fields.is_empty() {
         "'{}'::jsonb".to_string()
     } else {
-        let pairs: Vec<String> = fields
+        let pairs: Vec<String> = p
+            .fields
             .iter()
             .map(|(f, col)| {
                 format!(
@@ -245,9 +278,9 @@ pub fn protect_statements(
             .collect();
         format!("pg_catalog.jsonb_build_object({})", pairs.join(", "))
     };
-    let res = quote_literal(resource);
+    let res = quote_literal(&p.resource);
     let can = |action: &str| format!("\"tenant\".\"can\"({res}, '{action}', {ctx})");
-    let create = match owner {
+    let create = match &p.owner {
         Some(col) => format!(
             "{} AND ({}::pg_catalog.text OPERATOR(pg_catalog.=) \"tenant\".\"current_user_id\"() OR {})",
             can("create"),
@@ -256,6 +289,19 @@ pub fn protect_statements(
         ),
         None => can("create"),
     };
+    ProtectChecks {
+        read: can("read"),
+        create,
+        update: can("update"),
+        delete: can("delete"),
+    }
+}
+
+/// What `protect` makes of a table on one node: restrictive per-command policies with
+/// [`protect_checks`]. `tbl` is already qualified and quoted. (With Citus, `isolate`'s
+/// policies carry the checks instead: see [`citus_policies`].)
+pub fn protect_statements(tbl: &str, p: &Protection) -> Vec<String> {
+    let c = protect_checks(p);
     let mut v: Vec<String> = PROTECT_POLICIES
         .iter()
         .map(|p| format!("DROP POLICY IF EXISTS {} ON {tbl}", quote_ident(p)))
@@ -264,19 +310,19 @@ pub fn protect_statements(
     v.push(format!("ALTER TABLE {tbl} FORCE ROW LEVEL SECURITY"));
     v.push(format!(
         "CREATE POLICY \"tenant_protect_read\" ON {tbl} AS RESTRICTIVE FOR SELECT USING ({})",
-        can("read")
+        c.read
     ));
     v.push(format!(
-        "CREATE POLICY \"tenant_protect_create\" ON {tbl} AS RESTRICTIVE FOR INSERT WITH CHECK ({create})"
+        "CREATE POLICY \"tenant_protect_create\" ON {tbl} AS RESTRICTIVE FOR INSERT WITH CHECK ({})",
+        c.create
     ));
     v.push(format!(
         "CREATE POLICY \"tenant_protect_update\" ON {tbl} AS RESTRICTIVE FOR UPDATE USING ({}) WITH CHECK ({})",
-        can("update"),
-        can("update")
+        c.update, c.update
     ));
     v.push(format!(
         "CREATE POLICY \"tenant_protect_delete\" ON {tbl} AS RESTRICTIVE FOR DELETE USING ({})",
-        can("delete")
+        c.delete
     ));
     v
 }
@@ -430,7 +476,14 @@ mod tests {
             ("ownerId".to_string(), "owner_id".to_string()),
             ("status".to_string(), "Sta\"tus".to_string()),
         ];
-        let v = protect_statements("public.c", "campaigns", &f, Some("owner_id"));
+        let v = protect_statements(
+            "public.c",
+            &Protection {
+                resource: "campaigns".into(),
+                fields: f,
+                owner: Some("owner_id".into()),
+            },
+        );
         let insert = v.iter().find(|s| s.contains("FOR INSERT")).unwrap();
         assert!(insert.contains(
             "pg_catalog.jsonb_build_object('ownerId', \"owner_id\"::pg_catalog.text, 'status', \"Sta\"\"tus\"::pg_catalog.text)"
@@ -443,7 +496,13 @@ mod tests {
             v.iter().filter(|s| s.starts_with("CREATE POLICY")).count(),
             4
         );
-        let plain = protect_statements("public.c", "it's", &[], None);
+        let plain = protect_statements(
+            "public.c",
+            &Protection {
+                resource: "it's".into(),
+                ..Protection::default()
+            },
+        );
         assert!(plain
             .iter()
             .any(|s| s.contains("'it''s', 'read', '{}'::jsonb")));
@@ -472,6 +531,7 @@ mod tests {
             column: "tenant id",
             legacy_schema: false,
             citus: false,
+            protect: None,
         };
         let ddl = isolate_statements(&t, true);
         assert_eq!(
@@ -535,6 +595,7 @@ mod tests {
             column: "tenant_id",
             legacy_schema: false,
             citus: true,
+            protect: None,
         };
         let ddl = isolate_statements(&t, false);
         // the same default as on one node (the caller decides where it is set)
@@ -577,6 +638,74 @@ mod tests {
     }
 
     #[test]
+    fn protect_folds_into_the_citus_policies_and_follows_the_one_node_shape() {
+        let prot = Protection {
+            resource: "docs".into(),
+            fields: vec![("owner_id".into(), "author".into())],
+            owner: Some("author".into()),
+        };
+        let t = Target {
+            schema: "app",
+            table: "docs",
+            column: "tenant_id",
+            legacy_schema: false,
+            citus: true,
+            protect: Some(&prot),
+        };
+        let v = isolate_statements(&t, false).statements;
+        // protect's restrictive policies (permissive on the shards) are dropped first
+        let first_create = v
+            .iter()
+            .position(|s| s.starts_with("CREATE POLICY"))
+            .unwrap();
+        for p in PROTECT_POLICIES {
+            let drop = v
+                .iter()
+                .position(|s| s.starts_with(&format!("DROP POLICY IF EXISTS \"{p}\"")))
+                .unwrap();
+            assert!(drop < first_create, "{p}");
+        }
+        let creates: Vec<&String> = v
+            .iter()
+            .filter(|s| s.starts_with("CREATE POLICY"))
+            .collect();
+        assert_eq!(creates.len(), 4, "{creates:?}");
+        let ctx = "pg_catalog.jsonb_build_object('owner_id', \"author\"::pg_catalog.text)";
+        for (cmd, tenant, action) in [
+            ("SELECT", "current_tenant", "read"),
+            ("INSERT", "require_tenant", "create"),
+            ("UPDATE", "require_tenant", "update"),
+            ("DELETE", "require_tenant", "delete"),
+        ] {
+            let c = creates
+                .iter()
+                .find(|c| c.contains(&format!("FOR {cmd} ")))
+                .unwrap();
+            assert!(!c.contains("RESTRICTIVE") && !c.contains("(SELECT"), "{c}");
+            // the tenant condition first, then the permission, ANDed
+            let want = format!(
+                "(\"tenant_id\" OPERATOR(pg_catalog.=) \"tenant\".\"{tenant}\"() AND \"tenant\".\"can\"('docs', '{action}', {ctx})"
+            );
+            assert!(c.contains(&want), "{c}\nwants {want}");
+        }
+        let insert = creates.iter().find(|c| c.contains("FOR INSERT")).unwrap();
+        assert!(insert.contains("'assign'"), "{insert}");
+        // without Citus the same registration re-creates protect's own restrictive policies
+        let one = Target { citus: false, ..t };
+        let v = isolate_statements(&one, false).statements;
+        assert_eq!(
+            v.iter()
+                .filter(|s| s.starts_with("CREATE POLICY \"tenant_protect_"))
+                .count(),
+            4
+        );
+        assert!(v
+            .iter()
+            .filter(|s| s.starts_with("CREATE POLICY \"tenant_isolation"))
+            .all(|s| !s.contains("can")));
+    }
+
+    #[test]
     fn unisolate_restores_previous_state() {
         let t = Target {
             schema: "public",
@@ -584,6 +713,7 @@ mod tests {
             column: "tenant_id",
             legacy_schema: false,
             citus: false,
+            protect: None,
         };
         let prev = Previous {
             rls_enabled: true,

@@ -249,6 +249,70 @@ impl Policy {
     }
 }
 
+/// A caller's permissions on some resources, carried in the context a Citus coordinator
+/// mints (`Claims::g`): the workers, where `protect`'s policies run on the shards, have no
+/// roles, permissions or memberships. Complete for the resources in `r`: every permission
+/// of the caller's roles (inheritance expanded) whose resource pattern matches one of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    /// the resources these permissions are complete for
+    pub r: Vec<String>,
+    /// the permissions: resource pattern, action pattern, condition
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p: Vec<(String, String, Value)>,
+    /// the user's organization in the tenant (`self_org` in conditions)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o: Option<String>,
+}
+
+impl Carried {
+    /// `can` from the carried permissions, or None when `resource` is not one they are
+    /// complete for (the caller then asks the node's own tables).
+    pub fn decide(
+        &self,
+        resource: &str,
+        action: &str,
+        ctx: &Value,
+        user: Option<&str>,
+    ) -> Option<bool> {
+        if !self.r.iter().any(|r| r == resource) {
+            return None;
+        }
+        let who = Subject {
+            user,
+            org: self.o.as_deref(),
+        };
+        Some(self.p.iter().any(|(res, act, cond)| {
+            matches(res, resource) && matches(act, action) && condition_holds_for(cond, ctx, &who)
+        }))
+    }
+}
+
+impl Policy {
+    /// What a context carries for `roles` (with `org`) about `resources`: see [`Carried`].
+    pub fn carried(&self, roles: &[String], resources: &[String], org: Option<String>) -> Carried {
+        let all = self.expand(roles);
+        let mut p: Vec<(String, String, Value)> = Vec::new();
+        for perm in &self.permissions {
+            if all.contains(&perm.role) && resources.iter().any(|r| matches(&perm.resource, r)) {
+                let entry = (
+                    perm.resource.clone(),
+                    perm.action.clone(),
+                    perm.condition.clone(),
+                );
+                if !p.contains(&entry) {
+                    p.push(entry);
+                }
+            }
+        }
+        Carried {
+            r: resources.to_vec(),
+            p,
+            o: org,
+        }
+    }
+}
+
 /// The role that owns a tenant: only `tenant_service` and `tenant_admin` change it.
 pub const OWNER_ROLE: &str = "owner";
 
@@ -425,6 +489,65 @@ mod tests {
                 p("admin", "*", "*", Value::Null),
             ],
         }
+    }
+
+    #[test]
+    fn carried_permissions_decide_as_the_policy_does() {
+        let pol = seeds();
+        let resources = vec!["campaigns".to_string(), "reports".to_string()];
+        let ctxs = [
+            json!({}),
+            json!({"ownerId": "bob"}),
+            json!({"ownerId": "ann"}),
+            json!({"scope": "own_campaigns"}),
+        ];
+        for role in ["explorer", "business", "agency", "admin", "nobody"] {
+            let roles = vec![role.to_string()];
+            let c = pol.carried(&roles, &resources, None);
+            for res in ["campaigns", "reports"] {
+                for act in ["read", "create", "update", "delete", "export"] {
+                    for ctx in &ctxs {
+                        let want = pol.can(&roles, res, act, ctx, Some("bob"));
+                        assert_eq!(
+                            c.decide(res, act, ctx, Some("bob")),
+                            Some(want),
+                            "{role} {res} {act} {ctx}"
+                        );
+                    }
+                }
+            }
+            // complete only for the resources it was made for
+            assert_eq!(c.decide("missions", "read", &json!({}), Some("bob")), None);
+        }
+        // only what matches the resources travels; wildcards do
+        let c = pol.carried(&["admin".to_string()], &["campaigns".to_string()], None);
+        assert!(
+            c.p.iter().all(|(r, _, _)| r == "campaigns" || r == "*"),
+            "{c:?}"
+        );
+        assert!(!c
+            .p
+            .iter()
+            .any(|(r, _, _)| r == "missions" || r == "reports"));
+        // self_org comes from the carried organization
+        let mut pol = Policy::default();
+        pol.permissions
+            .push(p("member", "docs", "read", json!({"org": "self_org"})));
+        let c = pol.carried(
+            &["member".to_string()],
+            &["docs".to_string()],
+            Some("crew".into()),
+        );
+        assert_eq!(
+            c.decide("docs", "read", &json!({"org": "crew"}), None),
+            Some(true)
+        );
+        assert_eq!(
+            c.decide("docs", "read", &json!({"org": "other"}), None),
+            Some(false)
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Carried>(&json).unwrap(), c);
     }
 
     #[test]

@@ -61,6 +61,18 @@ pub struct Claims {
     /// (which have no plans): -1 unlimited (or billed as overage), None not in the plan
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l: Option<std::collections::BTreeMap<String, Option<i64>>>,
+    /// on a Citus cluster, the caller's permissions on the resources `protect` guards,
+    /// read by `can()` in the shards' policies on the workers (which have no roles)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub g: Option<crate::core::rbac::Carried>,
+}
+
+impl Claims {
+    /// The signed system context of a Citus export, import or purge (`o`): the extension
+    /// acts for the whole tenant, never for a caller.
+    pub fn is_system(&self) -> bool {
+        self.o.is_some()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,6 +181,7 @@ mod tests {
             o: None,
             p: false,
             l: None,
+            g: None,
         }
     }
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";

@@ -140,9 +140,18 @@ pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtRe
         o: None,
         p: false,
         l: None,
+        g: None,
     };
     let _restore = Restore(SYSTEM.with(|s| s.borrow_mut().replace(claims)));
     f()
+}
+
+/// Does the extension act for the whole tenant right now: `as_tenant` (export, import,
+/// purge, schema migrations on one node) or the signed system context of a Citus export,
+/// import or purge? `can()` lets such a context through `protect`'s checks: they narrow a
+/// caller to its permissions, and these act for no caller.
+pub fn acting_for_tenant() -> bool {
+    SYSTEM.with(|s| s.borrow().is_some()) || verified(Claims::is_system).unwrap_or(false)
 }
 
 /// Verify the current context, reusing the cached result when the GUC holds the same value.
@@ -250,6 +259,7 @@ pub fn as_tenant_owner<R>(
             o: Some(role),
             p: purge,
             l: None,
+            g: None,
         };
         let token = with_secret(|secret| token::encode(&secret.key, &claims))?;
         // what was set before goes back (only a token's characters; anything else was no
@@ -393,13 +403,17 @@ pub fn mint_claims(
         o: None,
         p: false,
         l: crate::state::quota::shard_limits(tenant.id)?,
+        g: None,
     })
 }
 
 /// Sign `claims` (minted for `tenant` by `mint_claims`), store them in the GUC, put the
 /// tenant's own schema (placement 'schema') first on the search_path, and prime this
 /// backend's verification cache.
-pub fn enter(tenant: &TenantRow, claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
+pub fn enter(tenant: &TenantRow, mut claims: Claims, local: bool) -> MtResult<uuid::Uuid> {
+    if claims.g.is_none() {
+        claims.g = crate::state::rbac::carried(tenant.id, claims.u.as_deref(), &claims.r)?;
+    }
     let token = with_secret(|secret| token::encode(&secret.key, &claims))?;
     store_token(&token, local)?;
     let id = claims.t;

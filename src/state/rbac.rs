@@ -119,3 +119,28 @@ pub fn install_templates(tenant: uuid::Uuid) -> MtResult<i64> {
     }
     Ok(n)
 }
+
+/// On a Citus coordinator with protected tables, what a context of `tenant` for `user`
+/// (with a JWT's `jwt_roles`) carries to the workers: the caller's permissions on the
+/// protected resources (`Claims::g`). None otherwise: nothing is added.
+pub fn carried(
+    tenant: uuid::Uuid,
+    user: Option<&str>,
+    jwt_roles: &[String],
+) -> MtResult<Option<crate::core::rbac::Carried>> {
+    let resources = crate::state::registry::protected_resources()?;
+    if resources.is_empty() {
+        return Ok(None);
+    }
+    let mut roles = jwt_roles.to_vec();
+    let mut org = None;
+    if let Some(u) = user {
+        roles.extend(
+            crate::state::members::member_roles(tenant, u)?
+                .iter()
+                .cloned(),
+        );
+        org = crate::state::members::member_org(tenant, u)?;
+    }
+    Ok(Some(policy(tenant)?.carried(&roles, &resources, org)))
+}

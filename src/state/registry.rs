@@ -131,3 +131,106 @@ pub fn detach_triggers(
         })
     })
 }
+
+/// What `protect` recorded for `relid` (`tenant.protected_tables`; none in a database still
+/// at 0.1.0, which has no such table).
+pub fn protection(relid: pg_sys::Oid) -> MtResult<Option<ddl::Protection>> {
+    if legacy_schema()? {
+        return Ok(None);
+    }
+    as_owner(|| {
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT resource, fields, owner_column::text FROM tenant.protected_tables \
+                 WHERE relid = $1::regclass",
+                None,
+                &[relid.into()],
+            )?;
+            let Some(r) = t.into_iter().next() else {
+                return Ok(None);
+            };
+            let fields = match r.get::<pgrx::JsonB>(2)? {
+                Some(pgrx::JsonB(serde_json::Value::Array(a))) => a
+                    .iter()
+                    .filter_map(|p| {
+                        Some((
+                            p.get(0)?.as_str()?.to_string(),
+                            p.get(1)?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok(Some(ddl::Protection {
+                resource: r.get::<String>(1)?.unwrap_or_default(),
+                fields,
+                owner: r.get::<String>(3)?,
+            }))
+        })
+    })
+}
+
+/// Record (or replace) what `protect` did to `relid` (not in a database still at 0.1.0).
+pub fn record_protection(relid: pg_sys::Oid, p: &ddl::Protection) -> MtResult<()> {
+    if legacy_schema()? {
+        return Ok(());
+    }
+    let fields = serde_json::Value::Array(
+        p.fields
+            .iter()
+            .map(|(f, c)| serde_json::json!([f, c]))
+            .collect(),
+    );
+    as_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO tenant.protected_tables (relid, resource, fields, owner_column) \
+             VALUES ($1::regclass, $2, $3, $4) \
+             ON CONFLICT (relid) DO UPDATE SET resource = EXCLUDED.resource, fields = EXCLUDED.fields, \
+               owner_column = EXCLUDED.owner_column, protected_at = pg_catalog.now()",
+            &[
+                relid.into(),
+                p.resource.as_str().into(),
+                pgrx::JsonB(fields).into(),
+                p.owner.clone().into(),
+            ],
+        )?;
+        Ok(())
+    })
+}
+
+thread_local! {
+    static PROTECTED: std::cell::RefCell<GenMap<(), std::rc::Rc<Vec<String>>>> =
+        std::cell::RefCell::new(GenMap::new(&[Kind::Relations]));
+}
+
+/// In a database with Citus, the resources `protect` guards (their permissions travel in
+/// the context to the workers: `Claims::g`); empty without Citus. Cached: `protect` changes
+/// policies, which moves the generation.
+pub fn protected_resources() -> MtResult<std::rc::Rc<Vec<String>>> {
+    if let Some(hit) = PROTECTED.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
+        return Ok(hit);
+    }
+    let loaded_at = PROTECTED.with(|m| m.borrow().now());
+    let found = as_owner(|| {
+        if legacy_schema()? || !crate::pg::citus::installed()? {
+            return Ok(Vec::new());
+        }
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT DISTINCT resource FROM tenant.protected_tables ORDER BY 1",
+                None,
+                &[],
+            )?;
+            let mut v = Vec::new();
+            for r in t {
+                if let Some(name) = r.get::<String>(1)? {
+                    v.push(name);
+                }
+            }
+            Ok::<_, crate::core::error::MtError>(v)
+        })
+    })?;
+    let found = std::rc::Rc::new(found);
+    PROTECTED.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
+    Ok(found)
+}

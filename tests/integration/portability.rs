@@ -657,3 +657,83 @@ fn import_and_purge_run_table_code_as_the_tables_owner_never_as_the_extensions()
         2
     );
 }
+
+#[test]
+fn export_import_and_purge_carry_the_rows_of_protected_tables() {
+    // protect() narrows a table to what the caller's permissions allow; export, import and
+    // purge act for the tenant, not for a user: they see, write and erase every row of it
+    let db = Db::new("port_protect");
+    schema(&db);
+    fill(&db);
+    db.as_role("mt_it_owner")
+        .batch_execute("SELECT tenant.protect('public.tasks', 'tasks')")
+        .unwrap();
+    let mut be = db.as_role("mt_it_backend");
+    // the control: the backend without a user holds no permission on tasks, so it reads none
+    let seen: i64 = one_in(&mut be, "acme", "SELECT count(*) FROM public.tasks");
+    assert_eq!(seen, 0, "protect applies to the backend's own queries");
+    let doc: Value = json_of(&mut be, "SELECT tenant.export('acme')");
+    assert_eq!(
+        doc["tables"]["public.tasks"].as_array().map(Vec::len),
+        Some(2),
+        "{doc}"
+    );
+    let text = doc.to_string();
+    assert!(!text.contains("scorpio"), "globex's row in acme's export");
+    be.batch_execute("SELECT tenant.create('acme2', 'Acme again')")
+        .unwrap();
+    let mut fresh = doc.clone();
+    // new keys (acme's are taken in this database)
+    for (t, key) in [("public.projects", 100), ("public.tasks", 200)] {
+        for (i, r) in fresh["tables"][t]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
+            r["id"] = serde_json::json!(key + i as i64);
+            if t == "public.tasks" {
+                r["project_id"] = serde_json::json!(100 + i as i64);
+            }
+        }
+    }
+    fresh["tables"]["public.notes"] = serde_json::json!([]);
+    let counts = import(&mut be, "acme2", &fresh).unwrap();
+    assert_eq!(counts["tables"]["public.tasks"], 2, "{counts}");
+    let acme2 = db.tenant_id("acme2");
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!("SELECT count(*) FROM public.tasks WHERE tenant_id = '{acme2}'")
+        ),
+        2
+    );
+    let acme = db.tenant_id("acme");
+    be.batch_execute("SELECT tenant.set_status('acme', 'deleted')")
+        .unwrap();
+    su_exec(
+        &db,
+        &format!("UPDATE tenant.tenants SET purge_after = now() - interval '1 second' WHERE id = '{acme}'"),
+    );
+    let receipt = json_of(
+        &mut db.as_role("mt_it_admin"),
+        "SELECT tenant.purge('acme')",
+    );
+    assert_eq!(receipt["removed"]["tables"]["public.tasks"], 2, "{receipt}");
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!("SELECT count(*) FROM public.tasks WHERE tenant_id = '{acme}'")
+        ),
+        0,
+        "a protected table keeps nothing of a purged tenant"
+    );
+    assert_eq!(
+        su_i64(
+            &db,
+            &format!("SELECT count(*) FROM public.tasks WHERE tenant_id = '{acme2}'")
+        ),
+        2,
+        "another tenant untouched"
+    );
+}

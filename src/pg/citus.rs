@@ -31,19 +31,6 @@ pub fn is_distributed_table(relid: pg_sys::Oid) -> MtResult<bool> {
     .unwrap_or(false))
 }
 
-/// Refuse `what` on `name` (`relid`) when Citus distributes it: row triggers there run on the
-/// shards of the workers, away from the registry, counters and audit chains of the coordinator.
-pub fn refuse_distributed(relid: pg_sys::Oid, name: &str, what: &str, hint: &str) -> MtResult<()> {
-    if distributed(relid)? {
-        return Err(MtError::new(
-            Code::NotSupported,
-            format!("{what} is not supported on the Citus table {name}"),
-        )
-        .hint(hint.to_string()));
-    }
-    Ok(())
-}
-
 /// Run `f` (DDL that creates or drops a row trigger) with `citus.enable_unsafe_triggers` on
 /// when the table is `distributed`: Citus asks for it to put a trigger on the shards, or take
 /// one off them (the shards then run it on the workers: docs/citus.md).

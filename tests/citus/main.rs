@@ -256,10 +256,16 @@ impl Cluster {
 
     /// A context token minted on the coordinator for `slug`.
     fn token(&self, slug: &str) -> String {
+        self.user_token(slug, None)
+    }
+
+    /// A context token minted on the coordinator for `slug`, as `user` when given.
+    fn user_token(&self, slug: &str, user: Option<&str>) -> String {
         let mut c = self.coordinator("mt_c_backend");
+        let user = user.map(|u| format!(", '{u}'")).unwrap_or_default();
         ok(
             &mut c,
-            &format!("BEGIN; SELECT tenant.set_context('{slug}')"),
+            &format!("BEGIN; SELECT tenant.set_context('{slug}'{user})"),
         );
         let t = one_text(&mut c, "SELECT current_setting('multitenant.context')");
         ok(&mut c, "ROLLBACK");
@@ -649,27 +655,6 @@ fn quotas_roles_and_refusals_on_citus() {
         err(&mut b, "SELECT tenant.authorize('events', 'create')"),
         "MT020"
     );
-    // what Citus cannot carry is refused with 0A000, not half done
-    let mut owner = cl.coordinator("mt_c_owner");
-    assert_eq!(
-        err(
-            &mut owner,
-            "SELECT tenant.protect('public.events', 'events')"
-        ),
-        "0A000"
-    );
-    ok(&mut su, "GRANT tenant_admin TO mt_c_owner");
-    let mut owner = cl.coordinator("mt_c_owner");
-    assert_eq!(
-        err(
-            &mut owner,
-            "SELECT tenant.protect('public.events', 'events')"
-        ),
-        "0A000",
-        "refused to a tenant_admin member too"
-    );
-    let policies = one_i64(&mut su, "SELECT count(*) FROM pg_policies WHERE tablename = 'events' AND policyname LIKE 'tenant_protect%'");
-    assert_eq!(policies, 0);
 }
 
 /// The audit entries of `public.events` on each worker: (worker port, count) for the chains
@@ -1472,6 +1457,9 @@ fn a_connect_only_role_cannot_touch_the_cluster_registry() {
             "INSERT INTO tenant.audited_tables (relid) VALUES ('public.events')".to_string(),
             "INSERT INTO tenant.row_limits (relid, resource, tenant_column) VALUES ('public.events', 'x', 'tenant_id')".to_string(),
             "DELETE FROM tenant.usage_counters".to_string(),
+            // what protect recorded (the resources whose permissions contexts carry)
+            "SELECT * FROM tenant.protected_tables".to_string(),
+            "INSERT INTO tenant.protected_tables (relid, resource) VALUES ('public.events', 'x')".to_string(),
         ] {
             assert_eq!(err(&mut evil, &sql), "42501", "port {port}: {sql}");
         }
@@ -1489,4 +1477,227 @@ fn a_connect_only_role_cannot_touch_the_cluster_registry() {
         .collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
     assert_eq!(cl.events_with_token(&cl.token("acme")), 1);
+}
+
+/// Rows of `table` `user` of `slug` sees through the coordinator, or the SQLSTATE.
+fn seen_as(cl: &Cluster, slug: &str, user: &str, sql: &str) -> Result<i64, String> {
+    let mut c = cl.coordinator("mt_c_backend");
+    ok(
+        &mut c,
+        &format!("BEGIN; SELECT tenant.set_context('{slug}', '{user}')"),
+    );
+    let out = c
+        .query_one(sql, &[])
+        .map(|r| r.get::<_, i64>(0))
+        .map_err(|e| code(&e));
+    let _ = c.batch_execute("ROLLBACK");
+    out
+}
+
+/// Run `sql` as `user` of `slug` through the coordinator: the rows it touched, or the SQLSTATE.
+fn write_as(cl: &Cluster, slug: &str, user: &str, sql: &str) -> Result<u64, String> {
+    let mut c = cl.coordinator("mt_c_backend");
+    ok(
+        &mut c,
+        &format!("BEGIN; SELECT tenant.set_context('{slug}', '{user}')"),
+    );
+    match c.execute(sql, &[]) {
+        Ok(n) => {
+            ok(&mut c, "COMMIT");
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK");
+            Err(code(&e))
+        }
+    }
+}
+
+#[test]
+fn protect_on_distributed_tables_holds_on_every_shard() {
+    let cl = Cluster::new("protect", Order::DistributeThenIsolate);
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        "SELECT set_config('multitenant.context', '', false);
+         DO $$ BEGIN PERFORM tenant.set_context('acme');
+           PERFORM tenant.create_role('writer');
+           PERFORM tenant.create_role('reader');
+           PERFORM tenant.create_role('nobody');
+           PERFORM tenant.grant_permission('writer', 'docs', 'create');
+           PERFORM tenant.grant_permission('writer', 'docs', 'read', '{\"owner_id\": \"self\"}');
+           PERFORM tenant.grant_permission('writer', 'docs', 'update', '{\"owner_id\": \"self\"}');
+           PERFORM tenant.grant_permission('reader', 'docs', 'read');
+           PERFORM tenant.grant_permission('reader', 'events', 'read');
+           PERFORM tenant.add_member('acme', 'ann', ARRAY['writer']);
+           PERFORM tenant.add_member('acme', 'rob', ARRAY['reader']);
+           PERFORM tenant.add_member('acme', 'eve', ARRAY['nobody']);
+         END $$;",
+    );
+    let mut owner = cl.coordinator("mt_c_owner");
+    // isolate, protect, then distribute: the shards get the folded policies
+    ok(
+        &mut owner,
+        "CREATE TABLE public.docs (id bigserial, tenant_id uuid NOT NULL,
+             author text NOT NULL DEFAULT tenant.current_user_id(), title text, PRIMARY KEY (tenant_id, id));
+         SELECT tenant.isolate('public.docs');
+         SELECT tenant.protect('public.docs', 'docs', owner_column => 'author');
+         SELECT create_distributed_table('public.docs', 'tenant_id');
+         GRANT SELECT, INSERT, UPDATE, DELETE ON public.docs TO mt_c_backend;
+         GRANT USAGE ON SEQUENCE public.docs_id_seq TO mt_c_backend;",
+    );
+    // a table that is not isolated cannot be protected here (its policies carry the checks)
+    ok(
+        &mut owner,
+        "CREATE TABLE public.loose (id bigint, tenant_id uuid NOT NULL);
+         SELECT create_distributed_table('public.loose', 'tenant_id');",
+    );
+    assert_eq!(
+        err(&mut owner, "SELECT tenant.protect('public.loose', 'loose')"),
+        "MT030"
+    );
+    // protect after distribution, on events (one acme row, one globex row)
+    ok(
+        &mut owner,
+        "SELECT tenant.protect('public.events', 'events')",
+    );
+    // no restrictive policy anywhere (Citus would make it permissive on the shards); the
+    // shards' policies test the tenant and the permission
+    assert_shard_policies(&cl, "docs");
+    assert_shard_policies(&cl, "events");
+    for w in cl.workers {
+        let mut ws = connect(w, &cl.db, "postgres");
+        ok(&mut ws, "SET citus.override_table_visibility = off");
+        assert_eq!(
+            one_i64(
+                &mut ws,
+                "SELECT count(*) FROM pg_policies WHERE (tablename LIKE 'docs\\_%' OR tablename LIKE 'events\\_%') \
+                 AND (permissive <> 'PERMISSIVE' OR policyname LIKE 'tenant_protect%' OR coalesce(qual, with_check) NOT LIKE '%tenant.can(%')"
+            ),
+            0,
+            "worker {w}: every shard policy is permissive and checks the permission"
+        );
+    }
+    assert_eq!(
+        one_i64(
+            &mut su,
+            "SELECT count(*) FROM tenant.check_isolation() WHERE severity = 'critical' AND object IN ('public.docs', 'public.events')"
+        ),
+        0,
+        "the folded shape is the right one"
+    );
+
+    // writes through the coordinator: create needs the permission, for another owner 'assign'
+    let ins = "INSERT INTO public.docs (title) VALUES ('mine')";
+    assert_eq!(write_as(&cl, "acme", "ann", ins), Ok(1));
+    assert_eq!(write_as(&cl, "acme", "ann", ins), Ok(1));
+    assert_eq!(write_as(&cl, "acme", "rob", ins), Err("42501".into()));
+    assert_eq!(
+        write_as(
+            &cl,
+            "acme",
+            "ann",
+            "INSERT INTO public.docs (author, title) VALUES ('rob', 'for rob')"
+        ),
+        Err("42501".into()),
+        "rows for another owner need assign"
+    );
+    ok(
+        &mut su,
+        &format!(
+            "INSERT INTO public.docs (tenant_id, author, title) VALUES ('{}', 'zed', 'zed''s'), ('{}', 'ann', 'globex ann')",
+            cl.acme, cl.globex
+        ),
+    );
+    // reads: own rows, all of the tenant's, none; never another tenant's
+    let count = "SELECT count(*) FROM public.docs";
+    assert_eq!(seen_as(&cl, "acme", "ann", count), Ok(2));
+    assert_eq!(seen_as(&cl, "acme", "rob", count), Ok(3));
+    assert_eq!(seen_as(&cl, "acme", "eve", count), Ok(0));
+    assert_eq!(
+        seen_as(&cl, "globex", "ann", count),
+        Ok(0),
+        "ann is nobody in globex"
+    );
+    let events = "SELECT count(*) FROM public.events";
+    assert_eq!(seen_as(&cl, "acme", "rob", events), Ok(1));
+    assert_eq!(seen_as(&cl, "acme", "ann", events), Ok(0));
+    // updates and deletes: only what the permission allows
+    assert_eq!(
+        write_as(
+            &cl,
+            "acme",
+            "ann",
+            "UPDATE public.docs SET title = title || '!'"
+        ),
+        Ok(2)
+    );
+    assert_eq!(
+        write_as(
+            &cl,
+            "acme",
+            "rob",
+            "UPDATE public.docs SET title = title || '?'"
+        ),
+        Ok(0)
+    );
+    assert_eq!(
+        write_as(&cl, "acme", "ann", "DELETE FROM public.docs"),
+        Ok(0),
+        "no delete permission"
+    );
+
+    // the shards themselves, queried on the workers with the coordinator's tokens: the
+    // permissions travel in the context (the workers have no roles)
+    let on_shards = |user: Option<&str>| {
+        cl.rows_on_shards(
+            "public.docs",
+            &format!(
+                "SET LOCAL multitenant.context = '{}'",
+                cl.user_token("acme", user)
+            ),
+        )
+    };
+    assert_eq!(on_shards(Some("ann")), 2);
+    assert_eq!(on_shards(Some("rob")), 3);
+    assert_eq!(on_shards(Some("eve")), 0);
+    assert_eq!(
+        on_shards(None),
+        0,
+        "the backend without a user holds no permission"
+    );
+    assert_eq!(
+        cl.rows_on_shards("public.docs", "SELECT 1"),
+        0,
+        "no context"
+    );
+    let globex_ann = cl.user_token("globex", Some("ann"));
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.docs",
+            &format!("SET LOCAL multitenant.context = '{globex_ann}'")
+        ),
+        0
+    );
+
+    // a revocation holds from the next context
+    ok(
+        &mut su,
+        "DO $$ BEGIN PERFORM tenant.set_context('acme');
+           PERFORM tenant.revoke_permission('reader', 'docs', 'read'); END $$",
+    );
+    assert_eq!(seen_as(&cl, "acme", "rob", count), Ok(0));
+    assert_eq!(on_shards(Some("rob")), 0);
+
+    // isolate again keeps the checks; export (for the tenant, not a user) sees every row
+    ok(&mut owner, "SELECT tenant.isolate('public.docs')");
+    assert_eq!(seen_as(&cl, "acme", "ann", count), Ok(2));
+    let mut be = cl.coordinator("mt_c_backend");
+    assert_eq!(
+        one_i64(
+            &mut be,
+            "SELECT jsonb_array_length(tenant.export('acme')->'tables'->'public.docs')::bigint"
+        ),
+        3
+    );
 }

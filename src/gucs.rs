@@ -69,12 +69,71 @@ pub static POSTGREST_CLAIMS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static SUSPENDED_ACCESS: GucSetting<SuspendedAccess> =
     GucSetting::<SuspendedAccess>::new(SuspendedAccess::None);
 
+/// On Citus, add `tenant_id = <the context's tenant>` to the statements on isolated
+/// distributed tables before Citus plans them, so one tenant's statements are router queries
+/// (api/router.rs). On by default; off plans them through the policies alone.
+pub static ROUTE_BY_CONTEXT: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+thread_local! {
+    /// The tenant whose id the planner put into this backend's plans since they were last
+    /// reset (api/router.rs)
+    static ROUTED_FOR: std::cell::Cell<Option<uuid::Uuid>> = const { std::cell::Cell::new(None) };
+}
+
+/// The planner put `tenant`'s id into a plan (which a plan cache may keep).
+pub fn routed_for(tenant: uuid::Uuid) {
+    ROUTED_FOR.with(|r| r.set(Some(tenant)));
+}
+
+/// `multitenant.context` changed (SET, SET LOCAL, set_config, a transaction's end, Citus
+/// propagating it): when the new value names another tenant than the plans this backend
+/// made with a tenant's id, every cached plan is marked for replanning, so no plan keeps a
+/// tenant id across contexts. (A value without a tenant keeps them: under no context the
+/// policies return nothing whatever the plan routes to.)
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn context_assigned(
+    newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    let Some(planned) = ROUTED_FOR.with(|r| r.get()) else {
+        return;
+    };
+    if newval.is_null() {
+        return;
+    }
+    // SAFETY: a GUC string value is NUL-terminated and valid during the assign hook
+    let new = unsafe { CStr::from_ptr(newval) };
+    let Some(tenant) = new.to_str().ok().and_then(crate::core::token::peek_tenant) else {
+        return;
+    };
+    if tenant != planned {
+        ROUTED_FOR.with(|r| r.set(None));
+        // SAFETY: only marks the saved plans invalid (no allocation, no catalog access, no
+        // error): the next use of each replans it
+        unsafe { pgrx::pg_sys::ResetPlanCache() };
+    }
+}
+
 fn register_context() {
-    GucRegistry::define_string_guc(
-        GUC_NAME,
-        c"Signed tenant context token (minted by tenant.set_context / tenant.authenticate).",
-        c"Any role may set it so that poolers and Citus can carry it; only the extension can mint a value that verifies.",
-        &CONTEXT,
+    // SAFETY: the assign hook is pg_guard'ed and raises nothing
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            GUC_NAME,
+            c"Signed tenant context token (minted by tenant.set_context / tenant.authenticate).",
+            c"Any role may set it so that poolers and Citus can carry it; only the extension can mint a value that verifies.",
+            &CONTEXT,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(context_assigned),
+            None,
+        );
+    }
+    GucRegistry::define_bool_guc(
+        c"multitenant.route_by_context",
+        c"On Citus, add the context's tenant id to statements on isolated distributed tables so they are router queries.",
+        c"The policies hold either way; off, a statement without the tenant id in its WHERE fans out to every shard.",
+        &ROUTE_BY_CONTEXT,
         GucContext::Userset,
         GucFlags::default(),
     );

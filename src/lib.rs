@@ -37,6 +37,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 pub extern "C-unwind" fn _PG_init() {
     gucs::register();
     pg::invalidation::register_callbacks();
+    api::router::install();
 }
 
 /// This module is required by `cargo pgrx test` invocations.

@@ -17,6 +17,7 @@ pub mod portability;
 pub mod quota;
 pub mod rbac;
 pub mod registry;
+pub mod router;
 pub mod site;
 pub mod storage;
 pub mod templates;

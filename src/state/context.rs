@@ -154,6 +154,16 @@ pub fn acting_for_tenant() -> bool {
     SYSTEM.with(|s| s.borrow().is_some()) || verified(Claims::is_system).unwrap_or(false)
 }
 
+/// The tenant of the verified token in `multitenant.context`: not `as_tenant`'s context nor
+/// PostgREST's claims, only a value whose every change the setting's assign hook sees (the
+/// planner may put this id into plans a cache keeps: api/router.rs).
+pub fn token_tenant() -> Option<uuid::Uuid> {
+    if SYSTEM.with(|s| s.borrow().is_some()) || raw_context().is_empty() {
+        return None;
+    }
+    verified(|c| c.t).ok()
+}
+
 /// Verify the current context, reusing the cached result when the GUC holds the same value.
 pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
     if let Some(c) = SYSTEM.with(|s| s.borrow().clone()) {

@@ -234,3 +234,49 @@ pub fn protected_resources() -> MtResult<std::rc::Rc<Vec<String>>> {
     PROTECTED.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
     Ok(found)
 }
+
+thread_local! {
+    static ROUTABLE: std::cell::RefCell<GenMap<(), std::rc::Rc<std::collections::HashMap<pg_sys::Oid, i16>>>> =
+        std::cell::RefCell::new(GenMap::new(&[Kind::Relations]));
+}
+
+/// With Citus: the isolated tables that are hash-distributed by their tenant column (a uuid)
+/// and carry no policy but isolate's four, with that column's number. Adding
+/// `tenant_id = <the context's tenant>` to a statement on one of them filters nothing the
+/// policies let through, and lets Citus route it (api/router.rs). Empty without Citus.
+/// Cached until a relation changes.
+pub fn routable() -> MtResult<std::rc::Rc<std::collections::HashMap<pg_sys::Oid, i16>>> {
+    if let Some(hit) = ROUTABLE.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
+        return Ok(hit);
+    }
+    let loaded_at = ROUTABLE.with(|m| m.borrow().now());
+    let found = as_owner(|| {
+        let mut out = std::collections::HashMap::new();
+        if !crate::pg::citus::installed()? {
+            return Ok(out);
+        }
+        Spi::connect(|c| {
+            let t = c.select(
+                "SELECT it.relid::pg_catalog.oid, a.attnum FROM tenant.isolated_tables it \
+                 JOIN pg_catalog.pg_dist_partition d ON d.logicalrelid = it.relid AND d.partmethod = 'h' \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = it.relid AND a.attname = it.tenant_column \
+                  AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype \
+                 WHERE pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) = it.tenant_column::pg_catalog.text \
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = it.relid \
+                     AND (NOT p.polpermissive OR p.polname NOT IN \
+                          ('tenant_isolation', 'tenant_isolation_insert', 'tenant_isolation_update', 'tenant_isolation_delete')))",
+                None,
+                &[],
+            )?;
+            for r in t {
+                if let (Some(oid), Some(att)) = (r.get::<pg_sys::Oid>(1)?, r.get::<i16>(2)?) {
+                    out.insert(oid, att);
+                }
+            }
+            Ok::<_, crate::core::error::MtError>(out)
+        })
+    })?;
+    let found = std::rc::Rc::new(found);
+    ROUTABLE.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
+    Ok(found)
+}

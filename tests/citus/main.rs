@@ -1701,3 +1701,125 @@ fn protect_on_distributed_tables_holds_on_every_shard() {
         3
     );
 }
+
+/// `EXPLAIN (COSTS OFF)` of `sql` in `c`: its lines.
+fn plan_of(c: &mut Client, sql: &str) -> Vec<String> {
+    c.query(&format!("EXPLAIN (COSTS OFF) {sql}"), &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn tasks(plan: &[String]) -> Option<i64> {
+    plan.iter()
+        .find_map(|l| l.trim().strip_prefix("Task Count: "))
+        .and_then(|n| n.parse().ok())
+}
+
+fn kinds(c: &mut Client, sql: &str) -> Vec<String> {
+    c.query(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn statements_through_the_policy_alone_are_router_queries() {
+    let cl = Cluster::new("route", Order::IsolateThenDistribute);
+    let mut b = cl.coordinator("mt_c_backend");
+    let all = "SELECT kind FROM public.events";
+    // no context: nothing to route by, every shard asked (and nothing shown)
+    ok(&mut b, "BEGIN");
+    assert_eq!(tasks(&plan_of(&mut b, all)), Some(32));
+    assert!(kinds(&mut b, all).is_empty());
+    ok(&mut b, "SELECT tenant.set_context('acme')");
+    // the context's tenant: one task, for the statement without any tenant id
+    assert_eq!(tasks(&plan_of(&mut b, all)), Some(1));
+    assert_eq!(kinds(&mut b, all), vec!["acme".to_string()]);
+    for sql in [
+        "SELECT count(*) FROM public.events WHERE id > 0",
+        "UPDATE public.events SET kind = kind",
+        "DELETE FROM public.events WHERE kind = 'nothing'",
+        "SELECT a.kind FROM public.events a JOIN public.events b USING (tenant_id, id)",
+    ] {
+        assert_eq!(tasks(&plan_of(&mut b, sql)), Some(1), "{sql}");
+    }
+    // the null side of an outer join keeps its null rows (the id goes into the ON clause)
+    assert_eq!(
+        kinds(
+            &mut b,
+            "SELECT coalesce(o.kind, 'none') FROM public.events a \
+             LEFT JOIN public.events o ON o.tenant_id = a.tenant_id AND o.kind = 'no such kind'"
+        ),
+        vec!["none".to_string()]
+    );
+    // off: the same statement fans out again, and shows the same rows
+    ok(&mut b, "SET LOCAL multitenant.route_by_context = off");
+    assert_eq!(tasks(&plan_of(&mut b, all)), Some(32));
+    assert_eq!(kinds(&mut b, all), vec!["acme".to_string()]);
+    ok(&mut b, "COMMIT");
+
+    // cached plans never carry one tenant's id into another's context: a prepared
+    // statement (no parameter: a generic plan, kept) and a PL/pgSQL function's plan
+    ok(
+        &mut cl.coordinator("mt_c_owner"),
+        "CREATE FUNCTION public.event_kinds() RETURNS text LANGUAGE plpgsql AS $$
+           BEGIN RETURN (SELECT string_agg(kind, ',') FROM public.events); END $$;
+         GRANT EXECUTE ON FUNCTION public.event_kinds() TO mt_c_backend;",
+    );
+    ok(&mut b, "PREPARE q AS SELECT kind FROM public.events");
+    for (slug, want) in [
+        ("acme", "acme"),
+        ("acme", "acme"),
+        ("globex", "globex"),
+        ("acme", "acme"),
+        ("globex", "globex"),
+    ] {
+        ok(
+            &mut b,
+            &format!("BEGIN; SELECT tenant.set_context('{slug}')"),
+        );
+        for _ in 0..3 {
+            assert_eq!(kinds(&mut b, "EXECUTE q"), vec![want.to_string()], "{slug}");
+            assert_eq!(
+                one_text(&mut b, "SELECT public.event_kinds()"),
+                want,
+                "{slug}"
+            );
+        }
+        ok(&mut b, "COMMIT");
+    }
+    // between transactions, no context: nothing, whatever plan is kept
+    assert!(kinds(&mut b, "EXECUTE q").is_empty());
+    // a token carried as it is (a pooler's SET LOCAL, not set_context): the same
+    for (slug, want) in [("globex", "globex"), ("acme", "acme")] {
+        let token = cl.token(slug);
+        ok(
+            &mut b,
+            &format!("BEGIN; SET LOCAL citus.propagate_set_commands = 'local'; SET LOCAL multitenant.context = '{token}'"),
+        );
+        assert_eq!(kinds(&mut b, "EXECUTE q"), vec![want.to_string()]);
+        ok(&mut b, "COMMIT");
+    }
+
+    // a role that row level security does not hold (the superuser) reads as before
+    let mut su = cl.coordinator("postgres");
+    ok(&mut su, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(tasks(&plan_of(&mut su, all)), Some(32));
+    assert_eq!(kinds(&mut su, all).len(), 2);
+    ok(&mut su, "ROLLBACK");
+    // a policy of one's own on the table (ORed with the tenant's): not routed, rows as the
+    // policies say
+    ok(
+        &mut cl.coordinator("mt_c_owner"),
+        "CREATE POLICY shared_kinds ON public.events FOR SELECT USING (kind = 'globex')",
+    );
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(tasks(&plan_of(&mut b, all)), Some(32));
+    let mut seen = kinds(&mut b, all);
+    seen.sort();
+    assert_eq!(seen, vec!["acme".to_string(), "globex".to_string()]);
+    ok(&mut b, "ROLLBACK");
+}

@@ -244,7 +244,7 @@ impl Walk<'_> {
         unsafe {
             if is_a(item, pg_sys::NodeTag::T_RangeTblRef) {
                 let index = (*(item as *mut pg_sys::RangeTblRef)).rtindex;
-                if let Some(qual) = self.qual_for(q, index) {
+                if let Some(qual) = self.qual_for(q, index, *slot) {
                     *slot = pg_sys::make_and_qual(*slot, qual);
                     self.added = true;
                 }
@@ -267,10 +267,13 @@ impl Walk<'_> {
 
     /// `tenant_column = '<tenant>'::uuid` for range table entry `index` of `q`, when it is a
     /// routable table whose row level security applies to the role reading it.
+    /// (None too when `quals` already compares that column with a constant or a parameter:
+    /// the statement names its tenant, and Citus plans a single comparison fastest.)
     unsafe fn qual_for(
         &self,
         q: *mut pg_sys::Query,
         index: std::ffi::c_int,
+        quals: *mut pg_sys::Node,
     ) -> Option<*mut pg_sys::Node> {
         // SAFETY: as in `query`; rt_fetch's index comes from the same Query
         unsafe {
@@ -280,6 +283,9 @@ impl Walk<'_> {
                 return None;
             }
             let attno = *self.tables.get(&(*rte).relid)?;
+            if names_value(quals, index, attno) {
+                return None;
+            }
             let rls = pg_sys::check_enable_rls((*rte).relid, check_as_user(q, rte), true);
             if rls != pg_sys::CheckEnableRlsResult::RLS_ENABLED as std::ffi::c_int {
                 return None;
@@ -308,6 +314,45 @@ impl Walk<'_> {
             (*(op as *mut pg_sys::OpExpr)).opfuncid = pg_sys::get_opcode(UUID_EQ_OP);
             Some(op as *mut pg_sys::Node)
         }
+    }
+}
+
+/// Is one of the ANDed `quals` `column = <constant or parameter>` (either side), for the
+/// column `attno` of range table entry `index`?
+unsafe fn names_value(quals: *mut pg_sys::Node, index: std::ffi::c_int, attno: i16) -> bool {
+    if quals.is_null() {
+        return false;
+    }
+    // SAFETY: an expression tree of the Query the caller walks
+    unsafe {
+        if is_a(quals, pg_sys::NodeTag::T_BoolExpr) {
+            let b = quals as *mut pg_sys::BoolExpr;
+            return (*b).boolop == pg_sys::BoolExprType::AND_EXPR
+                && PgList::<pg_sys::Node>::from_pg((*b).args)
+                    .iter_ptr()
+                    .any(|a| names_value(a, index, attno));
+        }
+        if !is_a(quals, pg_sys::NodeTag::T_OpExpr) {
+            return false;
+        }
+        let op = quals as *mut pg_sys::OpExpr;
+        if (*op).opno != UUID_EQ_OP {
+            return false;
+        }
+        let args = PgList::<pg_sys::Node>::from_pg((*op).args);
+        let (Some(l), Some(r)) = (args.get_ptr(0), args.get_ptr(1)) else {
+            return false;
+        };
+        let is_column = |n: *mut pg_sys::Node| {
+            is_a(n, pg_sys::NodeTag::T_Var) && {
+                let v = n as *mut pg_sys::Var;
+                (*v).varno == index && (*v).varattno == attno && (*v).varlevelsup == 0
+            }
+        };
+        let is_value = |n: *mut pg_sys::Node| {
+            is_a(n, pg_sys::NodeTag::T_Const) || is_a(n, pg_sys::NodeTag::T_Param)
+        };
+        (is_column(l) && is_value(r)) || (is_value(l) && is_column(r))
     }
 }
 

@@ -98,20 +98,35 @@ unsafe extern "C-unwind" fn context_assigned(
     let Some(planned) = ROUTED_FOR.with(|r| r.get()) else {
         return;
     };
-    if newval.is_null() {
-        return;
-    }
-    // SAFETY: a GUC string value is NUL-terminated and valid during the assign hook
-    let new = unsafe { CStr::from_ptr(newval) };
-    let Some(tenant) = new.to_str().ok().and_then(crate::core::token::peek_tenant) else {
-        return;
+    let tenant = if newval.is_null() {
+        None
+    } else {
+        // SAFETY: a GUC string value is NUL-terminated and valid during the assign hook
+        let new = unsafe { CStr::from_ptr(newval) };
+        new.to_str().ok().and_then(crate::core::token::peek_tenant)
     };
-    if tenant != planned {
-        ROUTED_FOR.with(|r| r.set(None));
-        // SAFETY: only marks the saved plans invalid (no allocation, no catalog access, no
-        // error): the next use of each replans it
-        unsafe { pgrx::pg_sys::ResetPlanCache() };
+    match tenant {
+        Some(t) if t == planned => {}
+        // no tenant in the setting: under no context the policies show nothing whatever a
+        // kept plan routes to, unless PostgREST's claims name a tenant instead
+        None if !POSTGREST_CLAIMS.get() => {}
+        _ => forget_routes(),
     }
+}
+
+/// Mark every cached plan of the backend for replanning when plans were routed for another
+/// tenant than `tenant` (the extension entering a tenant without the setting: `as_tenant`).
+pub fn forget_routes_unless(tenant: uuid::Uuid) {
+    if ROUTED_FOR.with(|r| r.get()).is_some_and(|t| t != tenant) {
+        forget_routes();
+    }
+}
+
+fn forget_routes() {
+    ROUTED_FOR.with(|r| r.set(None));
+    // SAFETY: only marks the saved plans invalid (no allocation, no catalog access, no
+    // error): the next use of each replans it
+    unsafe { pgrx::pg_sys::ResetPlanCache() };
 }
 
 fn register_context() {

@@ -73,6 +73,22 @@ fn isolate_one(relid: pg_sys::Oid, column: &str, citus: bool) -> MtResult<()> {
     let name = ddl::qualified(&info.schema, &info.table);
     let col = tenant_column(relid, &name, column)?;
     let protect = protection(relid)?;
+    // protect's policies of a table protected before it was recorded (0.1.0): the Citus
+    // shape drops them and would have nothing to fold in their place
+    if citus && protect.is_none() {
+        let unrecorded = read_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy WHERE polrelid = $1 \
+               AND polname::pg_catalog.text LIKE 'tenant\\_protect\\_%')",
+            &[relid.into()],
+        )?
+        .unwrap_or(false);
+        if unrecorded {
+            return Err(MtError::invalid(format!(
+                "{name} has tenant.protect's policies but no record of them (protected before 0.2.0)"
+            ))
+            .hint("Run tenant.protect(...) on the table again, then tenant.isolate(...)."));
+        }
+    }
     let target = Target {
         schema: &info.schema,
         table: &info.table,

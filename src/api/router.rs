@@ -40,8 +40,13 @@ thread_local! {
     static BUSY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Put the hook in front of the planner (from `_PG_init`, once per backend).
+/// Put the hook in front of the planner (from `_PG_init`, once per backend), when Citus is
+/// loaded (it is preloaded, so its settings exist by then); without it there is nothing to
+/// route.
 pub fn install() {
+    if !citus_loaded() {
+        return;
+    }
     // SAFETY: backends are single-threaded; _PG_init runs once, before any planning in
     // this library
     unsafe {
@@ -50,7 +55,23 @@ pub fn install() {
     }
 }
 
-#[pg_guard]
+// The next planner is called directly, not through pgrx's FFI guard: an error raised while
+// planning (for example by one of the extension's functions that a constant argument lets
+// the planner evaluate) must reach the caller as it was raised, with its own SQLSTATE; the
+// guard would turn it into a Rust panic and raise it again as XX000.
+unsafe extern "C-unwind" {
+    #[link_name = "standard_planner"]
+    fn raw_standard_planner(
+        parse: *mut pg_sys::Query,
+        query_string: *const std::ffi::c_char,
+        cursor_options: std::ffi::c_int,
+        bound_params: pg_sys::ParamListInfo,
+    ) -> *mut pg_sys::PlannedStmt;
+}
+
+/// The hook. Not `#[pg_guard]`: it holds nothing that needs dropping when the planner below
+/// raises an error and unwinds past it as if it were C; the Rust work happens before, in
+/// [`route_guarded`], which turns any panic into an error of its own.
 unsafe extern "C-unwind" fn plan(
     parse: *mut pg_sys::Query,
     query_string: *const std::ffi::c_char,
@@ -58,16 +79,23 @@ unsafe extern "C-unwind" fn plan(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     if !parse.is_null() {
-        // a refusal to route leaves the statement as it was
-        let _ = route(parse);
+        route_guarded(parse);
     }
-    // SAFETY: the planner's own arguments, passed on unchanged
+    let prev = PREV.with(|p| p.get());
+    // SAFETY: the planner's own arguments, passed on unchanged to the hook that was there
+    // before ours or to Postgres' planner; no value with a destructor is alive here
     unsafe {
-        match PREV.with(|p| p.get()) {
+        match prev {
             Some(prev) => prev(parse, query_string, cursor_options, bound_params),
-            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+            None => raw_standard_planner(parse, query_string, cursor_options, bound_params),
         }
     }
+}
+
+#[pg_guard]
+extern "C-unwind" fn route_guarded(parse: *mut pg_sys::Query) {
+    // a refusal to route leaves the statement as it was
+    let _ = route(parse);
 }
 
 struct Busy;
@@ -211,8 +239,10 @@ impl Walk<'_> {
                     self.query(cq as *mut pg_sys::Query, depth + 1);
                 }
             }
+            // MERGE (a CTE may hold one from PostgreSQL 17) joins its source and target
+            // itself: its FROM list is not the place for a comparison
             let from = (*q).jointree;
-            if !from.is_null() {
+            if !from.is_null() && (*q).commandType != pg_sys::CmdType::CMD_MERGE {
                 self.from(q, from, depth);
             }
         }

@@ -163,3 +163,24 @@ pub fn shell_of(relid: pg_sys::Oid) -> MtResult<Option<(pg_sys::Oid, Option<Stri
         }
     })
 }
+
+thread_local! {
+    static WORKER: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Is this node a Citus worker (Citus installed and not the coordinator)? Read once per
+/// backend (a node does not change role under a running backend; one started on a worker
+/// before `citus_add_node` takes it for a coordinator, which fails closed).
+pub fn is_worker() -> bool {
+    if let Some(w) = WORKER.with(|w| w.get()) {
+        return w;
+    }
+    // (two statements: without Citus its function does not exist, and naming it would fail)
+    let w = installed().unwrap_or(false)
+        && read_one::<bool>("SELECT NOT pg_catalog.citus_is_coordinator()", &[])
+            .ok()
+            .flatten()
+            .unwrap_or(false);
+    WORKER.with(|c| c.set(Some(w)));
+    w
+}

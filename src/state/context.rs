@@ -110,6 +110,11 @@ fn raw_context() -> &'static [u8] {
 }
 
 thread_local! {
+    /// The system context token `as_tenant_owner` has set in this backend, while it is set
+    static OWN_SYSTEM_TOKEN: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+thread_local! {
     /// The tenant the extension itself works in while `as_tenant` runs (import and purge
     /// write a tenant's rows as each table's owner): never a GUC, so nothing can carry it
     /// out of that call.
@@ -142,6 +147,8 @@ pub fn as_tenant<R>(tenant: uuid::Uuid, f: impl FnOnce() -> MtResult<R>) -> MtRe
         l: None,
         g: None,
     };
+    // plans routed by another tenant's context must not run in this one (api/router.rs)
+    crate::gucs::forget_routes_unless(tenant);
     let _restore = Restore(SYSTEM.with(|s| s.borrow_mut().replace(claims)));
     f()
 }
@@ -220,11 +227,17 @@ pub fn verified<R>(f: impl FnOnce(&Claims) -> R) -> Result<R, TokenError> {
     VERIFIED.with(|v| {
         let v = v.borrow();
         let claims = &v.as_ref().expect("just verified").claims;
-        // a system context holds only for the role it was made for
+        // a system context holds only for the role it was made for, and off the Citus
+        // workers only in the backend that set it, while it is set (a copy taken by the
+        // owner's code during an export is no context afterwards)
         if let Some(role) = &claims.o {
             // SAFETY: GetUserId only reads the backend's current user id
             let current = crate::pg::owner::role_name(unsafe { pg_sys::GetUserId() });
             if current.as_deref() != Some(role.as_str()) {
+                return Err(TokenError::BadSignature);
+            }
+            let own = OWN_SYSTEM_TOKEN.with(|t| t.borrow().as_deref() == Some(raw));
+            if !own && !crate::pg::citus::is_worker() {
                 return Err(TokenError::BadSignature);
             }
         }
@@ -280,6 +293,14 @@ pub fn as_tenant_owner<R>(
         } else {
             String::new()
         };
+        struct Own;
+        impl Drop for Own {
+            fn drop(&mut self) {
+                OWN_SYSTEM_TOKEN.with(|t| *t.borrow_mut() = None);
+            }
+        }
+        OWN_SYSTEM_TOKEN.with(|t| *t.borrow_mut() = Some(token.clone().into_bytes()));
+        let _own = Own;
         store_token(&token, true)?;
         let out = as_role_restricted(owner, || {
             crate::pg::citus::coordinate(relid, crate::pg::convert::pg_uuid(tenant))?;

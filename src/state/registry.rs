@@ -241,7 +241,8 @@ thread_local! {
 }
 
 /// With Citus: the isolated tables that are hash-distributed by their tenant column (a uuid)
-/// and carry no policy but isolate's four, with that column's number. Adding
+/// and carry no policy but isolate's four, each testing the tenant alone or first in an AND
+/// (as `check_isolation` wants them), with that column's number. Adding
 /// `tenant_id = <the context's tenant>` to a statement on one of them filters nothing the
 /// policies let through, and lets Citus route it (api/router.rs). Empty without Citus.
 /// Cached until a relation changes.
@@ -262,9 +263,18 @@ pub fn routable() -> MtResult<std::rc::Rc<std::collections::HashMap<pg_sys::Oid,
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = it.relid AND a.attname = it.tenant_column \
                   AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype \
                  WHERE pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) = it.tenant_column::pg_catalog.text \
-                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = it.relid \
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p \
+                     CROSS JOIN LATERAL (SELECT \
+                       pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS r, \
+                       pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS w, \
+                       pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''), '[[:space:]]', '', 'g') AS q, \
+                       pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), '[[:space:]]', '', 'g') AS c) x \
+                     WHERE p.polrelid = it.relid \
                      AND (NOT p.polpermissive OR p.polname NOT IN \
-                          ('tenant_isolation', 'tenant_isolation_insert', 'tenant_isolation_update', 'tenant_isolation_delete')))",
+                          ('tenant_isolation', 'tenant_isolation_insert', 'tenant_isolation_update', 'tenant_isolation_delete') \
+                          OR NOT (x.q = '' OR x.q IN (x.r, x.w) OR pg_catalog.starts_with(x.q, '(' || x.r || 'AND') \
+                                  OR pg_catalog.starts_with(x.q, '(' || x.w || 'AND')) \
+                          OR NOT (x.c = '' OR x.c = x.w OR pg_catalog.starts_with(x.c, '(' || x.w || 'AND'))))",
                 None,
                 &[],
             )?;

@@ -1680,7 +1680,9 @@ fn protect_on_distributed_tables_holds_on_every_shard() {
         0
     );
 
-    // a revocation holds from the next context
+    // a revocation holds from the next context; on the coordinator, at once (a token kept
+    // from before is answered from the tables there)
+    let rob_before = cl.user_token("acme", Some("rob"));
     ok(
         &mut su,
         "DO $$ BEGIN PERFORM tenant.set_context('acme');
@@ -1688,7 +1690,34 @@ fn protect_on_distributed_tables_holds_on_every_shard() {
     );
     assert_eq!(seen_as(&cl, "acme", "rob", count), Ok(0));
     assert_eq!(on_shards(Some("rob")), 0);
+    let mut kept = cl.coordinator("mt_c_backend");
+    ok(
+        &mut kept,
+        &format!("BEGIN; SET LOCAL multitenant.context = '{rob_before}'"),
+    );
+    assert_eq!(
+        one_text(&mut kept, "SELECT tenant.can('docs', 'read')::text"),
+        "false"
+    );
+    ok(&mut kept, "ROLLBACK");
 
+    // a table whose protect policies have no record (protected under 0.1.0): isolate on
+    // Citus refuses to drop them silently, protect again records them
+    ok(
+        &mut su,
+        "DELETE FROM tenant.protected_tables WHERE relid = 'public.events'::regclass;
+         CREATE POLICY tenant_protect_read ON public.events AS RESTRICTIVE FOR SELECT USING (true);",
+    );
+    assert_eq!(
+        err(&mut owner, "SELECT tenant.isolate('public.events')"),
+        "MT030"
+    );
+    ok(
+        &mut owner,
+        "SELECT tenant.protect('public.events', 'events'); SELECT tenant.isolate('public.events')",
+    );
+    assert_eq!(seen_as(&cl, "acme", "rob", events), Ok(1));
+    assert_eq!(seen_as(&cl, "acme", "ann", events), Ok(0));
     // isolate again keeps the checks; export (for the tenant, not a user) sees every row
     ok(&mut owner, "SELECT tenant.isolate('public.docs')");
     assert_eq!(seen_as(&cl, "acme", "ann", count), Ok(2));
@@ -1810,10 +1839,28 @@ fn statements_through_the_policy_alone_are_router_queries() {
     assert_eq!(tasks(&plan_of(&mut su, all)), Some(32));
     assert_eq!(kinds(&mut su, all).len(), 2);
     ok(&mut su, "ROLLBACK");
+    // isolate's own policy changed to let more through: not routed, rows as it says
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "ALTER POLICY tenant_isolation ON public.events USING (kind = 'globex' OR tenant_id = tenant.current_tenant())",
+    );
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(tasks(&plan_of(&mut b, all)), Some(32));
+    assert_eq!(kinds(&mut b, all).len(), 2);
+    ok(&mut b, "ROLLBACK");
+    ok(&mut owner, "SELECT tenant.isolate('public.events')");
+    ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");
+    assert_eq!(
+        tasks(&plan_of(&mut b, all)),
+        Some(1),
+        "isolate puts it back"
+    );
+    ok(&mut b, "ROLLBACK");
     // a policy of one's own on the table (ORed with the tenant's): not routed, rows as the
     // policies say
     ok(
-        &mut cl.coordinator("mt_c_owner"),
+        &mut owner,
         "CREATE POLICY shared_kinds ON public.events FOR SELECT USING (kind = 'globex')",
     );
     ok(&mut b, "BEGIN; SELECT tenant.set_context('acme')");

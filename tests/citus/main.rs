@@ -1870,3 +1870,102 @@ fn statements_through_the_policy_alone_are_router_queries() {
     assert_eq!(seen, vec!["acme".to_string(), "globex".to_string()]);
     ok(&mut b, "ROLLBACK");
 }
+
+/// The rows `sql` gives `slug`'s context (sorted, as text), with routing on or off; in a
+/// transaction rolled back afterwards, so writes can be compared too.
+fn rows_routed(c: &mut Client, slug: &str, sql: &str, route: bool) -> Vec<String> {
+    ok(
+        c,
+        &format!(
+            "BEGIN; SET LOCAL multitenant.route_by_context = {}; SELECT tenant.set_context('{slug}')",
+            if route { "on" } else { "off" }
+        ),
+    );
+    let mut out: Vec<String> = c
+        .simple_query(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect();
+    ok(c, "ROLLBACK");
+    out.sort();
+    out
+}
+
+#[test]
+fn routing_by_the_context_changes_no_result() {
+    let cl = Cluster::new("routediff", Order::DistributeThenIsolate);
+    let mut owner = cl.coordinator("mt_c_owner");
+    ok(
+        &mut owner,
+        "CREATE TABLE public.items (id bigserial, tenant_id uuid NOT NULL, ev_id bigint, note text, PRIMARY KEY (tenant_id, id));
+         CREATE TABLE public.series (id bigint, tenant_id uuid NOT NULL, at date NOT NULL, v int, PRIMARY KEY (tenant_id, id, at)) PARTITION BY RANGE (at);
+         CREATE TABLE public.series_2026 PARTITION OF public.series FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         CREATE TABLE public.codes (code text PRIMARY KEY, label text);
+         SELECT create_distributed_table('public.items', 'tenant_id', colocate_with => 'public.events');
+         SELECT create_distributed_table('public.series', 'tenant_id', colocate_with => 'public.events');
+         SELECT create_reference_table('public.codes');
+         SELECT tenant.isolate('public.items'); SELECT tenant.isolate('public.series');
+         CREATE VIEW public.events_v WITH (security_invoker = true) AS SELECT id, kind FROM public.events WHERE kind IS NOT NULL;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON public.items, public.series, public.series_2026, public.codes TO mt_c_backend;
+         GRANT SELECT ON public.events_v TO mt_c_backend;
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO mt_c_backend;",
+    );
+    let mut su = cl.coordinator("postgres");
+    ok(
+        &mut su,
+        "INSERT INTO public.codes VALUES ('a', 'A'), ('b', 'B');
+         INSERT INTO public.events (tenant_id, kind) SELECT t.id, t.slug || '-' || g FROM tenant.tenants t, generate_series(2, 5) g;
+         INSERT INTO public.items (tenant_id, ev_id, note)
+           SELECT e.tenant_id, e.id, 'note ' || e.kind FROM public.events e WHERE right(e.kind, 1) IN ('2', '3', 'e', 'x');
+         INSERT INTO public.series SELECT g, t.id, date '2026-03-01' + g, g FROM tenant.tenants t, generate_series(1, 4) g;",
+    );
+    let joined = "ON i.tenant_id = e.tenant_id AND i.ev_id = e.id";
+    let queries = [
+        "SELECT kind FROM public.events".to_string(),
+        "SELECT count(*) FROM public.events WHERE kind LIKE '%3'".to_string(),
+        format!("SELECT e.kind, i.note FROM public.events e JOIN public.items i {joined}"),
+        format!("SELECT e.kind, i.note FROM public.events e LEFT JOIN public.items i {joined}"),
+        format!("SELECT e.kind, i.note FROM public.items i RIGHT JOIN public.events e {joined}"),
+        format!("SELECT e.kind, i.note FROM public.events e FULL JOIN public.items i {joined} AND i.note LIKE '%2'"),
+        format!("SELECT count(*) FROM public.events e LEFT JOIN public.items i {joined} WHERE i.id IS NULL"),
+        "SELECT kind FROM public.events e WHERE EXISTS (SELECT 1 FROM public.items i WHERE i.tenant_id = e.tenant_id AND i.ev_id = e.id)".to_string(),
+        "SELECT kind FROM public.events WHERE id IN (SELECT ev_id FROM public.items)".to_string(),
+        "WITH x AS (SELECT * FROM public.events WHERE kind LIKE '%2') SELECT kind FROM x".to_string(),
+        "SELECT e.kind, c.label FROM public.events e JOIN public.codes c ON c.code = 'a'".to_string(),
+        "SELECT kind FROM public.events_v".to_string(),
+        "SELECT sum(v) FROM public.series".to_string(),
+        "SELECT sum(v) FROM public.series_2026".to_string(),
+        "SELECT kind, (SELECT count(*) FROM public.items i WHERE i.tenant_id = e.tenant_id) FROM public.events e".to_string(),
+        "SELECT kind FROM public.events UNION ALL SELECT note FROM public.items".to_string(),
+        "SELECT e.kind FROM public.events e, LATERAL (SELECT note FROM public.items i WHERE i.tenant_id = e.tenant_id AND i.ev_id = e.id LIMIT 1) l".to_string(),
+        // writes, rolled back after each
+        "UPDATE public.events SET kind = kind || '!' WHERE kind LIKE '%3' RETURNING kind".to_string(),
+        "DELETE FROM public.items WHERE note LIKE '%2' RETURNING note".to_string(),
+        "UPDATE public.items i SET note = i.note || '!' FROM public.events e WHERE e.tenant_id = i.tenant_id AND e.id = i.ev_id RETURNING i.note".to_string(),
+        "WITH d AS (DELETE FROM public.events WHERE kind LIKE '%5' RETURNING kind) SELECT kind FROM d".to_string(),
+        "INSERT INTO public.items (ev_id, note) SELECT id, 'copy ' || kind FROM public.events WHERE kind LIKE '%4' RETURNING note".to_string(),
+    ];
+    let mut b = cl.coordinator("mt_c_backend");
+    for sql in &queries {
+        for slug in ["acme", "globex"] {
+            let routed = rows_routed(&mut b, slug, sql, true);
+            let planned = rows_routed(&mut b, slug, sql, false);
+            assert!(!routed.is_empty(), "{slug}: {sql} returns rows");
+            assert_eq!(routed, planned, "{slug}: {sql}");
+            let other = if slug == "acme" { "globex" } else { "acme" };
+            assert!(
+                routed.iter().all(|r| !r.contains(other)),
+                "{slug}: {sql}: {routed:?}"
+            );
+        }
+    }
+}

@@ -1799,6 +1799,37 @@ CREATE TRIGGER tenants_to_citus_workers_delete AFTER DELETE ON tenant.tenants
 COMMENT ON FUNCTION tenant_internal._citus_tenants_changed() IS
     'Internal (Citus): tenants changed on the coordinator are changed on every worker.';
 
+-- Roles, permissions or memberships changed or removed on the coordinator: contexts minted
+-- before then carry permissions (claim g) the workers must no longer trust. The tenant's
+-- updated_at moves, reaches the workers with the tenant (above), and a worker reads a
+-- context's carried permissions only when it was minted since (docs/citus.md).
+CREATE FUNCTION tenant_internal._citus_rbac_narrowed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT tenant_internal._citus_has_workers() THEN
+        RETURN NULL;
+    END IF;
+    UPDATE tenant.tenants SET updated_at = pg_catalog.clock_timestamp()
+    WHERE id IN (SELECT DISTINCT tenant_id FROM gone);
+    RETURN NULL;
+END $$;
+DO $narrowed$
+DECLARE t text; op text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['members', 'roles', 'permissions'] LOOP
+        FOREACH op IN ARRAY ARRAY['update', 'delete'] LOOP
+            EXECUTE pg_catalog.format(
+                'CREATE TRIGGER %I AFTER %s ON tenant.%I REFERENCING OLD TABLE AS gone '
+                'FOR EACH STATEMENT EXECUTE FUNCTION tenant_internal._citus_rbac_narrowed()',
+                t || '_narrowed_' || op, pg_catalog.upper(op), t);
+        END LOOP;
+    END LOOP;
+END
+$narrowed$;
+COMMENT ON FUNCTION tenant_internal._citus_rbac_narrowed() IS
+    'Internal (Citus): a tenant whose roles, permissions or memberships changed is pushed to the workers with a new updated_at.';
+
 -- Tables audited or row-limited on the coordinator (or no longer): registered the same on
 -- every worker, whose shards fire the triggers.
 CREATE FUNCTION tenant_internal._citus_tables_changed() RETURNS trigger

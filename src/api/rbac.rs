@@ -86,11 +86,16 @@ fn can_impl(resource: &str, action: &str, ctx: &Value) -> MtResult<bool> {
     // protected resources, for the workers, which have no roles; where the roles are (the
     // coordinator, one node) they are read as they are now
     if crate::pg::citus::is_worker() {
-        if let Ok(Some(answer)) = verified(|c| {
+        if let Ok(Some((answer, minted, tenant))) = verified(|c| {
             c.g.as_ref()
                 .and_then(|g| g.decide(resource, action, ctx, c.u.as_deref()))
+                .map(|a| (a, c.iat, c.t))
         }) {
-            return Ok(answer);
+            // carried before the tenant's roles, permissions or memberships last changed or
+            // went (its updated_at, pushed from the coordinator): not trusted, no permission
+            let fresh = crate::state::tenants::lookup(&tenant.to_string())
+                .is_ok_and(|t| t.updated_at <= minted);
+            return Ok(answer && fresh);
         }
     }
     let c = match caller() {

@@ -18,6 +18,9 @@ pub struct TenantRow {
     pub plan: String,
     /// its own schema (placement 'schema'), put first on the search_path by set_context
     pub schema: Option<String>,
+    /// when the row last changed, unix seconds (on a Citus worker: also when the tenant's
+    /// roles, permissions or memberships last changed or went on the coordinator)
+    pub updated_at: i64,
 }
 
 thread_local! {
@@ -36,6 +39,7 @@ pub fn lookup(key: &str) -> MtResult<TenantRow> {
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<i64>,
     );
     let read = |t: SpiTupleTable<'_>| -> MtResult<Found> {
         match t.into_iter().next() {
@@ -44,33 +48,37 @@ pub fn lookup(key: &str) -> MtResult<TenantRow> {
                 r.get::<String>(2)?,
                 r.get::<String>(3)?,
                 r.get::<String>(4)?,
+                r.get::<i64>(5)?,
             )),
-            None => Ok((None, None, None, None)),
+            None => Ok((None, None, None, None, None)),
         }
     };
-    let found = as_owner(|| {
-        match by_id {
+    let found = as_owner(|| match by_id {
         Some(id) => with_prepared_read(
-            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name' FROM tenant.tenants t WHERE id = $1",
+            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name', \
+               pg_catalog.floor(pg_catalog.date_part('epoch', t.updated_at))::pg_catalog.int8 \
+             FROM tenant.tenants t WHERE id = $1",
             &[O::UUIDOID],
             &[pg_uuid(id).into()],
             read,
         ),
         None => with_prepared_read(
-            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name' FROM tenant.tenants t WHERE slug = $1",
+            "SELECT id, status, plan, pg_catalog.to_jsonb(t) ->> 'schema_name', \
+               pg_catalog.floor(pg_catalog.date_part('epoch', t.updated_at))::pg_catalog.int8 \
+             FROM tenant.tenants t WHERE slug = $1",
             &[O::TEXTOID],
             &[key.into()],
             read,
         ),
-    }
     })?;
     match found {
-        (Some(id), Some(status), Some(plan), schema) => {
+        (Some(id), Some(status), Some(plan), schema, updated_at) => {
             let row = TenantRow {
                 id: from_pg_uuid(id),
                 status: Status::parse(&status)?,
                 plan,
                 schema,
+                updated_at: updated_at.unwrap_or(0),
             };
             TENANTS.with(|c| {
                 let mut c = c.borrow_mut();

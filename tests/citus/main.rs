@@ -1680,9 +1680,12 @@ fn protect_on_distributed_tables_holds_on_every_shard() {
         0
     );
 
-    // a revocation holds from the next context; on the coordinator, at once (a token kept
-    // from before is answered from the tables there)
+    // a revocation holds from the next context; a token kept from before carries no
+    // permission anywhere: the coordinator answers from its tables, the workers distrust
+    // what it carries (minted before the tenant's roles changed; a second apart, the
+    // resolution of the comparison)
     let rob_before = cl.user_token("acme", Some("rob"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     ok(
         &mut su,
         "DO $$ BEGIN PERFORM tenant.set_context('acme');
@@ -1700,6 +1703,26 @@ fn protect_on_distributed_tables_holds_on_every_shard() {
         "false"
     );
     ok(&mut kept, "ROLLBACK");
+    assert_eq!(
+        cl.rows_on_shards(
+            "public.docs",
+            &format!("SET LOCAL multitenant.context = '{rob_before}'")
+        ),
+        0,
+        "the kept token on the shards"
+    );
+    // a permission granted again holds for a context minted since
+    ok(
+        &mut su,
+        "DO $$ BEGIN PERFORM tenant.set_context('acme');
+           PERFORM tenant.grant_permission('reader', 'docs', 'read'); END $$",
+    );
+    assert_eq!(on_shards(Some("rob")), 3);
+    ok(
+        &mut su,
+        "DO $$ BEGIN PERFORM tenant.set_context('acme');
+           PERFORM tenant.revoke_permission('reader', 'docs', 'read'); END $$",
+    );
 
     // a table whose protect policies have no record (protected under 0.1.0): isolate on
     // Citus refuses to drop them silently, protect again records them

@@ -44,7 +44,7 @@ thread_local! {
 /// loaded (it is preloaded, so its settings exist by then); without it there is nothing to
 /// route.
 pub fn install() {
-    if !citus_loaded() {
+    if !crate::pg::citus::loaded() {
         return;
     }
     // SAFETY: backends are single-threaded; _PG_init runs once, before any planning in
@@ -111,14 +111,6 @@ impl Drop for Busy {
     }
 }
 
-/// Is Citus loaded in this backend? (Its settings exist only then.)
-fn citus_loaded() -> bool {
-    // SAFETY: NUL-terminated name, missing_ok
-    unsafe {
-        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
-    }
-}
-
 /// Does this database have the extension's registry (`tenant.isolated_tables`)? Read from
 /// the catalog caches, without a query: the library can be loaded in a database without
 /// the extension, or while `CREATE EXTENSION` runs.
@@ -132,7 +124,7 @@ fn extension_tables_exist() -> bool {
 }
 
 fn route(parse: *mut pg_sys::Query) -> MtResult<()> {
-    if !ROUTE_BY_CONTEXT.get() || !citus_loaded() {
+    if !ROUTE_BY_CONTEXT.get() || !crate::pg::citus::loaded() {
         return Ok(());
     }
     // SAFETY: the planner's Query
@@ -153,69 +145,41 @@ fn route(parse: *mut pg_sys::Query) -> MtResult<()> {
         return Ok(());
     }
     let tables = routable()?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let mut w = Walk {
+        tables: &tables,
+        places: Vec::new(),
+    };
     // SAFETY: the planner's Query tree
-    if tables.is_empty() || !unsafe { mentions(parse, &tables, 0) } {
+    unsafe { w.query(parse, 0) };
+    if w.places.is_empty() {
         return Ok(());
     }
     let Some(tenant) = token_tenant() else {
         return Ok(());
     };
-    let mut w = Walk {
-        tables: &tables,
-        tenant,
-        added: false,
-    };
-    // SAFETY: the planner's Query tree, changed in place before it is planned (a cached
-    // plan's source is copied before planning)
-    unsafe { w.query(parse, 0) };
-    if w.added {
-        routed_for(tenant);
+    for p in &w.places {
+        // SAFETY: `slot` points into the planner's Query tree, changed in place before it
+        // is planned (a cached plan's source is copied before planning)
+        unsafe { *p.slot = pg_sys::make_and_qual(*p.slot, comparison(p.index, p.attno, tenant)) };
     }
+    routed_for(tenant);
     Ok(())
 }
 
-/// Does the statement name one of `tables` (in its range tables, subqueries or CTEs)?
-unsafe fn mentions(
-    q: *mut pg_sys::Query,
-    tables: &HashMap<pg_sys::Oid, i16>,
-    depth: usize,
-) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    // SAFETY: nodes of a Query tree the parser built (the caller's contract)
-    unsafe {
-        let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
-        for rte in rtable.iter_ptr() {
-            match (*rte).rtekind {
-                pg_sys::RTEKind::RTE_RELATION if tables.contains_key(&(*rte).relid) => return true,
-                pg_sys::RTEKind::RTE_SUBQUERY
-                    if !(*rte).subquery.is_null()
-                        && mentions((*rte).subquery, tables, depth + 1) =>
-                {
-                    return true
-                }
-                _ => {}
-            }
-        }
-        let ctes = PgList::<pg_sys::CommonTableExpr>::from_pg((*q).cteList);
-        for cte in ctes.iter_ptr() {
-            let cq = (*cte).ctequery;
-            if !cq.is_null()
-                && is_a(cq, pg_sys::NodeTag::T_Query)
-                && mentions(cq as *mut pg_sys::Query, tables, depth + 1)
-            {
-                return true;
-            }
-        }
-    }
-    false
+/// Where a comparison goes: the quals `slot` points to get `attno of index = tenant`.
+struct Place {
+    slot: *mut *mut pg_sys::Node,
+    index: std::ffi::c_int,
+    attno: i16,
 }
 
+/// Finds the places of a statement's routable tables, changing nothing.
 struct Walk<'a> {
     tables: &'a HashMap<pg_sys::Oid, i16>,
-    tenant: uuid::Uuid,
-    added: bool,
+    places: Vec<Place>,
 }
 
 impl Walk<'_> {
@@ -274,9 +238,8 @@ impl Walk<'_> {
         unsafe {
             if is_a(item, pg_sys::NodeTag::T_RangeTblRef) {
                 let index = (*(item as *mut pg_sys::RangeTblRef)).rtindex;
-                if let Some(qual) = self.qual_for(q, index, *slot) {
-                    *slot = pg_sys::make_and_qual(*slot, qual);
-                    self.added = true;
+                if let Some(attno) = self.routed_column(q, index, *slot) {
+                    self.places.push(Place { slot, index, attno });
                 }
             } else if is_a(item, pg_sys::NodeTag::T_JoinExpr) {
                 let j = item as *mut pg_sys::JoinExpr;
@@ -295,16 +258,16 @@ impl Walk<'_> {
         }
     }
 
-    /// `tenant_column = '<tenant>'::uuid` for range table entry `index` of `q`, when it is a
-    /// routable table whose row level security applies to the role reading it.
-    /// (None too when `quals` already compares that column with a constant or a parameter:
-    /// the statement names its tenant, and Citus plans a single comparison fastest.)
-    unsafe fn qual_for(
+    /// The tenant column of range table entry `index` of `q`, when it is a routable table
+    /// whose row level security applies to the role reading it. (None too when `quals`
+    /// already compares that column with a constant or a parameter: the statement names its
+    /// tenant, and Citus plans a single comparison fastest.)
+    unsafe fn routed_column(
         &self,
         q: *mut pg_sys::Query,
         index: std::ffi::c_int,
         quals: *mut pg_sys::Node,
-    ) -> Option<*mut pg_sys::Node> {
+    ) -> Option<i16> {
         // SAFETY: as in `query`; rt_fetch's index comes from the same Query
         unsafe {
             let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
@@ -317,33 +280,39 @@ impl Walk<'_> {
                 return None;
             }
             let rls = pg_sys::check_enable_rls((*rte).relid, check_as_user(q, rte), true);
-            if rls != pg_sys::CheckEnableRlsResult::RLS_ENABLED as std::ffi::c_int {
-                return None;
-            }
-            let var = pg_sys::makeVar(index, attno, pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 0);
-            let bytes = pg_sys::palloc(16) as *mut u8;
-            std::ptr::copy_nonoverlapping(self.tenant.as_bytes().as_ptr(), bytes, 16);
-            let value = pg_sys::makeConst(
-                pg_sys::UUIDOID,
-                -1,
-                pg_sys::InvalidOid,
-                16,
-                pg_sys::Datum::from(bytes),
-                false,
-                false,
-            );
-            let op = pg_sys::make_opclause(
-                UUID_EQ_OP,
-                pg_sys::BOOLOID,
-                false,
-                var as *mut pg_sys::Expr,
-                value as *mut pg_sys::Expr,
-                pg_sys::InvalidOid,
-                pg_sys::InvalidOid,
-            );
-            (*(op as *mut pg_sys::OpExpr)).opfuncid = pg_sys::get_opcode(UUID_EQ_OP);
-            Some(op as *mut pg_sys::Node)
+            (rls == pg_sys::CheckEnableRlsResult::RLS_ENABLED as std::ffi::c_int).then_some(attno)
         }
+    }
+}
+
+/// `column attno of range table entry index = '<tenant>'::uuid`.
+unsafe fn comparison(index: std::ffi::c_int, attno: i16, tenant: uuid::Uuid) -> *mut pg_sys::Node {
+    // SAFETY: node constructors, in the planner's memory context; the uuid's 16 bytes are
+    // copied into memory of that context (a cached plan copies the Const with them)
+    unsafe {
+        let var = pg_sys::makeVar(index, attno, pg_sys::UUIDOID, -1, pg_sys::InvalidOid, 0);
+        let bytes = pg_sys::palloc(16) as *mut u8;
+        std::ptr::copy_nonoverlapping(tenant.as_bytes().as_ptr(), bytes, 16);
+        let value = pg_sys::makeConst(
+            pg_sys::UUIDOID,
+            -1,
+            pg_sys::InvalidOid,
+            16,
+            pg_sys::Datum::from(bytes),
+            false,
+            false,
+        );
+        let op = pg_sys::make_opclause(
+            UUID_EQ_OP,
+            pg_sys::BOOLOID,
+            false,
+            var as *mut pg_sys::Expr,
+            value as *mut pg_sys::Expr,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+        );
+        (*(op as *mut pg_sys::OpExpr)).opfuncid = pg_sys::get_opcode(UUID_EQ_OP);
+        op as *mut pg_sys::Node
     }
 }
 

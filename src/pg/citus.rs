@@ -16,6 +16,16 @@ pub fn installed() -> MtResult<bool> {
     .unwrap_or(false))
 }
 
+/// Is the Citus library loaded in this backend? Its settings exist only then (it is
+/// preloaded in every backend of a Citus server; [`installed`] says whether this database
+/// has the extension).
+pub fn loaded() -> bool {
+    // SAFETY: NUL-terminated name, missing_ok
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    }
+}
+
 /// `relid` is a Citus table with shards (distributed, reference or Citus-managed local).
 pub fn distributed(relid: pg_sys::Oid) -> MtResult<bool> {
     Ok(installed()? && is_distributed_table(relid)?)

@@ -199,3 +199,19 @@ impl<K: std::hash::Hash + Eq, V> GenMap<K, V> {
         }
     }
 }
+
+/// The value `map` holds for `k` while fresh, or what `load` returns (remembered as
+/// [`GenMap::insert`] does). `load` runs with the map released: it may read other caches.
+pub fn cached<K: std::hash::Hash + Eq, V: Clone>(
+    map: &'static std::thread::LocalKey<RefCell<GenMap<K, V>>>,
+    k: K,
+    load: impl FnOnce() -> MtResult<V>,
+) -> MtResult<V> {
+    if let Some(hit) = map.with(|m| m.borrow_mut().fresh().get(&k).cloned()) {
+        return Ok(hit);
+    }
+    let loaded_at = map.with(|m| m.borrow().now());
+    let v = load()?;
+    map.with(|m| m.borrow_mut().insert(loaded_at, k, v.clone()));
+    Ok(v)
+}

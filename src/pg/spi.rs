@@ -79,6 +79,17 @@ pub fn read_oids(sql: &str, args: &[DatumWithOid]) -> MtResult<Vec<pg_sys::Oid>>
     })
 }
 
+/// The first column (text) of every row of a read-only query, NULLs left out.
+pub fn read_texts(sql: &str, args: &[DatumWithOid]) -> MtResult<Vec<String>> {
+    Spi::connect(|c| {
+        let mut v = Vec::new();
+        for r in c.select(sql, None, args)? {
+            v.extend(r.get::<String>(1)?);
+        }
+        Ok(v)
+    })
+}
+
 /// The first row of a statement that writes (`INSERT/UPDATE/DELETE ... RETURNING`), run to
 /// completion. `Spi::get_one_with_args` passes a row limit of 1, which stops a top-level
 /// data-modifying statement after the first row it returns: its AFTER STATEMENT triggers

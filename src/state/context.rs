@@ -317,11 +317,7 @@ pub fn as_tenant_owner<R>(
 /// When Citus is loaded the value is set with a `SET [LOCAL]` statement through SPI, which
 /// Citus propagates to worker nodes; otherwise `set_config_option` is called directly.
 pub fn store_token(token: &str, local: bool) -> MtResult<()> {
-    // SAFETY: NUL-terminated name, missing_ok
-    let citus = unsafe {
-        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
-    };
-    if !citus {
+    if !crate::pg::citus::loaded() {
         return set_setting(GUC_NAME, token, local);
     }
     // the token is base64url and dots (minted here): it goes into the statement as it is

@@ -4,9 +4,9 @@ use crate::core::error::{Code, MtError, MtResult};
 use crate::core::names;
 use crate::core::plans::{remaining, window, Limit, Period};
 use crate::pg::convert::{now_unix, pg_uuid};
-use crate::pg::invalidation::{GenMap, Kind};
+use crate::pg::invalidation::{cached, GenMap, Kind};
 use crate::pg::owner::{as_owner, as_owner_fast};
-use crate::pg::spi::{with_prepared, with_prepared_read};
+use crate::pg::spi::{read_texts, with_prepared, with_prepared_read};
 use crate::state::plans::with_entitlements;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -355,34 +355,19 @@ thread_local! {
 }
 
 fn shard_resources() -> MtResult<std::rc::Rc<Vec<String>>> {
-    if let Some(hit) = SHARD_RESOURCES.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
-        return Ok(hit);
-    }
-    let loaded_at = SHARD_RESOURCES.with(|m| m.borrow().now());
-    let found = as_owner(|| {
-        if !crate::pg::citus::installed()? {
-            return Ok(Vec::new());
-        }
-        Spi::connect(|c| {
-            let t = c.select(
+    cached(&SHARD_RESOURCES, (), || {
+        as_owner(|| {
+            if !crate::pg::citus::installed()? {
+                return Ok(std::rc::Rc::default());
+            }
+            Ok(std::rc::Rc::new(read_texts(
                 "SELECT DISTINCT r.resource FROM tenant.row_limits r \
                  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = r.relid) \
                  ORDER BY 1",
-                None,
                 &[],
-            )?;
-            let mut v = Vec::new();
-            for r in t {
-                if let Some(name) = r.get::<String>(1)? {
-                    v.push(name);
-                }
-            }
-            Ok::<_, MtError>(v)
+            )?))
         })
-    })?;
-    let found = std::rc::Rc::new(found);
-    SHARD_RESOURCES.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
-    Ok(found)
+    })
 }
 
 /// The row-count limits a context of `tenant` carries to the Citus workers (`Claims::l`):

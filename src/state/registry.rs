@@ -4,9 +4,9 @@
 use crate::core::ddl;
 use crate::core::error::MtResult;
 use crate::pg::catalog::{check_table, run_all};
-use crate::pg::invalidation::{GenMap, Kind};
+use crate::pg::invalidation::{cached, GenMap, Kind};
 use crate::pg::owner::as_owner;
-use crate::pg::spi::read_one;
+use crate::pg::spi::{read_one, read_texts};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -207,32 +207,17 @@ thread_local! {
 /// the context to the workers: `Claims::g`); empty without Citus. Cached: `protect` changes
 /// policies, which moves the generation.
 pub fn protected_resources() -> MtResult<std::rc::Rc<Vec<String>>> {
-    if let Some(hit) = PROTECTED.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
-        return Ok(hit);
-    }
-    let loaded_at = PROTECTED.with(|m| m.borrow().now());
-    let found = as_owner(|| {
-        if legacy_schema()? || !crate::pg::citus::installed()? {
-            return Ok(Vec::new());
-        }
-        Spi::connect(|c| {
-            let t = c.select(
-                "SELECT DISTINCT resource FROM tenant.protected_tables ORDER BY 1",
-                None,
-                &[],
-            )?;
-            let mut v = Vec::new();
-            for r in t {
-                if let Some(name) = r.get::<String>(1)? {
-                    v.push(name);
-                }
+    cached(&PROTECTED, (), || {
+        as_owner(|| {
+            if legacy_schema()? || !crate::pg::citus::installed()? {
+                return Ok(std::rc::Rc::default());
             }
-            Ok::<_, crate::core::error::MtError>(v)
+            Ok(std::rc::Rc::new(read_texts(
+                "SELECT DISTINCT resource FROM tenant.protected_tables ORDER BY 1",
+                &[],
+            )?))
         })
-    })?;
-    let found = std::rc::Rc::new(found);
-    PROTECTED.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
-    Ok(found)
+    })
 }
 
 thread_local! {
@@ -247,46 +232,42 @@ thread_local! {
 /// policies let through, and lets Citus route it (api/router.rs). Empty without Citus.
 /// Cached until a relation changes.
 pub fn routable() -> MtResult<std::rc::Rc<std::collections::HashMap<pg_sys::Oid, i16>>> {
-    if let Some(hit) = ROUTABLE.with(|m| m.borrow_mut().fresh().get(&()).cloned()) {
-        return Ok(hit);
-    }
-    let loaded_at = ROUTABLE.with(|m| m.borrow().now());
-    let found = as_owner(|| {
-        let mut out = std::collections::HashMap::new();
-        if !crate::pg::citus::installed()? {
-            return Ok(out);
-        }
-        Spi::connect(|c| {
-            let t = c.select(
-                "SELECT it.relid::pg_catalog.oid, a.attnum FROM tenant.isolated_tables it \
-                 JOIN pg_catalog.pg_dist_partition d ON d.logicalrelid = it.relid AND d.partmethod = 'h' \
-                 JOIN pg_catalog.pg_attribute a ON a.attrelid = it.relid AND a.attname = it.tenant_column \
-                  AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype \
-                 WHERE pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) = it.tenant_column::pg_catalog.text \
-                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p \
-                     CROSS JOIN LATERAL (SELECT \
-                       pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS r, \
-                       pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS w, \
-                       pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''), '[[:space:]]', '', 'g') AS q, \
-                       pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), '[[:space:]]', '', 'g') AS c) x \
-                     WHERE p.polrelid = it.relid \
-                     AND (NOT p.polpermissive OR p.polname NOT IN \
-                          ('tenant_isolation', 'tenant_isolation_insert', 'tenant_isolation_update', 'tenant_isolation_delete') \
-                          OR NOT (x.q = '' OR x.q IN (x.r, x.w) OR pg_catalog.starts_with(x.q, '(' || x.r || 'AND') \
-                                  OR pg_catalog.starts_with(x.q, '(' || x.w || 'AND')) \
-                          OR NOT (x.c = '' OR x.c = x.w OR pg_catalog.starts_with(x.c, '(' || x.w || 'AND'))))",
-                None,
-                &[],
-            )?;
-            for r in t {
-                if let (Some(oid), Some(att)) = (r.get::<pg_sys::Oid>(1)?, r.get::<i16>(2)?) {
-                    out.insert(oid, att);
-                }
+    cached(&ROUTABLE, (), || {
+        as_owner(|| {
+            let mut out = std::collections::HashMap::new();
+            if !crate::pg::citus::installed()? {
+                return Ok(out);
             }
-            Ok::<_, crate::core::error::MtError>(out)
+            Spi::connect(|c| {
+                let t = c.select(
+                    "SELECT it.relid::pg_catalog.oid, a.attnum FROM tenant.isolated_tables it \
+                     JOIN pg_catalog.pg_dist_partition d ON d.logicalrelid = it.relid AND d.partmethod = 'h' \
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = it.relid AND a.attname = it.tenant_column \
+                      AND NOT a.attisdropped AND a.atttypid = 'pg_catalog.uuid'::pg_catalog.regtype \
+                     WHERE pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) = it.tenant_column::pg_catalog.text \
+                       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p \
+                         CROSS JOIN LATERAL (SELECT \
+                           pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.current_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS r, \
+                           pg_catalog.regexp_replace(pg_catalog.format('(%I = tenant.require_tenant())', it.tenant_column), '[[:space:]]', '', 'g') AS w, \
+                           pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polqual, p.polrelid), ''), '[[:space:]]', '', 'g') AS q, \
+                           pg_catalog.regexp_replace(coalesce(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), '[[:space:]]', '', 'g') AS c) x \
+                         WHERE p.polrelid = it.relid \
+                         AND (NOT p.polpermissive OR p.polname NOT IN \
+                              ('tenant_isolation', 'tenant_isolation_insert', 'tenant_isolation_update', 'tenant_isolation_delete') \
+                              OR NOT (x.q = '' OR x.q IN (x.r, x.w) OR pg_catalog.starts_with(x.q, '(' || x.r || 'AND') \
+                                      OR pg_catalog.starts_with(x.q, '(' || x.w || 'AND')) \
+                              OR NOT (x.c = '' OR x.c = x.w OR pg_catalog.starts_with(x.c, '(' || x.w || 'AND'))))",
+                    None,
+                    &[],
+                )?;
+                for r in t {
+                    if let (Some(oid), Some(att)) = (r.get::<pg_sys::Oid>(1)?, r.get::<i16>(2)?) {
+                        out.insert(oid, att);
+                    }
+                }
+                Ok::<_, crate::core::error::MtError>(out)
+            })
         })
-    })?;
-    let found = std::rc::Rc::new(found);
-    ROUTABLE.with(|m| m.borrow_mut().insert(loaded_at, (), found.clone()));
-    Ok(found)
+        .map(std::rc::Rc::new)
+    })
 }
